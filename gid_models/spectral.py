@@ -1,0 +1,364 @@
+"""Spectral volumes and motion textures, and the maths between them.
+
+A *motion texture* holds, for every pixel p of a picture, its displacement F_t(p) in pixels at
+each of T frames. A *spectral volume* is the temporal Fourier transform of those trajectories,
+truncated to the first K frequencies (paper notes, sections 1 and 2).
+
+Conventions (ours):
+- Coefficients use the forward-normalised DFT, ``c_k = (1/T) sum_t F_t exp(-2 pi i k t / T)``,
+  so they are in pixels whatever T is: a sinusoid of amplitude A at bin k has |c_k| = A / 2.
+- The four channels of a slice are (Re x, Im x, Re y, Im y).
+- Frame t = 0 is the start frame. Bin k has frequency k * fps / T Hz.
+- Times passed to the synthesis are in frames of the source trajectory (fractional allowed);
+  the motion is periodic with period T frames, so frame T equals frame 0.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, replace
+from typing import Iterable
+
+import torch
+import torch.nn.functional as F
+
+DEFAULT_NUM_FREQUENCIES = 16
+DEFAULT_NUM_FRAMES = 150
+DEFAULT_FPS = 30.0
+
+
+class MotionError(ValueError):
+    """Raised for motion data that cannot be used as given; the message says how to fix it."""
+
+
+def _check_finite(tensor: torch.Tensor, what: str) -> None:
+    if not torch.isfinite(tensor).all():
+        raise MotionError(f"{what} contains NaN or infinite values; check the input that produced it.")
+
+
+@dataclass(frozen=True)
+class FrequencyNormalization:
+    """Frequency-adaptive normalization statistics (paper Eq. 4).
+
+    scales: (K,) float32, the 95th percentile of |coefficient| per frequency, in pixels.
+    quantile: the percentile used when fitting (0.95 in the paper).
+    """
+
+    scales: torch.Tensor
+    quantile: float = 0.95
+
+    @property
+    def num_frequencies(self) -> int:
+        return int(self.scales.shape[0])
+
+    def save(self, path: str) -> None:
+        from safetensors.torch import save_file
+
+        save_file(
+            {"scales": self.scales.detach().float().cpu().contiguous()},
+            path,
+            metadata={"format": "gid-normalization", "quantile": str(self.quantile)},
+        )
+
+    @classmethod
+    def load(cls, path: str) -> "FrequencyNormalization":
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != "gid-normalization" or "scales" not in handle.keys():
+                raise MotionError(
+                    f"{path} is not a GID normalization file (expected a safetensors file with a "
+                    "'scales' tensor and format=gid-normalization metadata)."
+                )
+            scales = handle.get_tensor("scales").float()
+        if scales.ndim != 1 or not torch.isfinite(scales).all() or (scales <= 0).any():
+            raise MotionError(f"{path} holds invalid normalization scales {tuple(scales.shape)}.")
+        return cls(scales=scales, quantile=float(metadata.get("quantile", 0.95)))
+
+
+@dataclass(frozen=True)
+class SpectralVolume:
+    """First K temporal Fourier coefficients of per-pixel trajectories.
+
+    coeffs: (B, K, 4, H, W) float32; channels (Re x, Im x, Re y, Im y) in pixels at H x W, or
+        normalized values when ``normalization`` is set.
+    num_frames: T, the trajectory length (frames) the coefficients describe.
+    fps: frame rate (frames/s) of those T frames, so bin k is k * fps / T Hz.
+    normalization: the statistics the coefficients were normalized with, or None for pixels.
+    """
+
+    coeffs: torch.Tensor
+    num_frames: int = DEFAULT_NUM_FRAMES
+    fps: float = DEFAULT_FPS
+    normalization: FrequencyNormalization | None = None
+
+    def __post_init__(self) -> None:
+        if self.coeffs.ndim != 5 or self.coeffs.shape[2] != 4:
+            raise MotionError(
+                f"spectral volume coefficients must be (B, K, 4, H, W), got {tuple(self.coeffs.shape)}."
+            )
+        if self.num_frames < 2 * (self.coeffs.shape[1] - 1) + 1:
+            raise MotionError(
+                f"a volume with K={self.coeffs.shape[1]} frequencies needs trajectories of at least "
+                f"{2 * self.coeffs.shape[1] - 1} frames, got T={self.num_frames}."
+            )
+        if not self.fps > 0:
+            raise MotionError(f"fps must be positive, got {self.fps}.")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.coeffs.shape[0])
+
+    @property
+    def num_frequencies(self) -> int:
+        return int(self.coeffs.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.coeffs.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.coeffs.shape[-1])
+
+    @property
+    def normalized(self) -> bool:
+        return self.normalization is not None
+
+    def frequencies_hz(self) -> torch.Tensor:
+        """(K,) frequency of each bin in Hz."""
+        return torch.arange(self.num_frequencies, dtype=torch.float32) * (self.fps / self.num_frames)
+
+    def complex_modes(self) -> torch.Tensor:
+        """(B, K, 2, H, W) complex64: per bin, the complex x and y coefficients (pixels)."""
+        self.require_physical("complex_modes")
+        c = self.coeffs.float()
+        return torch.complex(c[:, :, 0::2], c[:, :, 1::2])
+
+    def require_physical(self, consumer: str) -> None:
+        if self.normalized:
+            raise MotionError(
+                f"{consumer} needs a spectral volume in pixels but got a normalized one; "
+                "pass it through GIDDenormalizeSpectralVolume first."
+            )
+
+    def to(self, device: torch.device | str) -> "SpectralVolume":
+        return replace(self, coeffs=self.coeffs.to(device))
+
+    def select(self, index: int) -> "SpectralVolume":
+        return replace(self, coeffs=self.coeffs[index : index + 1])
+
+    def resized(self, height: int, width: int) -> "SpectralVolume":
+        """Resample to height x width pixels; x and y coefficients scale with the resolution."""
+        if (height, width) == (self.height, self.width):
+            return self
+        b, k = self.coeffs.shape[:2]
+        flat = self.coeffs.reshape(b, k * 4, self.height, self.width).float()
+        out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        out = out.reshape(b, k, 4, height, width)
+        scale = torch.tensor(
+            [width / self.width] * 2 + [height / self.height] * 2, dtype=out.dtype, device=out.device
+        )
+        if self.normalized:
+            # sign(c S) sqrt(|c S| / s) = sqrt(c) * S' for c > 0, so normalized values scale by sqrt.
+            scale = scale.sqrt()
+        return replace(self, coeffs=out * scale.view(1, 1, 4, 1, 1))
+
+
+@dataclass(frozen=True)
+class MotionTexture:
+    """Per-pixel displacements over time.
+
+    displacements: (B, T, 2, H, W) float32, (dx, dy) in pixels at H x W, from the start frame.
+    fps: frames per second of the T frames.
+    """
+
+    displacements: torch.Tensor
+    fps: float = DEFAULT_FPS
+
+    def __post_init__(self) -> None:
+        if self.displacements.ndim != 5 or self.displacements.shape[2] != 2:
+            raise MotionError(
+                f"motion displacements must be (B, T, 2, H, W), got {tuple(self.displacements.shape)}."
+            )
+        if self.displacements.shape[1] < 1:
+            raise MotionError("motion texture has no frames.")
+        if not self.fps > 0:
+            raise MotionError(f"fps must be positive, got {self.fps}.")
+
+    @property
+    def batch_size(self) -> int:
+        return int(self.displacements.shape[0])
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.displacements.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.displacements.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.displacements.shape[-1])
+
+    def to(self, device: torch.device | str) -> "MotionTexture":
+        return replace(self, displacements=self.displacements.to(device))
+
+    def resized(self, height: int, width: int) -> "MotionTexture":
+        """Resample to height x width pixels; dx scales by the width ratio, dy by the height ratio."""
+        if (height, width) == (self.height, self.width):
+            return self
+        b, t = self.displacements.shape[:2]
+        flat = self.displacements.reshape(b * t, 2, self.height, self.width).float()
+        out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+        scale = torch.tensor([width / self.width, height / self.height], dtype=out.dtype, device=out.device)
+        out = out * scale.view(1, 2, 1, 1)
+        return replace(self, displacements=out.reshape(b, t, 2, height, width))
+
+
+def trajectories_to_spectral(
+    displacements: torch.Tensor,
+    fps: float = DEFAULT_FPS,
+    num_frequencies: int = DEFAULT_NUM_FREQUENCIES,
+) -> SpectralVolume:
+    """Fourier transform of trajectories, keeping the first K bins.
+
+    displacements: (B, T, 2, H, W) pixels with T >= 2K - 1 frames (frame 0 is the start frame).
+    Returns a SpectralVolume of (B, K, 4, H, W) coefficients in pixels.
+    """
+    if displacements.ndim != 5 or displacements.shape[2] != 2:
+        raise MotionError(f"trajectories must be (B, T, 2, H, W), got {tuple(displacements.shape)}.")
+    num_frames = int(displacements.shape[1])
+    if num_frames < 2 * num_frequencies - 1:
+        raise MotionError(
+            f"{num_frames} frames are too few for K={num_frequencies} frequencies; "
+            f"use a clip of at least {2 * num_frequencies} frames or lower K."
+        )
+    _check_finite(displacements, "trajectories")
+    spectrum = torch.fft.rfft(displacements.float(), dim=1, norm="forward")[:, :num_frequencies]
+    coeffs = torch.stack(
+        [spectrum[:, :, 0].real, spectrum[:, :, 0].imag, spectrum[:, :, 1].real, spectrum[:, :, 1].imag],
+        dim=2,
+    )
+    return SpectralVolume(coeffs=coeffs.contiguous(), num_frames=num_frames, fps=float(fps))
+
+
+def frame_times(
+    num_output_frames: int, volume_fps: float, output_fps: float | None = None, speed: float = 1.0
+) -> torch.Tensor:
+    """(T',) times in source frames for output frames 0..T'-1 shown at output_fps.
+
+    speed < 1 gives slow motion (fractional source times), speed > 1 fast motion.
+    """
+    if num_output_frames < 1:
+        raise MotionError(f"need at least one output frame, got {num_output_frames}.")
+    output_fps = volume_fps if output_fps is None else output_fps
+    if not output_fps > 0 or not speed > 0:
+        raise MotionError(f"output fps and speed must be positive, got {output_fps} and {speed}.")
+    step = speed * volume_fps / output_fps
+    return torch.arange(num_output_frames, dtype=torch.float64) * step
+
+
+def spectral_to_trajectories(
+    volume: SpectralVolume, times: torch.Tensor | None = None, gain: float = 1.0
+) -> torch.Tensor:
+    """Evaluate the truncated Fourier series at the given times.
+
+    times: (T',) in source frames (fractional allowed); default 0..T-1.
+    gain: multiplies the oscillating part (bins k >= 1); the mean offset is kept.
+    Returns (B, T', 2, H, W) displacements in pixels.
+    """
+    volume.require_physical("spectral_to_trajectories")
+    if times is None:
+        times = torch.arange(volume.num_frames, dtype=torch.float64)
+    coeffs = volume.coeffs.float()
+    k = torch.arange(volume.num_frequencies, dtype=torch.float64)
+    angle = 2.0 * math.pi * torch.outer(times.double() % volume.num_frames, k) / volume.num_frames
+    # Hermitian completion: bins 1..K-1 appear twice (k and T-k), bin 0 once.
+    weight = torch.full((volume.num_frequencies,), 2.0 * gain, dtype=torch.float64)
+    weight[0] = 1.0
+    cos = (angle.cos() * weight).to(coeffs)
+    sin = (angle.sin() * weight).to(coeffs)
+    basis = torch.stack([cos, -sin], dim=-1)  # (T', K, 2): multiplies (Re, Im)
+    real_imag = coeffs.view(*coeffs.shape[:2], 2, 2, *coeffs.shape[-2:])  # (B, K, xy, re/im, H, W)
+    return torch.einsum("tkr,bkcrhw->btchw", basis, real_imag).contiguous()
+
+
+def spectral_to_motion(
+    volume: SpectralVolume,
+    num_output_frames: int | None = None,
+    output_fps: float | None = None,
+    speed: float = 1.0,
+    gain: float = 1.0,
+) -> MotionTexture:
+    """Motion texture of num_output_frames frames (default T) at output_fps (default the volume's)."""
+    num_output_frames = volume.num_frames if num_output_frames is None else num_output_frames
+    output_fps = volume.fps if output_fps is None else output_fps
+    times = frame_times(num_output_frames, volume.fps, output_fps, speed)
+    return MotionTexture(spectral_to_trajectories(volume, times, gain), fps=float(output_fps))
+
+
+def fit_normalization(
+    volumes: Iterable[SpectralVolume], quantile: float = 0.95, max_samples_per_frequency: int = 4_000_000
+) -> FrequencyNormalization:
+    """Per-frequency quantile of |coefficient| over all channels and pixels of all volumes."""
+    per_frequency: list[list[torch.Tensor]] | None = None
+    for volume in volumes:
+        volume.require_physical("fit_normalization")
+        values = volume.coeffs.detach().float().abs().transpose(0, 1).reshape(volume.num_frequencies, -1)
+        if per_frequency is None:
+            per_frequency = [[] for _ in range(volume.num_frequencies)]
+        if len(per_frequency) != volume.num_frequencies:
+            raise MotionError("all volumes given to fit_normalization must have the same K.")
+        for k in range(volume.num_frequencies):
+            per_frequency[k].append(values[k].cpu())
+    if per_frequency is None:
+        raise MotionError("fit_normalization needs at least one spectral volume.")
+    generator = torch.Generator().manual_seed(0)
+    scales = []
+    for chunks in per_frequency:
+        values = torch.cat(chunks)
+        if values.numel() > max_samples_per_frequency:
+            pick = torch.randint(values.numel(), (max_samples_per_frequency,), generator=generator)
+            values = values[pick]
+        scales.append(torch.quantile(values.double(), quantile).float())
+    scales_tensor = torch.stack(scales).clamp_min(1e-6)
+    return FrequencyNormalization(scales=scales_tensor, quantile=quantile)
+
+
+def normalize(volume: SpectralVolume, stats: FrequencyNormalization) -> SpectralVolume:
+    """S' = sign(S) * sqrt(|S| / s_k) per frequency k (paper Eq. 4)."""
+    volume.require_physical("normalize")
+    if stats.num_frequencies != volume.num_frequencies:
+        raise MotionError(
+            f"normalization has K={stats.num_frequencies} but the volume has K={volume.num_frequencies}."
+        )
+    scales = stats.scales.to(volume.coeffs).view(1, -1, 1, 1, 1)
+    coeffs = volume.coeffs.float()
+    normalized = torch.sign(coeffs) * torch.sqrt(coeffs.abs() / scales)
+    return replace(volume, coeffs=normalized, normalization=stats)
+
+
+def denormalize(volume: SpectralVolume, stats: FrequencyNormalization | None = None) -> SpectralVolume:
+    """Exact inverse of normalize: S = sign(S') * S'^2 * s_k. Uses the volume's own stats by default."""
+    stats = volume.normalization if stats is None else stats
+    if stats is None:
+        raise MotionError("this spectral volume is already in pixels; there is nothing to denormalize.")
+    if stats.num_frequencies != volume.num_frequencies:
+        raise MotionError(
+            f"normalization has K={stats.num_frequencies} but the volume has K={volume.num_frequencies}."
+        )
+    scales = stats.scales.to(volume.coeffs).view(1, -1, 1, 1, 1)
+    coeffs = volume.coeffs.float()
+    return replace(volume, coeffs=torch.sign(coeffs) * coeffs.square() * scales, normalization=None)
+
+
+def denormalize_tensor(normalized: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Differentiable inverse normalization of raw coefficients.
+
+    normalized: (..., K, 4, H, W); scales: (K,). Returns pixels, same shape. Used inside sampling,
+    where gradients must flow back to the latent (sign * x^2 == x * |x| is smooth at 0).
+    """
+    return normalized * normalized.abs() * scales.to(normalized).view(-1, 1, 1, 1)

@@ -1,0 +1,159 @@
+"""The one adapter between this pack and ComfyUI's services.
+
+Every other module asks here for progress bars, interrupt checks, devices, model folders and the
+temp folder. When ComfyUI is absent (the `gid` CLI, unit tests) each service degrades to a plain
+fallback: a tqdm bar or nothing, no interrupts, CUDA if present else CPU, the bundled weights.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+LOGGER = logging.getLogger("ComfyUI-GID")
+
+MODEL_FOLDER = "gid"
+MODEL_EXTENSIONS = {".safetensors"}
+BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "gid_models" / "weights"
+
+
+def _import(name: str) -> Any | None:
+    try:
+        return __import__(name, fromlist=["_"])
+    except ImportError:
+        return None
+
+
+def comfy_available() -> bool:
+    return _import("comfy.model_management") is not None
+
+
+class _NullProgress:
+    def __init__(self, total: int) -> None:
+        self.total = total
+        self.current = 0
+
+    def update(self, value: int) -> None:
+        self.current += value
+
+    def update_absolute(self, value: int, total: int | None = None, preview: Any = None) -> None:
+        self.current = value
+
+
+def progress_bar(total: int) -> Any:
+    """A ComfyUI ProgressBar (shown on the running node) or a silent stand-in without ComfyUI."""
+    utils = _import("comfy.utils")
+    if utils is not None and hasattr(utils, "ProgressBar"):
+        return utils.ProgressBar(total)
+    return _NullProgress(total)
+
+
+def throw_if_interrupted() -> None:
+    """Raise ComfyUI's interrupt exception if the user pressed Cancel; no-op without ComfyUI."""
+    management = _import("comfy.model_management")
+    if management is not None:
+        management.throw_exception_if_processing_interrupted()
+
+
+def torch_device() -> torch.device:
+    """Device ComfyUI computes on (respects --cpu), else CUDA when available, else CPU."""
+    management = _import("comfy.model_management")
+    if management is not None:
+        return management.get_torch_device()
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def intermediate_device() -> torch.device:
+    """Device ComfyUI keeps node outputs on (CPU unless configured otherwise)."""
+    management = _import("comfy.model_management")
+    if management is not None:
+        return management.intermediate_device()
+    return torch.device("cpu")
+
+
+def step_callback(total: int):
+    """A per-step callback for gid_models loops: advances a progress bar and honours interrupts."""
+    bar = progress_bar(total)
+
+    def callback(step: int, *_: Any) -> None:
+        throw_if_interrupted()
+        bar.update_absolute(step + 1, total)
+
+    return callback
+
+
+def register_model_folder() -> None:
+    """Register ComfyUI/models/gid (plus the bundled weights folder) as the `gid` model folder."""
+    folder_paths = _import("folder_paths")
+    if folder_paths is None:
+        return
+    default = os.path.join(folder_paths.models_dir, MODEL_FOLDER)
+    if MODEL_FOLDER not in folder_paths.folder_names_and_paths:
+        folder_paths.folder_names_and_paths[MODEL_FOLDER] = ([default], set(MODEL_EXTENSIONS))
+    paths = folder_paths.folder_names_and_paths[MODEL_FOLDER][0]
+    if str(BUNDLED_WEIGHTS_DIR) not in paths:
+        paths.append(str(BUNDLED_WEIGHTS_DIR))
+
+
+def list_model_files(prefix: str = "") -> list[str]:
+    """Names of .safetensors files in the `gid` model folder(s) whose name starts with prefix."""
+    folder_paths = _import("folder_paths")
+    if folder_paths is not None:
+        register_model_folder()
+        names = folder_paths.get_filename_list(MODEL_FOLDER)
+    else:
+        names = [p.name for p in BUNDLED_WEIGHTS_DIR.glob("*.safetensors")]
+    return sorted(n for n in names if Path(n).name.startswith(prefix))
+
+
+def model_file_path(name: str) -> Path:
+    """Full path of a file listed by list_model_files; raises FileNotFoundError with the fix."""
+    folder_paths = _import("folder_paths")
+    if folder_paths is not None:
+        register_model_folder()
+        found = folder_paths.get_full_path(MODEL_FOLDER, name)
+        if found:
+            return Path(found)
+    candidate = BUNDLED_WEIGHTS_DIR / name
+    if candidate.is_file():
+        return candidate
+    raise FileNotFoundError(
+        f"model file '{name}' not found; put it in ComfyUI/models/{MODEL_FOLDER}/ and refresh, "
+        "or pick one of the listed files."
+    )
+
+
+def temp_directory() -> Path:
+    """ComfyUI's temp folder (served at /view?type=temp), else the system temp folder."""
+    folder_paths = _import("folder_paths")
+    if folder_paths is not None:
+        path = Path(folder_paths.get_temp_directory())
+    else:
+        path = Path(tempfile.gettempdir()) / "comfyui-gid"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def load_model_to_device(model: torch.nn.Module, memory_required: int = 0) -> torch.device:
+    """Make room for and move a torch module to the compute device through ComfyUI's model
+    management (so VRAM is shared with other nodes' models); plain .to() without ComfyUI.
+    Returns the device the module is now on."""
+    device = torch_device()
+    management = _import("comfy.model_management")
+    patcher_module = _import("comfy.model_patcher")
+    if management is not None and patcher_module is not None:
+        patcher = getattr(model, "_gid_patcher", None)
+        if patcher is None:
+            patcher = patcher_module.ModelPatcher(
+                model, load_device=device, offload_device=management.unet_offload_device()
+            )
+            object.__setattr__(model, "_gid_patcher", patcher)
+        management.load_models_gpu([patcher], memory_required=memory_required)
+        return device
+    model.to(device)
+    return device

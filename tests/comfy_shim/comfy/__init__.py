@@ -1,0 +1,1 @@
+"""Minimal stand-in for ComfyUI's `comfy` package, for fast unit tests of node code paths."""

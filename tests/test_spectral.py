@@ -1,0 +1,121 @@
+"""Spectral volume <-> motion texture maths and frequency-adaptive normalization."""
+
+import math
+
+import pytest
+import torch
+
+from gid_models.spectral import (
+    FrequencyNormalization,
+    MotionError,
+    MotionTexture,
+    SpectralVolume,
+    denormalize,
+    fit_normalization,
+    normalize,
+    spectral_to_motion,
+    spectral_to_trajectories,
+    trajectories_to_spectral,
+)
+
+
+def band_limited_trajectories(generator, batch=2, frames=150, height=6, width=7, num_frequencies=16):
+    """Random trajectories whose spectrum lies in bins 0..K-1, so truncation loses nothing."""
+    t = torch.arange(frames, dtype=torch.float64)
+    out = torch.zeros(batch, frames, 2, height, width, dtype=torch.float64)
+    for k in range(num_frequencies):
+        amp = torch.randn(batch, 1, 2, height, width, generator=generator, dtype=torch.float64)
+        phase = torch.rand(batch, 1, 2, height, width, generator=generator, dtype=torch.float64) * 6.28
+        out += amp * torch.cos(2 * math.pi * k * t.view(1, -1, 1, 1, 1) / frames + phase)
+    return out.float()
+
+
+def test_fft_round_trip_is_exact_for_band_limited_motion(generator):
+    trajectories = band_limited_trajectories(generator)
+    volume = trajectories_to_spectral(trajectories, fps=30.0)
+    assert volume.coeffs.shape == (2, 16, 4, 6, 7)
+    assert volume.num_frames == 150 and volume.fps == 30.0 and not volume.normalized
+    torch.testing.assert_close(spectral_to_trajectories(volume), trajectories, atol=2e-5, rtol=0)
+
+
+def test_coefficients_are_in_pixels():
+    frames, amplitude, k = 150, 3.0, 4
+    t = torch.arange(frames, dtype=torch.float64)
+    trajectory = torch.zeros(1, frames, 2, 1, 1)
+    trajectory[0, :, 0, 0, 0] = (amplitude * torch.cos(2 * math.pi * k * t / frames + 0.3)).float()
+    volume = trajectories_to_spectral(trajectory)
+    x = torch.complex(volume.coeffs[0, k, 0, 0, 0], volume.coeffs[0, k, 1, 0, 0])
+    assert abs(x.abs().item() - amplitude / 2) < 1e-4
+    assert abs(x.angle().item() - 0.3) < 1e-4
+    assert volume.frequencies_hz()[k].item() == pytest.approx(k * 30 / 150)
+
+
+def test_frame_t_equals_frame_zero_and_slow_motion_interpolates(generator):
+    volume = trajectories_to_spectral(band_limited_trajectories(generator, batch=1))
+    times = torch.tensor([0.0, 150.0, 10.0, 10.5, 11.0], dtype=torch.float64)
+    out = spectral_to_trajectories(volume, times)
+    torch.testing.assert_close(out[:, 0], out[:, 1], atol=1e-4, rtol=0)
+    slow = spectral_to_motion(volume, num_output_frames=300, speed=0.5)
+    assert slow.num_frames == 300
+    torch.testing.assert_close(slow.displacements[:, 21], out[:, 3], atol=1e-4, rtol=0)
+
+
+def test_gain_scales_oscillation_but_not_mean(generator):
+    volume = trajectories_to_spectral(band_limited_trajectories(generator, batch=1))
+    base = spectral_to_trajectories(volume)
+    doubled = spectral_to_trajectories(volume, gain=2.0)
+    mean = base.mean(dim=1, keepdim=True)
+    torch.testing.assert_close(doubled - mean, 2 * (base - mean), atol=1e-4, rtol=1e-4)
+
+
+def test_normalization_inverse_is_exact_and_stats_round_trip(tmp_path, generator):
+    volumes = [trajectories_to_spectral(band_limited_trajectories(generator)) for _ in range(3)]
+    stats = fit_normalization(volumes)
+    assert stats.scales.shape == (16,)
+    normalized = normalize(volumes[0], stats)
+    assert normalized.normalized
+    # the 95th percentile of |S| maps to 1 after normalization
+    ratio = (normalized.coeffs.abs() <= 1.0).float().mean().item()
+    assert 0.85 < ratio <= 1.0
+    torch.testing.assert_close(denormalize(normalized).coeffs, volumes[0].coeffs, atol=1e-5, rtol=1e-5)
+    path = tmp_path / "norm.safetensors"
+    stats.save(str(path))
+    loaded = FrequencyNormalization.load(str(path))
+    torch.testing.assert_close(loaded.scales, stats.scales)
+
+
+def test_normalized_volume_is_refused_where_pixels_are_needed(generator):
+    volume = trajectories_to_spectral(band_limited_trajectories(generator, batch=1))
+    normalized = normalize(volume, fit_normalization([volume]))
+    with pytest.raises(MotionError, match="GIDDenormalizeSpectralVolume"):
+        spectral_to_trajectories(normalized)
+
+
+def test_resize_keeps_motion_consistent():
+    frames = 150
+    t = torch.arange(frames, dtype=torch.float64)
+    trajectory = torch.zeros(1, frames, 2, 40, 64)
+    trajectory[:, :, 0] = (2.0 * torch.sin(2 * math.pi * 3 * t / frames)).float().view(1, -1, 1, 1)
+    trajectory[:, :, 1] = (1.0 * torch.cos(2 * math.pi * 5 * t / frames)).float().view(1, -1, 1, 1)
+    volume = trajectories_to_spectral(trajectory)
+    big = volume.resized(80, 96)  # x scaled by 1.5, y by 2
+    motion = spectral_to_motion(big)
+    torch.testing.assert_close(motion.displacements[0, :, 0, 10, 10], 1.5 * trajectory[0, :, 0, 0, 0], atol=1e-4, rtol=0)
+    torch.testing.assert_close(motion.displacements[0, :, 1, 10, 10], 2.0 * trajectory[0, :, 1, 0, 0], atol=1e-4, rtol=0)
+    # resizing a motion texture directly agrees with resizing the volume
+    direct = MotionTexture(spectral_to_trajectories(volume)).resized(80, 96)
+    torch.testing.assert_close(direct.displacements, motion.displacements, atol=1e-4, rtol=0)
+    # a normalized volume resized then denormalized equals the pixel volume resized
+    stats = fit_normalization([volume])
+    torch.testing.assert_close(
+        denormalize(normalize(volume, stats).resized(80, 96)).coeffs, big.coeffs, atol=1e-4, rtol=1e-4
+    )
+
+
+def test_bad_shapes_and_short_clips_are_refused():
+    with pytest.raises(MotionError, match="too few"):
+        trajectories_to_spectral(torch.zeros(1, 20, 2, 4, 4), num_frequencies=16)
+    with pytest.raises(MotionError, match=r"\(B, K, 4, H, W\)"):
+        SpectralVolume(torch.zeros(1, 16, 2, 4, 4))
+    with pytest.raises(MotionError, match="NaN"):
+        trajectories_to_spectral(torch.full((1, 40, 2, 4, 4), float("nan")))
