@@ -119,3 +119,20 @@ def test_bad_shapes_and_short_clips_are_refused():
         SpectralVolume(torch.zeros(1, 16, 2, 4, 4))
     with pytest.raises(MotionError, match="NaN"):
         trajectories_to_spectral(torch.full((1, 40, 2, 4, 4), float("nan")))
+
+
+def test_volume_file_round_trip_and_refusal(tmp_path, generator):
+    from gid_models.spectral import load_volume, save_volume
+
+    volume = trajectories_to_spectral(band_limited_trajectories(generator, batch=1), fps=24.0)
+    path = tmp_path / "v.safetensors"
+    save_volume(volume, str(path))
+    loaded = load_volume(str(path))
+    assert loaded.num_frames == 150 and loaded.fps == 24.0 and not loaded.normalized
+    torch.testing.assert_close(loaded.coeffs, volume.coeffs)
+    normalized = normalize(volume, fit_normalization([volume]))
+    save_volume(normalized, str(path))
+    assert load_volume(str(path)).normalized
+    (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
+    with pytest.raises(MotionError, match="cannot read"):
+        load_volume(str(tmp_path / "bad.safetensors"))
