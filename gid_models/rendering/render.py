@@ -1,0 +1,172 @@
+"""Rendering a motion texture on a picture: frames I_t(p + F_t(p)) = I_0(p), chunked over frames.
+
+`render_motion` checks its inputs, resizes the motion to the picture chunk by chunk (so a
+150-frame 1080p render never holds more than one chunk of full-resolution flow), splats every
+chunk in one batched pass with the pixel renderer or a NeuralRenderer, and writes the frames into
+one (T, H, W, 3) buffer on the output device. The chunk size follows the free memory and is
+halved whenever a chunk runs out of memory.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..spectral import MotionTexture
+from .importance import importance_at
+from .pixel import render_pixel_frames
+from .render_net import NeuralRenderer
+
+LOGGER = logging.getLogger(__name__)
+
+# Relative aspect-ratio difference accepted between picture and motion (rounding of sizes).
+ASPECT_TOLERANCE = 0.02
+# Working memory per output pixel and frame, in bytes (measured peak, rounded up).
+PIXEL_RENDERER_BYTES_PER_PIXEL = 320
+# Frames per chunk on CPU: beyond this batching stops paying off and only costs memory.
+CPU_MAX_CHUNK = 16
+
+
+def _fail(message: str) -> ValueError:
+    return ValueError(f"render_motion: {message}")
+
+
+def check_render_inputs(picture: torch.Tensor, motion: MotionTexture, freeze_mask: torch.Tensor | None) -> None:
+    """Raise ValueError (what came in, what is expected, how to fix it) for unusable inputs."""
+    if not isinstance(picture, torch.Tensor) or picture.ndim != 4 or picture.shape[:2] != (1, 3):
+        shape = tuple(picture.shape) if isinstance(picture, torch.Tensor) else type(picture).__name__
+        raise _fail(f"picture must be (1, 3, H, W) RGB in 0..1, got {shape}; drop alpha and render one picture at a time.")
+    if not isinstance(motion, MotionTexture):
+        raise _fail(f"motion must be a MotionTexture, got {type(motion).__name__}.")
+    if motion.batch_size != 1:
+        raise _fail(f"motion holds {motion.batch_size} clips; render them one at a time (select one batch item).")
+    if motion.height < 1 or motion.width < 1 or motion.num_frames < 1:
+        raise _fail(f"motion is empty: {tuple(motion.displacements.shape)}.")
+    if not torch.isfinite(motion.displacements).all():
+        raise _fail("motion contains NaN or infinite displacements; check the node that produced it.")
+    if not torch.isfinite(picture).all():
+        raise _fail("picture contains NaN or infinite values.")
+    height, width = picture.shape[-2:]
+    picture_aspect, motion_aspect = width / height, motion.width / motion.height
+    if abs(picture_aspect / motion_aspect - 1.0) > ASPECT_TOLERANCE:
+        raise _fail(
+            f"picture is {width}x{height} (aspect {picture_aspect:.3f}) but the motion was made at "
+            f"{motion.width}x{motion.height} (aspect {motion_aspect:.3f}); crop or resize the picture to the "
+            "motion's aspect ratio, or make the motion from this picture."
+        )
+    if freeze_mask is not None and (freeze_mask.ndim != 4 or freeze_mask.shape[:2] != (1, 1)):
+        raise _fail(f"freeze_mask must be (1, 1, H, W) in 0..1, got {tuple(freeze_mask.shape)}.")
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return 4 << 30
+
+
+def bytes_per_frame(height: int, width: int, renderer: NeuralRenderer | None) -> int:
+    """Estimated working memory of one frame in a chunk, in bytes."""
+    per_pixel = PIXEL_RENDERER_BYTES_PER_PIXEL
+    if renderer is not None:
+        # Per level: splat buffers (~10 copies of the features) + decoder activations (~8).
+        for level, channels in enumerate(renderer.config.channels):
+            per_pixel += 4 * (10 * (channels + 5) + 8 * channels) // (4**level)
+    return height * width * per_pixel
+
+
+def pick_chunk_size(
+    height: int, width: int, num_frames: int, device: torch.device, renderer: NeuralRenderer | None = None
+) -> int:
+    """Frames per chunk: what fits in half the free memory, at most CPU_MAX_CHUNK on CPU."""
+    budget = _available_bytes(device) // 2
+    chunk = max(1, budget // bytes_per_frame(height, width, renderer))
+    if device.type != "cuda":
+        chunk = min(chunk, CPU_MAX_CHUNK)
+    return int(min(chunk, num_frames))
+
+
+def _is_out_of_memory(error: BaseException) -> bool:
+    if isinstance(error, torch.cuda.OutOfMemoryError):
+        return True
+    message = str(error).lower()
+    return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
+
+
+def _chunk_flow(motion: MotionTexture, start: int, stop: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+    """Frames start..stop-1 of the motion at height x width on device: (n, 2, height, width) pixels."""
+    part = MotionTexture(motion.displacements[:, start:stop].to(device).float(), fps=motion.fps)
+    return part.resized(height, width).displacements[0]
+
+
+def render_motion(
+    picture: torch.Tensor,
+    motion: MotionTexture,
+    renderer: NeuralRenderer | None = None,
+    freeze_mask: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    callback: Callable[[int, int], None] | None = None,
+    output_device: torch.device | str | None = None,
+) -> torch.Tensor:
+    """Render the T frames of one motion texture on a picture.
+
+    picture: (1, 3, H, W) float in 0..1. motion: MotionTexture with batch 1, any resolution of
+    the same aspect ratio (resized to H x W, displacements rescaled). renderer: None for the
+    pixel renderer (splat + pull-push fill), or a NeuralRenderer (computing on its device).
+    freeze_mask: (1, 1, h, w) in 0..1, 1 = region held still (resized to H x W if needed).
+    chunk_size: frames per batch (default: from free memory; halved on out-of-memory).
+    callback(last_frame_index, T) after each chunk (may raise to interrupt).
+    Returns frames (T, 3, H, W) float32 in 0..1 on output_device (default: the compute device),
+    a channels-last view of a (T, H, W, 3) buffer, so `.movedim(1, -1)` is free.
+    """
+    check_render_inputs(picture, motion, freeze_mask)
+    device = next(renderer.parameters()).device if renderer is not None else picture.device
+    output_device = torch.device(output_device) if output_device is not None else device
+    height, width = picture.shape[-2:]
+    total = motion.num_frames
+    picture = picture.to(device).float()
+    importance = importance_at(motion.to(device), height, width)
+    keep = None
+    if freeze_mask is not None:
+        mask = freeze_mask.to(device).float().clamp(0.0, 1.0)
+        if tuple(mask.shape[-2:]) != (height, width):
+            mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+        keep = 1.0 - mask
+        importance = importance * keep
+    chunk = chunk_size or pick_chunk_size(height, width, total, device, renderer)
+    frames = torch.empty(total, height, width, 3, device=output_device)
+    features = None
+    start = 0
+    with torch.no_grad():
+        while start < total:
+            stop = min(total, start + chunk)
+            try:
+                flow = _chunk_flow(motion, start, stop, height, width, device)
+                if keep is not None:
+                    flow = flow * keep
+                if renderer is None:
+                    rendered = render_pixel_frames(picture, flow, importance)
+                else:
+                    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                        features = renderer.encode(picture) if features is None else features
+                        rendered = renderer.render(features, flow, importance)
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as error:
+                if not _is_out_of_memory(error) or chunk == 1:
+                    raise
+                chunk = max(1, chunk // 2)
+                LOGGER.warning("rendering ran out of memory; retrying with %d frames per chunk", chunk)
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                continue
+            frames[start:stop] = rendered.movedim(1, -1).to(output_device, torch.float32)
+            start = stop
+            if callback is not None:
+                callback(stop - 1, total)
+    return frames.movedim(-1, 1)

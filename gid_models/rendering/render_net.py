@@ -1,0 +1,163 @@
+"""The neural renderer of the paper (Sec. 5, Fig. 4), compact and trained from scratch.
+
+picture I_0 -> feature pyramid (ResNet-style encoder, strides 1, 2, 4, 8) -> each level softmax-
+splatted with the flow resized and rescaled to that level and the importance W -> a synthesis
+decoder that walks the pyramid coarse to fine, fusing the warped features and their coverage,
+and predicts a correction to the pixel renderer's frame (splat + pull-push fill). The last
+layer starts at zero, so an untrained network renders exactly like the pixel renderer and
+training only has to learn what the fill gets wrong (disocclusions, edges, blur).
+
+Weights are saved as one fp16 safetensors file with the config in its metadata (plus a
+sibling .json with the same config, for people reading the folder).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .hole_fill import pull_push_fill
+from .softsplat import softmax_splat
+
+FORMAT_NAME = "gid-neural-renderer"
+
+
+@dataclass(frozen=True)
+class RendererConfig:
+    """channels: feature channels per pyramid level (level l has stride 2**l)."""
+
+    channels: tuple[int, ...] = (32, 64, 96, 128)
+
+    def __post_init__(self) -> None:
+        if len(self.channels) < 1 or any(int(c) < 4 for c in self.channels):
+            raise ValueError(f"renderer channels must be one or more widths >= 4, got {self.channels}.")
+
+
+class ResidualBlock(nn.Module):
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(channels, channels, 3, padding=1)
+        self.conv2 = nn.Conv2d(channels, channels, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
+
+
+def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
+        nn.LeakyReLU(0.2),
+        ResidualBlock(out_channels),
+    )
+
+
+def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """(N, 2, H, W) pixels -> (N, 2, height, width) pixels at the new resolution."""
+    if tuple(flow.shape[-2:]) == (height, width):
+        return flow
+    scale = torch.tensor([width / flow.shape[-1], height / flow.shape[-2]], device=flow.device, dtype=flow.dtype)
+    resized = F.interpolate(flow, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
+    return resized * scale.view(1, 2, 1, 1)
+
+
+class NeuralRenderer(nn.Module):
+    """Softmax-splatting pyramid renderer.
+
+    forward(picture (N, 3, H, W) 0..1, flow (N, 2, H, W) pixels, importance (N, 1, H, W))
+    -> (N, 3, H, W) frame. For many frames of one picture use encode() once, then render().
+    """
+
+    def __init__(self, config: RendererConfig | None = None) -> None:
+        super().__init__()
+        self.config = config or RendererConfig()
+        channels = [int(c) for c in self.config.channels]
+        self.encoder = nn.ModuleList(
+            [_stage(3, channels[0], 1)] + [_stage(channels[i - 1], channels[i], 2) for i in range(1, len(channels))]
+        )
+        # Decoder level l sees: its warped features (+ the warped picture at level 0), its
+        # coverage, and the upsampled decoder state of level l+1.
+        self.decoder = nn.ModuleList()
+        for level, width in enumerate(channels):
+            extra = 3 if level == 0 else 0
+            coarser = channels[level + 1] if level + 1 < len(channels) else 0
+            self.decoder.append(_stage(width + extra + 1 + coarser, width, 1))
+        self.head = nn.Conv2d(channels[0], 3, 3, padding=1)
+        nn.init.zeros_(self.head.weight)
+        nn.init.zeros_(self.head.bias)
+
+    def encode(self, picture: torch.Tensor) -> list[torch.Tensor]:
+        """(N, 3, H, W) in 0..1 -> features per level, level 0 prefixed with the picture itself."""
+        features = []
+        x = picture * 2.0 - 1.0
+        for stage in self.encoder:
+            x = stage(x)
+            features.append(x)
+        features[0] = torch.cat([picture.to(x.dtype), features[0]], dim=1)
+        return features
+
+    def render(
+        self, features: list[torch.Tensor], flow: torch.Tensor, importance: torch.Tensor
+    ) -> torch.Tensor:
+        """Frames from encoded features (batch 1 or N, broadcast) and N flows: (N, 3, H, W)."""
+        n = flow.shape[0]
+        warped_levels = []
+        for level_features in features:
+            h, w = level_features.shape[-2:]
+            level_features = level_features.expand(n, *level_features.shape[1:])
+            level_importance = F.interpolate(importance, size=(h, w), mode="bilinear", align_corners=False)
+            warped, coverage = softmax_splat(
+                level_features, resize_flow(flow, h, w), level_importance.expand(n, 1, h, w)
+            )
+            warped_levels.append((warped, coverage.clamp(0.0, 1.0).to(warped.dtype)))
+        x = None
+        for level in reversed(range(len(features))):
+            warped, coverage = warped_levels[level]
+            inputs = [warped, coverage]
+            if x is not None:
+                inputs.append(F.interpolate(x, size=warped.shape[-2:], mode="bilinear", align_corners=False))
+            x = self.decoder[level](torch.cat(inputs, dim=1))
+        warped_picture, coverage = warped_levels[0][0][:, :3], warped_levels[0][1]
+        base = pull_push_fill(warped_picture.float(), coverage.float())
+        return (base + self.head(x).float()).clamp(0.0, 1.0)
+
+    def forward(self, picture: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:
+        return self.render(self.encode(picture), flow, importance)
+
+    # -- files --------------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> None:
+        """fp16 safetensors at path (config in the metadata) and the config as path.json."""
+        from safetensors.torch import save_file
+
+        path = Path(path)
+        config_json = json.dumps(asdict(self.config))
+        tensors = {name: value.detach().half().cpu().contiguous() for name, value in self.state_dict().items()}
+        save_file(tensors, str(path), metadata={"format": FORMAT_NAME, "config": config_json})
+        path.with_suffix(".json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | Path) -> "NeuralRenderer":
+        """Read a file written by save(); float32 module on CPU. Refuses other files clearly."""
+        from safetensors import safe_open
+
+        path = Path(path)
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+            if metadata.get("format") != FORMAT_NAME:
+                raise ValueError(
+                    f"{path.name} is not a GID neural renderer file (expected safetensors written by "
+                    f"gid_models.train.train_renderer, with format={FORMAT_NAME} metadata)."
+                )
+            state = {name: handle.get_tensor(name).float() for name in handle.keys()}
+        config = json.loads(metadata["config"])
+        model = cls(RendererConfig(channels=tuple(config["channels"])))
+        model.load_state_dict(state)
+        return model.eval()
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,146 @@
+"""Softmax splatting (forward warping) in pure PyTorch, after Niklaus & Liu (CVPR 2020).
+
+Every source pixel p of a [N, C, H, W] tensor is pushed to p + flow(p) with a bilinear footprint
+onto the four pixels around that point. Where contributions collide they are blended with
+softmax weights exp(Z(p)) taken from an importance metric Z, so the pixel with the larger Z wins
+(paper notes, section 5):
+
+    out(q) = sum_p exp(Z(p)) b(p, q) I(p) / sum_p exp(Z(p)) b(p, q)
+
+with b(p, q) the bilinear footprint weight of p at q. Pixels nothing lands on are holes; they are
+reported through the coverage map sum_p b(p, q) (0 = hole, >= 1 = fully covered) and set to 0.
+
+Implementation: one `index_add_` per bilinear corner over flattened output indices, for all N
+items at once, on a (C + 2, N*H*W + 1) buffer holding the weighted values, the softmax weights
+and the plain footprint. Out-of-frame and non-finite targets go to the extra last column (a
+trash bin), so no masking or compaction is needed. Works the same on CPU and GPU, and autograd
+differentiates it with respect to the source, the flow (through the bilinear weights) and the
+metric.
+"""
+
+from __future__ import annotations
+
+import torch
+
+# Largest Z spread (max - min within one item) for which one shift per item is numerically safe:
+# exp(-60) ~ 1e-26, times a bilinear weight >= ~1e-7, stays far above float32's smallest normal
+# number (1e-38). Beyond it we subtract the max per output pixel instead.
+_SAFE_SPREAD = {torch.float32: 60.0, torch.float64: 600.0}
+
+
+def _check_shapes(source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor) -> None:
+    if source.ndim != 4:
+        raise ValueError(f"softmax_splat source must be (N, C, H, W), got {tuple(source.shape)}.")
+    n, _, h, w = source.shape
+    if tuple(flow.shape) != (n, 2, h, w):
+        raise ValueError(f"softmax_splat flow must be {(n, 2, h, w)} to match the source, got {tuple(flow.shape)}.")
+    if tuple(metric.shape) != (n, 1, h, w):
+        raise ValueError(
+            f"softmax_splat metric must be {(n, 1, h, w)} to match the source, got {tuple(metric.shape)}."
+        )
+
+
+def _bilinear_corners(flow: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """For each of the 4 corners: (flat output index (N*H*W,), footprint weight (N*H*W,)).
+
+    flow: (N, 2, H, W) pixels. Index N*H*W is the trash bin for targets outside the frame or
+    for non-finite flow.
+    """
+    n, _, h, w = flow.shape
+    x = torch.arange(w, device=flow.device, dtype=flow.dtype) + flow[:, 0]
+    y = torch.arange(h, device=flow.device, dtype=flow.dtype).view(h, 1) + flow[:, 1]
+    # NaN/inf and far-away targets become a position just outside the frame: they land in the
+    # trash bin (casting NaN to int is platform dependent, so never let it reach .long()).
+    x = torch.nan_to_num(x, nan=-2.0, posinf=w + 1.0, neginf=-2.0).clamp(-2.0, w + 1.0)
+    y = torch.nan_to_num(y, nan=-2.0, posinf=h + 1.0, neginf=-2.0).clamp(-2.0, h + 1.0)
+    x0f, y0f = x.floor(), y.floor()
+    fx, fy = x - x0f, y - y0f
+    x0, y0 = x0f.long(), y0f.long()
+    item_offset = (torch.arange(n, device=flow.device) * (h * w)).view(n, 1, 1)
+    trash = n * h * w
+    corners = []
+    for dx, dy, weight in (
+        (0, 0, (1 - fx) * (1 - fy)),
+        (1, 0, fx * (1 - fy)),
+        (0, 1, (1 - fx) * fy),
+        (1, 1, fx * fy),
+    ):
+        xi, yi = x0 + dx, y0 + dy
+        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
+        index = torch.where(inside, item_offset + yi * w + xi, trash)
+        corners.append((index.reshape(-1), weight.reshape(-1)))
+    return corners
+
+
+def _needs_per_output_shift(metric: torch.Tensor) -> bool:
+    spread = metric.flatten(1).amax(1) - metric.flatten(1).amin(1)
+    return bool((spread > _SAFE_SPREAD[metric.dtype]).any())
+
+
+def softmax_splat(
+    source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Forward-warp source by flow, blending collisions with softmax weights exp(metric).
+
+    source: (N, C, H, W) any values; flow: (N, 2, H, W) displacement (dx, dy) in pixels, mapping
+    source pixel p to p + flow(p); metric: (N, 1, H, W) importance Z (larger wins).
+    Returns (warped (N, C, H, W), coverage (N, 1, H, W)): coverage is the summed bilinear
+    footprint at each output pixel (0 = hole, where warped is 0). Non-finite flow drops the
+    pixel. Computes in float32 (float64 if any input is float64) and returns source's dtype.
+    Expanded (stride-0) inputs are fine, e.g. one picture splatted by N flows.
+    """
+    _check_shapes(source, flow, metric)
+    n, c, h, w = source.shape
+    dtype = torch.float64 if torch.float64 in (source.dtype, flow.dtype, metric.dtype) else torch.float32
+    values = source.to(dtype)
+    z = metric.to(dtype)
+    corners = _bilinear_corners(flow.to(dtype))
+
+    # Softmax weights exp(Z - shift). Any shift that is constant over the contributors of one
+    # output pixel cancels exactly in the normalization, so it is detached (its gradient is 0).
+    # We use one shift per item (its max Z): a single exp per source pixel shared by all four
+    # corners, and safe whenever the item's Z spread is below _SAFE_SPREAD (then no weight
+    # underflows). Wider spreads switch to the max over the contributors of each output pixel
+    # (exact and underflow-free for any spread, at the cost of a scatter-max and a gather).
+    if _needs_per_output_shift(z.detach()):
+        return _splat_per_output_shift(values, z, corners, source.dtype)
+    shift = z.detach().flatten(1).amax(1).view(n, 1, 1, 1)
+    softmax_weight = torch.exp(z - shift)
+    stacked = torch.cat([values * softmax_weight, softmax_weight, torch.ones_like(softmax_weight)], dim=1)
+    rows = stacked.transpose(0, 1).reshape(c + 2, n * h * w)
+    sums = torch.zeros(c + 2, n * h * w + 1, device=source.device, dtype=dtype)
+    for index, footprint in corners:
+        sums.index_add_(1, index, rows * footprint)
+    return _normalize(sums, n, c, h, w, source.dtype)
+
+
+def _splat_per_output_shift(
+    values: torch.Tensor, z: torch.Tensor, corners: list[tuple[torch.Tensor, torch.Tensor]], out_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel)."""
+    n, c, h, w = values.shape
+    flat_z = z.reshape(-1)
+    column_count = n * h * w + 1
+    # Only corners with a non-zero footprint contribute, so only they may set the maximum.
+    peak = torch.full((column_count,), float("-inf"), device=z.device, dtype=z.dtype)
+    for index, footprint in corners:
+        candidate = torch.where(footprint > 0, flat_z.detach(), float("-inf"))
+        peak.scatter_reduce_(0, index, candidate, reduce="amax")
+    rows = values.transpose(0, 1).reshape(c, n * h * w)
+    sums = torch.zeros(c + 2, column_count, device=z.device, dtype=z.dtype)
+    for index, footprint in corners:
+        # Where the footprint is 0 the peak may be -inf; use Z itself there (weight 0 anyway).
+        shift = torch.where(footprint > 0, peak[index], flat_z.detach())
+        weight = torch.exp(flat_z - shift) * footprint
+        sums.index_add_(1, index, torch.cat([rows * weight, weight[None], footprint[None]]))
+    return _normalize(sums, n, c, h, w, out_dtype)
+
+
+def _normalize(
+    sums: torch.Tensor, n: int, c: int, h: int, w: int, out_dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    sums = sums[:, :-1].reshape(c + 2, n, h, w).transpose(0, 1)
+    numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
+    landed = denominator > 0
+    warped = torch.where(landed, numerator / torch.where(landed, denominator, 1.0), 0.0)
+    return warped.to(out_dtype), coverage.to(out_dtype)

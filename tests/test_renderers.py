@@ -1,0 +1,173 @@
+"""Pixel and neural renderers, hole filling, the importance metric and render_motion's checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gid_models.rendering import (
+    NeuralRenderer,
+    RendererConfig,
+    motion_importance,
+    pull_push_fill,
+    render_motion,
+)
+from gid_models.spectral import MotionTexture, SpectralVolume, spectral_to_motion
+
+
+def smooth_picture(generator, height=24, width=32):
+    coarse = torch.rand(1, 3, height // 4, width // 4, generator=generator)
+    return torch.nn.functional.interpolate(coarse, size=(height, width), mode="bilinear", align_corners=False)
+
+
+def random_motion(generator, frames=6, height=12, width=16, scale=1.5):
+    return MotionTexture(torch.randn(1, frames, 2, height, width, generator=generator) * scale, fps=24.0)
+
+
+def test_motion_importance_is_mean_magnitude():
+    displacements = torch.zeros(1, 2, 2, 1, 2)
+    displacements[0, 0, :, 0, 0] = torch.tensor([3.0, 4.0])  # |F| = 5 then 0
+    displacements[0, 1, :, 0, 1] = torch.tensor([0.0, -2.0])
+    importance = motion_importance(displacements)
+    assert importance.shape == (1, 1, 1, 2)
+    torch.testing.assert_close(importance[0, 0, 0], torch.tensor([2.5, 1.0]))
+
+
+def test_pull_push_keeps_covered_pixels_and_fills_holes(generator):
+    image = torch.rand(2, 3, 17, 23, generator=generator)
+    alpha = torch.ones(2, 1, 17, 23)
+    assert torch.equal(pull_push_fill(image, alpha), image)
+    constant = torch.full((1, 3, 17, 23), 0.3)
+    alpha = (torch.rand(1, 1, 17, 23, generator=generator) > 0.6).float()
+    alpha[..., 2:12, 4:15] = 0.0  # a large hole
+    filled = pull_push_fill(constant * alpha, alpha)
+    torch.testing.assert_close(filled, constant, atol=1e-6, rtol=0)
+    assert torch.equal(filled[alpha.expand_as(filled) == 1], constant[alpha.expand_as(filled) == 1])
+
+
+def test_zero_motion_renders_the_picture(generator):
+    picture = smooth_picture(generator)
+    frames = render_motion(picture, MotionTexture(torch.zeros(1, 5, 2, 12, 16)))
+    assert frames.shape == (5, 3, 24, 32)
+    torch.testing.assert_close(frames, picture.expand(5, -1, -1, -1), atol=0, rtol=0)
+
+
+def test_integer_translation_moves_the_picture(generator):
+    picture = smooth_picture(generator)
+    displacements = torch.zeros(1, 1, 2, 24, 32)
+    displacements[:, :, 0] = 2.0  # everything right by 2 px
+    frame = render_motion(picture, MotionTexture(displacements))[0]
+    assert torch.equal(frame[:, :, 2:], picture[0, :, :, :-2])
+    assert torch.isfinite(frame).all() and frame.min() >= 0 and frame.max() <= 1  # holes filled
+
+
+def test_looping_motion_renders_first_and_last_frame_identically(generator):
+    coeffs = torch.randn(1, 4, 4, 12, 16, generator=generator) * 0.8
+    volume = SpectralVolume(coeffs, num_frames=20, fps=20.0)
+    motion = spectral_to_motion(volume, num_output_frames=21)  # frames 0..T: frame T wraps to 0
+    frames = render_motion(smooth_picture(generator), motion, chunk_size=4)
+    assert torch.equal(frames[0], frames[20])
+    assert not torch.equal(frames[0], frames[10])
+
+
+def test_chunking_and_resolution_do_not_change_the_result(generator):
+    picture = smooth_picture(generator)
+    motion = random_motion(generator, frames=7)
+    whole = render_motion(picture, motion, chunk_size=7)
+    chunked = render_motion(picture, motion, chunk_size=2)
+    assert torch.equal(whole, chunked)
+    # Motion at half resolution is resized and rescaled: a 1 px shift at 16 px width is 2 px at 32.
+    shift = torch.zeros(1, 2, 2, 12, 16)
+    shift[:, :, 0] = 1.0
+    frame = render_motion(picture, MotionTexture(shift))[1]
+    assert torch.equal(frame[:, :, 2:], picture[0, :, :, :-2])
+
+
+def test_freeze_mask_holds_regions_still(generator):
+    picture = smooth_picture(generator)
+    motion = random_motion(generator, scale=3.0)
+    frozen = render_motion(picture, motion, freeze_mask=torch.ones(1, 1, 24, 32))
+    torch.testing.assert_close(frozen, picture.expand(6, -1, -1, -1), atol=0, rtol=0)
+    left_frozen = torch.zeros(1, 1, 12, 16)  # lower resolution than the picture: resized
+    left_frozen[..., :, :4] = 1.0
+    frames = render_motion(picture, motion, freeze_mask=left_frozen)
+    assert not torch.equal(frames, frozen)
+
+
+def test_callback_reports_each_chunk(generator):
+    calls = []
+    render_motion(smooth_picture(generator), random_motion(generator, frames=7), chunk_size=3,
+                  callback=lambda step, total: calls.append((step, total)))
+    assert calls == [(2, 7), (5, 7), (6, 7)]
+
+
+@pytest.mark.parametrize(
+    ("picture_shape", "displacements", "message"),
+    [
+        ((1, 3, 24, 32), torch.zeros(1, 3, 2, 24, 24), "aspect"),
+        ((1, 3, 24, 32), torch.zeros(2, 3, 2, 12, 16), "2 clips"),
+        ((1, 4, 24, 32), torch.zeros(1, 3, 2, 12, 16), "RGB"),
+        ((1, 3, 24, 32), torch.full((1, 3, 2, 12, 16), float("nan")), "NaN"),
+        ((1, 3, 24, 32), torch.zeros(1, 3, 2, 0, 16), "empty"),
+    ],
+)
+def test_bad_inputs_raise_clear_errors(picture_shape, displacements, message):
+    with pytest.raises(ValueError, match=message):
+        render_motion(torch.zeros(picture_shape), MotionTexture(displacements))
+
+
+def test_neural_renderer_budget_and_untrained_equals_pixel_renderer(generator):
+    renderer = NeuralRenderer()
+    assert renderer.num_parameters() <= 4_000_000
+    assert renderer.num_parameters() * 2 <= 8 * 1024 * 1024  # fp16 bytes
+    picture = smooth_picture(generator)
+    motion = random_motion(generator)
+    neural = render_motion(picture, motion, renderer=renderer.eval())
+    pixel = render_motion(picture, motion)
+    torch.testing.assert_close(neural, pixel, atol=1e-6, rtol=0)  # zero-initialised last layer
+
+
+def test_neural_renderer_save_load_round_trip(generator, tmp_path):
+    torch.manual_seed(0)
+    renderer = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    torch.nn.init.normal_(renderer.head.weight, std=0.05)
+    path = tmp_path / "renderer_test.safetensors"
+    renderer.save(path)
+    assert path.with_suffix(".json").is_file()
+    loaded = NeuralRenderer.load(path)
+    assert loaded.config.channels == (8, 12)
+    picture = smooth_picture(generator)
+    flow = torch.randn(2, 2, 24, 32, generator=generator)
+    importance = torch.rand(2, 1, 24, 32, generator=generator)
+    with torch.no_grad():
+        expected = renderer.half().float()(picture.expand(2, -1, -1, -1), flow, importance)
+        got = loaded(picture.expand(2, -1, -1, -1), flow, importance)
+    torch.testing.assert_close(got, expected)
+    assert not torch.equal(got, NeuralRenderer(RendererConfig(channels=(8, 12)))(picture, flow[:1], importance[:1]))
+
+
+def test_neural_renderer_refuses_other_files(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "renderer_bad.safetensors"
+    save_file({"x": torch.zeros(1)}, str(path))
+    with pytest.raises(ValueError, match="not a GID neural renderer"):
+        NeuralRenderer.load(path)
+
+
+def test_neural_renderer_learns(generator):
+    torch.manual_seed(0)
+    renderer = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    picture = smooth_picture(generator)
+    flow = torch.randn(1, 2, 24, 32, generator=generator)
+    importance = torch.rand(1, 1, 24, 32, generator=generator)
+    target = 1.0 - picture
+    optimizer = torch.optim.Adam(renderer.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(15):
+        loss = (renderer(picture, flow, importance) - target).abs().mean()
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.8 * losses[0]
