@@ -1,0 +1,147 @@
+"""Reading and writing video files with OpenCV (mp4 and other containers) and Pillow (webp, gif).
+
+Frames travel as (T, H, W, 3) RGB arrays: uint8 when read, uint8 or float 0..1 (numpy or torch)
+when written. Writers never leave a half-written file behind: they write to a temporary name in
+the target folder and rename it into place once the file is complete and non-empty.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+
+from .spectral import MotionError
+
+LOGGER = logging.getLogger(__name__)
+
+PILLOW_FORMATS = {".webp": "WEBP", ".gif": "GIF"}
+MP4_CODECS = ("avc1", "mp4v")
+
+
+def read_video(
+    path: str | os.PathLike, max_frames: int | None = None, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, float]:
+    """Decode a video file.
+
+    max_frames: keep at most this many frames from the start (None or 0 = all).
+    size: (width, height) in pixels to resize every frame to (area interpolation), or None.
+    Returns (frames (T, H, W, 3) uint8 RGB, fps frames/s). A file that reports no frame rate gets
+    30 fps with a logged warning.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise MotionError(f"video file '{path}' does not exist; check the path.")
+    capture = cv2.VideoCapture(str(path))
+    if not capture.isOpened():
+        raise MotionError(f"cannot open '{path}' as a video; use an mp4/avi/mov/webm file OpenCV can decode.")
+    try:
+        fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+        frames: list[np.ndarray] = []
+        while not max_frames or len(frames) < max_frames:
+            ok, bgr = capture.read()
+            if not ok:
+                break
+            if size is not None:
+                bgr = cv2.resize(bgr, size, interpolation=cv2.INTER_AREA)
+            frames.append(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB))
+    finally:
+        capture.release()
+    if not frames:
+        raise MotionError(f"'{path}' holds no decodable frames; the file is empty or damaged.")
+    if not (0.0 < fps < 1000.0):
+        LOGGER.warning("%s reports no usable frame rate (%r); assuming 30 fps", path, fps)
+        fps = 30.0
+    return np.stack(frames), fps
+
+
+def _to_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
+    """(T, H, W, 3) float 0..1 or uint8, numpy or torch -> (T, H, W, 3) uint8 numpy."""
+    if isinstance(frames, torch.Tensor):
+        frames = frames.detach().cpu()
+        if frames.dtype != torch.uint8:
+            frames = (frames.float().clamp(0, 1) * 255.0).round().to(torch.uint8)
+        frames = frames.numpy()
+    elif frames.dtype != np.uint8:
+        frames = (np.clip(frames.astype(np.float32), 0.0, 1.0) * 255.0).round().astype(np.uint8)
+    if frames.ndim != 4 or frames.shape[-1] != 3 or frames.shape[0] == 0:
+        raise MotionError(f"frames to write must be (T, H, W, 3) with T >= 1, got {tuple(frames.shape)}.")
+    return np.ascontiguousarray(frames)
+
+
+def _even_size(frames: np.ndarray) -> np.ndarray:
+    """Crop a row and/or column so height and width are even (H.264 needs it)."""
+    height, width = frames.shape[1:3]
+    even_h, even_w = height - height % 2, width - width % 2
+    if (even_h, even_w) == (height, width):
+        return frames
+    if even_h == 0 or even_w == 0:
+        raise MotionError(f"frames of {width}x{height} pixels are too small for an mp4 file.")
+    LOGGER.info("cropped frames from %dx%d to %dx%d: mp4 needs even sizes", width, height, even_w, even_h)
+    return np.ascontiguousarray(frames[:, :even_h, :even_w])
+
+
+def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
+    frames = _even_size(frames)
+    height, width = frames.shape[1:3]
+    for codec in MP4_CODECS:
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+        if not writer.isOpened():
+            writer.release()
+            LOGGER.info("OpenCV has no '%s' encoder here; trying the next codec", codec)
+            continue
+        try:
+            for frame in frames:
+                writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+        finally:
+            writer.release()
+        if path.is_file() and path.stat().st_size > 0:
+            return
+        LOGGER.info("codec '%s' produced an empty file; trying the next codec", codec)
+    raise MotionError(f"OpenCV could not encode an mp4 with any of {MP4_CODECS}; write .webp or .gif instead.")
+
+
+def _write_animated(path: Path, frames: np.ndarray, fps: float, pillow_format: str) -> None:
+    from PIL import Image
+
+    pictures = [Image.fromarray(frame) for frame in frames]
+    duration_ms = max(1, int(round(1000.0 / fps)))
+    options = {"lossless": False, "quality": 90} if pillow_format == "WEBP" else {"optimize": False}
+    pictures[0].save(
+        path, format=pillow_format, save_all=True, append_images=pictures[1:],
+        duration=duration_ms, loop=0, **options,
+    )
+
+
+def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: float) -> None:
+    """Write frames (T, H, W, 3), float 0..1 or uint8, numpy or torch, as a video at fps frames/s.
+
+    .mp4 goes through OpenCV (H.264 'avc1' when available, else 'mp4v'; odd sizes are cropped by
+    one pixel); .webp and .gif are animated with Pillow and loop forever.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix != ".mp4" and suffix not in PILLOW_FORMATS:
+        raise MotionError(f"cannot write '{path.name}': use a .mp4, .webp or .gif file name.")
+    if not fps > 0:
+        raise MotionError(f"fps must be positive, got {fps}.")
+    pixels = _to_uint8_frames(frames)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)
+    os.close(handle)
+    temp_path = Path(temp_name)
+    try:
+        if suffix == ".mp4":
+            _write_mp4(temp_path, pixels, fps)
+        else:
+            _write_animated(temp_path, pixels, fps, PILLOW_FORMATS[suffix])
+        if temp_path.stat().st_size == 0:
+            raise MotionError(f"writing '{path}' produced an empty file.")
+        os.replace(temp_path, path)
+    finally:
+        temp_path.unlink(missing_ok=True)
