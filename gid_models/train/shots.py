@@ -1,0 +1,253 @@
+"""Clips -> shots (cut detection) -> static-camera windows of oscillating motion.
+
+Cut detection compares colour histograms of consecutive frames. Window selection looks at the
+trajectories of one window (start frame -> every later frame, in pixels) and keeps it only when
+the camera stands still, something visibly moves, and the motion is mostly oscillation rather
+than drift (a character walking, a door opening, optical-flow failures). Every decision carries
+a reason that prepare.py logs.
+
+Pixel thresholds are given at a reference width of 256 pixels (the training resolution) and
+scaled to the width the trajectories were measured at.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import cv2
+import numpy as np
+import torch
+
+REFERENCE_WIDTH = 256
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Frames [start, end) of a clip between two cuts."""
+
+    start: int
+    end: int
+
+    @property
+    def length(self) -> int:
+        return self.end - self.start
+
+
+def _thumbnails(frames: np.ndarray) -> list[np.ndarray]:
+    """Frames shrunk to 64 pixels wide: cuts change the whole picture, noise and detail do not."""
+    height, width = frames.shape[1:3]
+    size = (64, max(1, round(64 * height / width)))
+    return [cv2.resize(np.ascontiguousarray(frame), size, interpolation=cv2.INTER_AREA) for frame in frames]
+
+
+def frame_histograms(thumbnails: list[np.ndarray], bins: tuple[int, int, int] = (16, 4, 4)) -> np.ndarray:
+    """(T, prod(bins)) HSV colour histograms of RGB uint8 thumbnails, each summing to 1."""
+    histograms = []
+    for small in thumbnails:
+        hsv = cv2.cvtColor(small, cv2.COLOR_RGB2HSV)
+        hist = cv2.calcHist([hsv], [0, 1, 2], None, list(bins), [0, 180, 0, 256, 0, 256]).ravel()
+        histograms.append(hist / max(hist.sum(), 1.0))
+    return np.stack(histograms).astype(np.float32)
+
+
+def cut_scores(frames: np.ndarray) -> np.ndarray:
+    """(T-1,) change between frame i and i+1 in 0..1 for (T, H, W, 3) uint8 RGB frames.
+
+    The larger of the colour-histogram distance (0.5 * L1 = 1 - intersection) and twice the mean
+    absolute grey-level difference of the thumbnails, so a cut between two scenes of similar
+    colours is still seen.
+    """
+    thumbnails = _thumbnails(frames)
+    histograms = frame_histograms(thumbnails)
+    colour = 0.5 * np.abs(np.diff(histograms, axis=0)).sum(axis=1)
+    grey = np.stack([cv2.cvtColor(t, cv2.COLOR_RGB2GRAY) for t in thumbnails]).astype(np.float32) / 255.0
+    pixels = 2.0 * np.abs(np.diff(grey, axis=0)).mean(axis=(1, 2))
+    return np.maximum(colour, pixels)
+
+
+def detect_cuts(frames: np.ndarray, threshold: float = 0.3, contrast: float = 3.0, neighbourhood: int = 8) -> list[int]:
+    """Frame indices where a new shot starts.
+
+    A cut between frames i-1 and i needs a histogram distance above `threshold` and `contrast`
+    times the median distance of the surrounding `neighbourhood` frame pairs, so fast but
+    continuous motion (which raises every neighbouring distance) is not mistaken for a cut.
+    """
+    scores = cut_scores(frames)
+    cuts = []
+    for i, score in enumerate(scores):
+        lo, hi = max(0, i - neighbourhood), min(len(scores), i + neighbourhood + 1)
+        around = np.delete(scores[lo:hi], i - lo)
+        local = float(np.median(around)) if around.size else 0.0
+        if score > threshold and score > contrast * local:
+            cuts.append(i + 1)
+    return cuts
+
+
+def split_shots(num_frames: int, cuts: list[int]) -> list[Shot]:
+    """Shots between the cuts, covering frames 0..num_frames-1."""
+    bounds = [0] + sorted(c for c in cuts if 0 < c < num_frames) + [num_frames]
+    return [Shot(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def window_starts(shot: Shot, num_frames: int, stride: int, min_frames: int) -> tuple[list[int], int]:
+    """Start frames of the windows of a shot, every `stride` frames, and the window length T.
+
+    T = num_frames when the shot holds that many frames; a shorter shot gives one window of its
+    whole length when that is at least min_frames, and none otherwise ([], 0).
+    """
+    if shot.length >= num_frames:
+        return list(range(shot.start, shot.end - num_frames + 1, stride)), num_frames
+    if shot.length >= min_frames:
+        return [shot.start], shot.length
+    return [], 0
+
+
+@dataclass(frozen=True)
+class WindowThresholds:
+    """Limits of a usable window; pixels are at REFERENCE_WIDTH (256) pixels wide.
+
+    max_camera_shift: largest camera displacement of any frame from the start frame (measured
+        start -> frame t, so slow drift counts in full).
+    min_motion: the 99th percentile of per-pixel RMS motion must reach this, else nothing moves.
+    max_amplitude: a pixel moving further than this from its start is not swaying (gross motion
+        or a flow failure).
+    min_trend_share, min_trend_span: a pixel whose linear trend explains at least this share of its
+        motion variance over a span of at least this many pixels drifts rather than oscillates.
+    max_drift_share: reject the window when drifting pixels carry more of the motion energy.
+    """
+
+    max_camera_shift: float = 1.0
+    min_motion: float = 0.1
+    max_amplitude: float = 16.0
+    min_trend_share: float = 0.75
+    min_trend_span: float = 1.0
+    max_drift_share: float = 0.5
+
+
+@dataclass(frozen=True)
+class MotionStats:
+    """Per-pixel summary of a window's trajectories, in pixels at the measured width.
+
+    rms: (H, W) RMS of displacement about its temporal mean. trend_share: (H, W) share of that
+    variance explained by a straight line in time. trend_span: (H, W) displacement of the fitted
+    line over the window. peak: (H, W) largest |displacement| from the start frame.
+    """
+
+    rms: torch.Tensor
+    trend_share: torch.Tensor
+    trend_span: torch.Tensor
+    peak: torch.Tensor
+
+
+def motion_stats(trajectories: torch.Tensor) -> MotionStats:
+    """Summarise (1, T, 2, H, W) or (T, 2, H, W) trajectories (pixels, frame 0 = start frame)."""
+    traj = trajectories[0] if trajectories.ndim == 5 else trajectories
+    traj = traj.double()
+    steps = traj.shape[0]
+    centred = traj - traj.mean(dim=0, keepdim=True)
+    variance = centred.square().sum(dim=1).mean(dim=0)  # (H, W) px^2, x and y together
+    t = torch.arange(steps, dtype=torch.float64, device=traj.device)
+    t = (t - t.mean()).view(-1, 1, 1, 1)
+    slope = (centred * t).sum(dim=0) / t.square().sum().clamp_min(1e-12)  # (2, H, W) px/frame
+    trend_variance = slope.square().sum(dim=0) * t.square().mean()
+    return MotionStats(
+        rms=variance.sqrt().float(),
+        trend_share=(trend_variance / variance.clamp_min(1e-12)).clamp(0, 1).float(),
+        trend_span=(slope.norm(dim=0) * max(steps - 1, 1)).float(),
+        peak=traj.norm(dim=1).amax(dim=0).float(),
+    )
+
+
+def oscillation_mask(stats: MotionStats, thresholds: WindowThresholds, width: int) -> torch.Tensor:
+    """(H, W) bool: True where the pixel's motion looks like oscillation (or it keeps still)."""
+    scale = width / REFERENCE_WIDTH
+    drifting = (stats.trend_share >= thresholds.min_trend_share) & (
+        stats.trend_span >= thresholds.min_trend_span * scale
+    )
+    gross = stats.peak > thresholds.max_amplitude * scale
+    return ~(drifting | gross)
+
+
+def camera_shift(camera_motion: torch.Tensor | None, trajectories: torch.Tensor, height: int, width: int) -> float:
+    """Largest camera displacement (pixels) of any frame from the start frame.
+
+    camera_motion: (T, 2, 3) affine maps of start-frame pixel coordinates into frame t, or None
+    to use the per-frame median displacement of all pixels instead (robust when most of the
+    picture is still).
+    """
+    if camera_motion is not None:
+        corners = torch.tensor([[0, 0, 1], [width - 1, 0, 1], [0, height - 1, 1], [width - 1, height - 1, 1]],
+                               dtype=torch.float64)
+        moved = torch.einsum("tij,cj->tci", camera_motion.double().cpu(), corners)
+        return float((moved - corners[None, :, :2]).norm(dim=-1).amax())
+    traj = trajectories[0] if trajectories.ndim == 5 else trajectories
+    median = traj.flatten(2).median(dim=2).values  # (T, 2)
+    return float(median.norm(dim=1).amax())
+
+
+@dataclass
+class WindowDecision:
+    """Why a window (or one crop of it) was kept or rejected; figures at REFERENCE_WIDTH."""
+
+    clip: str
+    start: int
+    num_frames: int
+    kept: bool
+    reason: str
+    camera_shift_px: float = 0.0
+    motion_px: float = 0.0
+    drift_share: float = 0.0
+    crop: str = ""
+    code: str = ""  # kept, camera, still, drift or short: the reason in one word for summaries
+
+    def as_dict(self) -> dict:
+        return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
+
+
+def drift_share(stats: MotionStats, mask: torch.Tensor) -> float:
+    """Share of the motion energy (sum of rms^2) carried by pixels outside the oscillation mask."""
+    energy = stats.rms.double().square()
+    total = float(energy.sum())
+    return 0.0 if total <= 0 else float(energy[~mask].sum()) / total
+
+
+def judge_motion(
+    stats: MotionStats, mask: torch.Tensor, thresholds: WindowThresholds, width: int
+) -> tuple[str, str, float, float]:
+    """(code, reason, motion_px at 256 wide, drift share) for the pixels of stats and mask."""
+    scale = REFERENCE_WIDTH / width
+    motion = float(torch.quantile(stats.rms.flatten().double()[:: max(1, stats.rms.numel() // 200_000)], 0.99)) * scale
+    share = drift_share(stats, mask)
+    if motion < thresholds.min_motion:
+        return "still", f"no visible motion (99th-percentile RMS {motion:.3f} px < {thresholds.min_motion} px)", motion, share
+    if share > thresholds.max_drift_share:
+        return (
+            "drift",
+            f"non-oscillatory motion carries {100 * share:.0f}% of the motion energy (e.g. a character "
+            f"walking; limit {100 * thresholds.max_drift_share:.0f}%)",
+            motion,
+            share,
+        )
+    return "kept", "kept", motion, share
+
+
+def judge_window(
+    clip: str,
+    start: int,
+    trajectories: torch.Tensor,
+    camera_motion: torch.Tensor | None,
+    thresholds: WindowThresholds,
+) -> tuple[WindowDecision, MotionStats, torch.Tensor]:
+    """Decide on one window from its (1, T, 2, H, W) trajectories; also return the per-pixel stats
+    and oscillation mask (H, W) so crops can be judged without recomputing them."""
+    height, width = trajectories.shape[-2:]
+    steps = int(trajectories.shape[-4])
+    shift = camera_shift(camera_motion, trajectories, height, width) * REFERENCE_WIDTH / width
+    stats = motion_stats(trajectories)
+    mask = oscillation_mask(stats, thresholds, width)
+    if not math.isfinite(shift) or shift > thresholds.max_camera_shift:
+        reason = f"camera moves {shift:.2f} px from the start frame (limit {thresholds.max_camera_shift} px)"
+        return WindowDecision(clip, start, steps, False, reason, shift, code="camera"), stats, mask
+    code, reason, motion, share = judge_motion(stats, mask, thresholds, width)
+    return WindowDecision(clip, start, steps, code == "kept", reason, shift, motion, share, code=code), stats, mask
