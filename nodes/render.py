@@ -1,4 +1,164 @@
-"""Placeholder: this topic's nodes are being written."""
+"""Render nodes: a motion texture on a picture -> a video (IMAGE batch + fps), and the renderer loader."""
 
-NODE_CLASS_MAPPINGS: dict[str, type] = {}
-NODE_DISPLAY_NAME_MAPPINGS: dict[str, str] = {}
+from __future__ import annotations
+
+import logging
+
+import torch
+
+from ..gid_models.rendering import NeuralRenderer, render_motion
+from ..gid_models.spectral import MotionTexture
+from . import _comfy, types
+from .errors import fail, image_batch_to_nchw, node_errors
+
+LOGGER = logging.getLogger("ComfyUI-GID")
+
+NO_RENDERER_ENTRY = "(no trained renderer available yet)"
+
+
+def _clip_count(node: str, pictures: int, motions: int) -> int:
+    if pictures == motions or pictures == 1 or motions == 1:
+        return max(pictures, motions)
+    raise fail(
+        node,
+        f"picture batch has {pictures} images but motion batch has {motions} clips; give one picture, "
+        "one motion, or the same number of both (picture i is rendered with motion i).",
+    )
+
+
+def _freeze_masks(node: str, mask: torch.Tensor | None, clips: int) -> list[torch.Tensor | None]:
+    if mask is None:
+        return [None] * clips
+    if not isinstance(mask, torch.Tensor) or mask.ndim not in (2, 3):
+        raise fail(node, f"freeze_mask must be a MASK (B, H, W), got {getattr(mask, 'shape', type(mask).__name__)}.")
+    mask = mask.reshape(-1, *mask.shape[-2:])
+    if mask.shape[0] not in (1, clips):
+        raise fail(node, f"freeze_mask batch has {mask.shape[0]} masks for {clips} clips; give one mask or one per clip.")
+    if not torch.isfinite(mask).all():
+        raise fail(node, "freeze_mask contains NaN or infinite values.")
+    return [mask[min(i, mask.shape[0] - 1)][None, None].float() for i in range(clips)]
+
+
+class GIDRender:
+    """Softmax-splat rendering of a motion texture on a picture."""
+
+    DESCRIPTION = (
+        "Moves the picture by the motion texture, frame by frame, with softmax splatting (pixels that "
+        "move more win where they overlap) and fills the holes. Without a renderer input it uses the "
+        "pixel renderer (splat + pull-push fill); connect GIDLoadRenderer for the neural renderer. "
+        "Motion made at another resolution is resized to the picture (same aspect ratio needed). "
+        "An alpha channel is ignored (RGB is rendered). Several pictures and motions render pairwise "
+        "(or one with each of the other) and the clips are concatenated. Outputs the frames and the "
+        "frame rate for Video Combine / Create Video / Save Animated WEBP."
+    )
+    CATEGORY = "GID/render"
+    FUNCTION = "render"
+    RETURN_TYPES = (types.IMAGE, "FLOAT", "INT")
+    RETURN_NAMES = ("frames", "fps", "fps_int")
+    OUTPUT_TOOLTIPS = (
+        "Rendered video frames (T, H, W, 3); several clips are concatenated one after another.",
+        "Frame rate of the motion (frames/s), for video nodes with a FLOAT frame_rate input.",
+        "The same frame rate rounded to a whole number, for nodes with an INT frame rate input.",
+    )
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "picture": (types.IMAGE, {"tooltip": "The still picture to animate (RGB; alpha is ignored)."}),
+                "motion": (types.MOTION, {"tooltip": "Motion texture (per-pixel displacements over time)."}),
+            },
+            "optional": {
+                "renderer": (
+                    types.RENDERER,
+                    {"tooltip": "Trained neural renderer from GIDLoadRenderer; leave empty for the pixel renderer."},
+                ),
+                "freeze_mask": (
+                    types.MASK,
+                    {"tooltip": "Regions to hold still (1 = frozen, 0 = moves, soft values scale motion)."},
+                ),
+            },
+        }
+
+    def render(self, picture, motion, renderer=None, freeze_mask=None):
+        node = "GIDRender"
+        pictures = image_batch_to_nchw(picture, node, "picture")
+        if not isinstance(motion, MotionTexture):
+            raise fail(node, f"motion must come from a GID motion node (GID_MOTION), got {type(motion).__name__}.")
+        if renderer is not None and not isinstance(renderer, NeuralRenderer):
+            raise fail(node, f"renderer must come from GIDLoadRenderer, got {type(renderer).__name__}.")
+        clips = _clip_count(node, pictures.shape[0], motion.batch_size)
+        masks = _freeze_masks(node, freeze_mask, clips)
+        if renderer is None:
+            LOGGER.info("GIDRender: no renderer connected, using the pixel renderer (splat + pull-push fill)")
+            device = _comfy.torch_device()
+        else:
+            device = _comfy.load_model_to_device(renderer.eval())
+        output_device = _comfy.intermediate_device()
+        frames_per_clip = motion.num_frames
+        progress = _comfy.step_callback(clips * frames_per_clip)
+        _comfy.throw_if_interrupted()
+        videos = []
+        with node_errors(node):
+            for clip in range(clips):
+                single = MotionTexture(
+                    motion.displacements[min(clip, motion.batch_size - 1)][None], fps=motion.fps
+                )
+                offset = clip * frames_per_clip
+                frames = render_motion(
+                    pictures[min(clip, pictures.shape[0] - 1)][None].to(device),
+                    single,
+                    renderer=renderer,
+                    freeze_mask=masks[clip],
+                    callback=lambda step, _total, offset=offset: progress(offset + step),
+                    output_device=output_device,
+                )
+                videos.append(frames.movedim(1, -1))
+        video = videos[0].contiguous() if clips == 1 else torch.cat(videos)
+        fps = float(motion.fps)
+        return (video, fps, max(1, int(round(fps))))
+
+
+class GIDLoadRenderer:
+    """Loads trained neural-renderer weights."""
+
+    DESCRIPTION = (
+        "Loads a trained neural renderer (renderer*.safetensors) from ComfyUI/models/gid or the pack's "
+        "bundled weights. No trained renderer ships yet: train one with "
+        "`python -m gid_models.train.train_renderer`; until then GIDRender without a renderer uses "
+        "the pixel renderer."
+    )
+    CATEGORY = "GID/loaders"
+    FUNCTION = "load"
+    RETURN_TYPES = (types.RENDERER,)
+    RETURN_NAMES = ("renderer",)
+    OUTPUT_TOOLTIPS = ("Neural renderer for GIDRender.",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = _comfy.list_model_files("renderer") or [NO_RENDERER_ENTRY]
+        return {
+            "required": {
+                "renderer_name": (
+                    names,
+                    {"tooltip": "Renderer weights in ComfyUI/models/gid (files named renderer*.safetensors)."},
+                ),
+            }
+        }
+
+    def load(self, renderer_name):
+        node = "GIDLoadRenderer"
+        if renderer_name == NO_RENDERER_ENTRY or renderer_name not in _comfy.list_model_files("renderer"):
+            raise fail(
+                node,
+                f"no trained renderer named '{renderer_name}' is available (found: "
+                f"{_comfy.list_model_files('renderer') or 'none'}). No trained renderer ships yet: train one "
+                "with `python -m gid_models.train.train_renderer` and put renderer*.safetensors in "
+                "ComfyUI/models/gid, or leave GIDRender's renderer input empty to use the pixel renderer.",
+            )
+        with node_errors(node):
+            return (NeuralRenderer.load(_comfy.model_file_path(renderer_name)),)
+
+
+NODE_CLASS_MAPPINGS = {"GIDRender": GIDRender, "GIDLoadRenderer": GIDLoadRenderer}
+NODE_DISPLAY_NAME_MAPPINGS = {"GIDRender": "GID Render Video", "GIDLoadRenderer": "GID Load Renderer"}

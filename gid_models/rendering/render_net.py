@@ -25,6 +25,7 @@ from .hole_fill import pull_push_fill
 from .softsplat import softmax_splat
 
 FORMAT_NAME = "gid-neural-renderer"
+BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "renderer.safetensors"
 
 
 @dataclass(frozen=True)
@@ -158,6 +159,20 @@ class NeuralRenderer(nn.Module):
         model = cls(RendererConfig(channels=tuple(config["channels"])))
         model.load_state_dict(state)
         return model.eval()
+
+    @staticmethod
+    def bundled_available() -> bool:
+        """True once trained weights ship as gid_models/weights/renderer.safetensors (none yet)."""
+        return BUNDLED_WEIGHTS.is_file()
+
+    @classmethod
+    def from_bundled(cls) -> "NeuralRenderer":
+        if not cls.bundled_available():
+            raise FileNotFoundError(
+                "no trained neural renderer ships with this version; render without one (the pixel "
+                "renderer) or train one with `python -m gid_models.train.train_renderer`."
+            )
+        return cls.load(BUNDLED_WEIGHTS)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
