@@ -29,7 +29,7 @@ Memory: trajectories are float32 (T, 2, H, W): 150 frames at 512x288 take 177 MB
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Callable
 
 import cv2
@@ -258,7 +258,3 @@ def spectral_volume_from_video(
         max_camera_shift_px=max_shift, warnings=warnings,
     )
 
-
-def with_fps(motion: VideoMotion, fps: float) -> VideoMotion:
-    """The same result with a different frame rate recorded on the volume (bins k * fps / T Hz)."""
-    return replace(motion, volume=replace(motion.volume, fps=float(fps)))
