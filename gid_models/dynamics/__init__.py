@@ -1,0 +1,38 @@
+"""Interactive dynamics: image-space modal simulation of drags and pokes (paper notes, sections 6 and 9).
+
+Public API:
+- ModalBasis.from_volume(volume, max_modes=None): mode shapes, frequencies and masses.
+- simulate_modal_coordinates(basis, drags, num_frames, fps, ...) -> q (N, J) complex.
+- synthesize_motion(basis, q, fps) -> MotionTexture; simulate(volume, drags, ...) does both.
+- Drag, drags_from_json(text, width, height, default_hold): the widget's drag JSON in pixels.
+"""
+
+from .drags import DRAG_KINDS, EMPTY_DRAGS_JSON, Drag, drags_from_json, parse_drag_entries
+from .modal import (
+    INTEGRATORS,
+    ModalBasis,
+    modal_energy,
+    modal_force,
+    simulate,
+    simulate_modal_coordinates,
+    simulate_modal_state,
+    step_matrices,
+    synthesize_motion,
+)
+
+__all__ = [
+    "DRAG_KINDS",
+    "EMPTY_DRAGS_JSON",
+    "INTEGRATORS",
+    "Drag",
+    "ModalBasis",
+    "drags_from_json",
+    "modal_energy",
+    "modal_force",
+    "parse_drag_entries",
+    "simulate",
+    "simulate_modal_coordinates",
+    "simulate_modal_state",
+    "step_matrices",
+    "synthesize_motion",
+]

@@ -1,0 +1,381 @@
+"""Image-space modal simulation: pull, poke and release a picture (paper notes, sections 6 and 9).
+
+Modes. Every kept bin k >= 1 of a spectral volume whose modal mass is at least MIN_RELATIVE_MASS
+(1e-6) times the largest one is a mode j (lighter bins are flow or float noise: the calibration below
+is blind to a mode's overall size, so noise would move as much as real motion), with shape
+phi_j(p) = S_k(p) (complex x and y, pixels), natural angular frequency
+omega_j = 2 pi k fps_volume / T (rad/s) and modal mass m_j = mean over pixels of |phi_j(p)|^2
+(|.|^2 summed over x and y). Bin 0 (the mean offset) is never a mode. The simulated system uses
+omega_j^2 * stiffness_scale and m_j * mass_scale.
+
+Each complex modal coordinate q_j obeys q'' + 2 zeta omega q' + omega^2 q = g(t) / m; its real and
+imaginary parts are two independent real oscillators with the same coefficients. The output
+displacement is F_t(p) = Re(sum_j phi_j(p) q_j(t)) pixels, a MotionTexture (synthesize_motion).
+
+The algorithm, exactly (a browser port must reproduce q(t) from it):
+
+1. Time. Output frame n = 0..N-1 is at t_n = n / fps seconds; one step is h = 1 / fps. The state
+   (q_j, v_j = q_j') starts at zero. Event frames are integers: start and hold given as numbers are
+   rounded with floor(x + 0.5).
+2. Modal force of a drag or poke at pixel (u, v) with vector d = (dx, dy) pixels: phi_j(u, v) is
+   sampled bilinearly (pixel centres at integer coordinates; u, v clamped to [0, W-1] x [0, H-1])
+   and g_j = conj(phi_jx) dx + conj(phi_jy) dy.
+3. Calibration on the unscaled system (stiffness_scale = mass_scale = 1), so the arrow d defines a
+   force; scaling then changes how the object answers it:
+   - drag: weights w_j = 1 / (m_j omega_j^2); force alpha g_j with alpha = |d|^2 / max(R, R_min),
+     R = sum_j w_j |g_j|^2. The static response of the simulated system to it is
+     s_j = alpha g_j / (stiffness_scale * mass_scale * m_j omega_j^2). At scale 1 and R >= R_min the
+     dragged point moves exactly |d| along d (its displacement is d when the modes allow motion
+     along d only).
+   - poke: weights w_j = 1 / (m_j omega_j); force beta g_j with beta = |d|^2 / max(R, R_min) and R
+     as above with these weights; the impulse gives the velocity jump
+     dv_j = beta g_j / (mass_scale * m_j). At scale 1 and R >= R_min,
+     sum_j |dv_j phi_j(p) . d/|d|| / omega_j = |d|: |d| bounds the poked point's swing along d
+     (all modes start in phase).
+   - force limit: R_min = MIN_RELATIVE_RESPONSE (0.01) * |d|^2 * max over pixels p' of
+     sum_j w_j |phi_j(p')|^2. A point that barely moves in the volume is therefore pulled with a
+     bounded force and moves less than d (a warning is logged) instead of flinging the rest of the
+     picture: no pixel ever moves more than |d| / sqrt(MIN_RELATIVE_RESPONSE) = 10 |d| (statically).
+4. Frame loop, for n = 0..N-1:
+   a. Releases and pokes at frame n change the state: a drag released at n = start + hold adds its
+      static response s_j to q_j (its velocity is zero); a poke at n = start adds dv_j to v_j.
+   b. Output q_j(t_n) = state q_j + sum over drags held at n (start <= n < start + hold) of
+      r((n - start) / hold) s_j, with the smoothstep r(x) = x^2 (3 - 2 x): the hand bends the
+      object into its static shape and holds it there, arriving with zero velocity, so at release
+      the object is let go from rest at the pulled shape (notes section 9).
+   c. Step the state from t_n to t_{n+1} with no force: [q, v] <- P_j [q, v] (real and imaginary
+      parts alike), with the per-frame 2x2 matrix P_j of the chosen integrator (step_matrices).
+   Drags and pokes whose event frames fall at or after N have no effect on the N frames.
+5. Integrators (step_matrices), computed once per simulation:
+   - "exact" (default): the propagator of the free damped oscillator over h. With
+     C = e^{-zeta omega h} cos(omega_d h), S = e^{-zeta omega h} sin(omega_d h) / omega_d,
+     omega_d = omega sqrt(1 - zeta^2) (cosh/sinh with sqrt(zeta^2 - 1) when zeta > 1;
+     C = e^{-omega h}, S = h e^{-omega h} when zeta = 1):
+     P = [[C + zeta omega S, S], [-omega^2 S, C - zeta omega S]]. No stability bound; it
+     matches the analytic solution to float precision and energy never grows for zeta >= 0.
+   - "euler": the paper's explicit stepping as semi-implicit Euler (v += hs a; q += hs v) with
+     n_sub = ceil(h omega_max / 0.1) sub-steps per frame (hs = h / n_sub): accurate to about 1%
+     over a few periods (notes section 9). Settings needing more than MAX_EULER_SUBSTEPS sub-steps
+     per frame are refused. P = E^n_sub with E = [[1 - hs^2 omega^2, hs (1 - 2 zeta omega hs)],
+     [-hs omega^2, 1 - 2 zeta omega hs]].
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+
+from ..spectral import MotionError, MotionTexture, SpectralVolume
+from .drags import Drag
+
+LOGGER = logging.getLogger(__name__)
+
+INTEGRATORS = ("exact", "euler")
+EULER_STEP_BOUND = 0.1  # h * omega per semi-implicit Euler sub-step (notes section 9)
+MAX_EULER_SUBSTEPS = 10_000
+MIN_RELATIVE_RESPONSE = 0.01
+MIN_RELATIVE_MASS = 1e-6
+
+
+@dataclass(frozen=True)
+class ModalBasis:
+    """Image-space modes taken from one spectral volume.
+
+    shapes: (J, 2, H, W) complex64 mode shapes phi_j (x, y), pixels (on the volume's device).
+    omegas: (J,) float64 natural angular frequencies, rad/s.
+    masses: (J,) float64 modal masses, mean over pixels of |phi_j|^2 (pixels^2).
+    frequency_indices: (J,) int64 volume bin k of each mode (k >= 1).
+    """
+
+    shapes: torch.Tensor
+    omegas: torch.Tensor
+    masses: torch.Tensor
+    frequency_indices: torch.Tensor
+
+    @property
+    def num_modes(self) -> int:
+        return int(self.shapes.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.shapes.shape[-2])
+
+    @property
+    def width(self) -> int:
+        return int(self.shapes.shape[-1])
+
+    @classmethod
+    def from_volume(
+        cls,
+        volume: SpectralVolume,
+        max_modes: int | None = None,
+        batch_index: int = 0,
+        min_relative_mass: float = MIN_RELATIVE_MASS,
+    ) -> "ModalBasis":
+        """Modes of item batch_index of a volume in pixels; bins lighter than min_relative_mass times
+        the heaviest are dropped; max_modes keeps the heaviest modes (largest modal mass), listed in
+        order of frequency."""
+        volume.require_physical("the modal simulation")
+        if not 0 <= batch_index < volume.batch_size:
+            raise MotionError(f"batch index {batch_index} is outside the volume's batch of {volume.batch_size}.")
+        if not torch.isfinite(volume.coeffs).all():
+            raise MotionError("the spectral volume contains NaN or infinite values; re-create it.")
+        modes = volume.complex_modes()[batch_index, 1:]  # (K-1, 2, H, W) on the volume's device; bin 0 is no mode
+        masses = modes.abs().square().sum(1).double().mean((-2, -1)).cpu()
+        keep = torch.nonzero((masses > 0) & (masses >= masses.max() * min_relative_mass)).flatten()
+        if keep.numel() == 0:
+            raise MotionError(
+                f"the spectral volume has no motion above f_0 (its {volume.num_frequencies} bins carry "
+                "no oscillation), so there is nothing to simulate; use a volume from a moving clip or "
+                "a motion model."
+            )
+        if max_modes is not None:
+            if max_modes < 1:
+                raise MotionError(f"max_modes must be at least 1, got {max_modes}.")
+            heaviest = torch.argsort(masses[keep], descending=True, stable=True)[:max_modes]
+            keep = torch.sort(keep[heaviest]).values
+        bins = keep + 1
+        hz = volume.frequencies_hz().double()[bins]
+        return cls(
+            shapes=modes[keep.to(modes.device)].to(torch.complex64).contiguous(),
+            omegas=2.0 * math.pi * hz,
+            masses=masses[keep],
+            frequency_indices=bins.long(),
+        )
+
+    def sample(self, u: float, v: float) -> torch.Tensor:
+        """(J, 2) complex128 mode shapes at pixel (u, v), bilinear, pixel centres at integers."""
+        u = min(max(float(u), 0.0), self.width - 1.0)
+        v = min(max(float(v), 0.0), self.height - 1.0)
+        u0, v0 = min(int(math.floor(u)), self.width - 2), min(int(math.floor(v)), self.height - 2)
+        u0, v0 = max(u0, 0), max(v0, 0)
+        patch = self.shapes[:, :, v0 : v0 + 2, u0 : u0 + 2].cpu().to(torch.complex128)
+        if patch.shape[-1] == 1:
+            patch = torch.cat([patch, patch], dim=-1)
+        if patch.shape[-2] == 1:
+            patch = torch.cat([patch, patch], dim=-2)
+        fu, fv = u - u0, v - v0
+        top = patch[..., 0, 0] * (1 - fu) + patch[..., 0, 1] * fu
+        bottom = patch[..., 1, 0] * (1 - fu) + patch[..., 1, 1] * fu
+        return top * (1 - fv) + bottom * fv
+
+
+def modal_force(basis: ModalBasis, drag: Drag) -> torch.Tensor:
+    """(J,) complex128 g_j = conj(phi_j(p)) . d for a drag or poke at pixel p with vector d."""
+    phi = basis.sample(drag.x, drag.y)
+    return phi[:, 0].conj() * drag.dx + phi[:, 1].conj() * drag.dy
+
+
+def _largest_response(basis: ModalBasis, weights: torch.Tensor) -> float:
+    """max over pixels p of sum_j w_j |phi_j(p)|^2: the response of the picture's most mobile point."""
+    power = basis.shapes.abs().square().sum(1).double()  # (J, H, W)
+    return float(torch.einsum("j,jhw->hw", weights.to(power.device), power).max())
+
+
+def _calibrated_force(basis: ModalBasis, drag: Drag, weights: torch.Tensor, largest: float, what: str) -> torch.Tensor:
+    """(J,) complex128 modal force |d|^2 g_j / max(R, R_min) (alpha g or beta g of the docstring)."""
+    g = modal_force(basis, drag)
+    length_sq = drag.dx**2 + drag.dy**2
+    response = float((weights * g.abs().square()).sum())
+    limit = MIN_RELATIVE_RESPONSE * largest * length_sq
+    if response < limit:
+        LOGGER.warning(
+            "%s at pixel (%.1f, %.1f) is on a part of the picture that barely moves along (%.2f, %.2f) px in this "
+            "motion; it moves %.0f%% of its arrow. Put it on a moving part for a bigger response.",
+            what, drag.x, drag.y, drag.dx, drag.dy, 100.0 * response / limit,
+        )
+    return g * (length_sq / max(response, limit, 1e-300))
+
+
+def _system(basis: ModalBasis, stiffness_scale: float, mass_scale: float) -> tuple[torch.Tensor, torch.Tensor]:
+    if not (math.isfinite(stiffness_scale) and stiffness_scale > 0):
+        raise MotionError(f"stiffness_scale must be a positive number, got {stiffness_scale}.")
+    if not (math.isfinite(mass_scale) and mass_scale > 0):
+        raise MotionError(f"mass_scale must be a positive number, got {mass_scale}.")
+    return basis.omegas * math.sqrt(stiffness_scale), basis.masses * mass_scale
+
+
+def step_matrices(omegas: torch.Tensor, damping: float, step: float, integrator: str = "exact") -> torch.Tensor:
+    """(J, 2, 2) float64 matrices P_j with [q, v](t + step) = P_j [q, v](t) for the free oscillator.
+
+    omegas: (J,) rad/s; damping: ratio zeta >= 0; step: seconds. See the module docstring.
+    """
+    omegas = omegas.double()
+    if integrator == "exact":
+        zeta = float(damping)
+        decay = torch.exp(-zeta * omegas * step)
+        if zeta < 1.0:
+            damped = omegas * math.sqrt(1.0 - zeta * zeta)
+            c = decay * torch.cos(damped * step)
+            s = decay * torch.sin(damped * step) / damped
+        elif zeta == 1.0:
+            c, s = decay, decay * step
+        else:
+            growth = omegas * math.sqrt(zeta * zeta - 1.0)
+            c = decay * torch.cosh(growth * step)
+            s = decay * torch.sinh(growth * step) / growth
+        rows = [torch.stack([c + zeta * omegas * s, s], -1), torch.stack([-omegas.square() * s, c - zeta * omegas * s], -1)]
+        return torch.stack(rows, -2)
+    if integrator == "euler":
+        substeps = euler_substeps(omegas, step)
+        hs = step / substeps
+        w2 = omegas.square()
+        friction = 1.0 - 2.0 * float(damping) * omegas * hs
+        rows = [torch.stack([1.0 - hs * hs * w2, hs * friction], -1), torch.stack([-hs * w2, friction], -1)]
+        return torch.linalg.matrix_power(torch.stack(rows, -2), substeps)
+    raise MotionError(f"unknown integrator '{integrator}'; use one of {', '.join(INTEGRATORS)}.")
+
+
+def euler_substeps(omegas: torch.Tensor, step: float) -> int:
+    """Semi-implicit Euler sub-steps per frame so that h_sub * omega_max <= EULER_STEP_BOUND."""
+    worst = float(omegas.max()) * step if omegas.numel() else 0.0
+    substeps = max(1, math.ceil(worst / EULER_STEP_BOUND - 1e-9))
+    if substeps > MAX_EULER_SUBSTEPS:
+        raise MotionError(
+            f"the Euler integrator would need {substeps} sub-steps per frame (omega_max {float(omegas.max()):.1f} "
+            f"rad/s at a {step:.4g} s frame step, limit {MAX_EULER_SUBSTEPS}); lower stiffness_scale, raise fps, "
+            "or use the exact integrator."
+        )
+    return substeps
+
+
+def _event_frame(value: float) -> int:
+    return int(math.floor(value + 0.5))
+
+
+def simulate_modal_coordinates(
+    basis: ModalBasis,
+    drags: Sequence[Drag],
+    num_frames: int,
+    fps: float,
+    damping: float = 0.05,
+    stiffness_scale: float = 1.0,
+    mass_scale: float = 1.0,
+    integrator: str = "exact",
+) -> torch.Tensor:
+    """Modal coordinates q (num_frames, J) complex128 of the drags and pokes (module docstring).
+
+    drags: in pixels of the basis, start/hold in frames at fps; num_frames >= 1; fps > 0 frames/s;
+    damping: ratio zeta in [0, 1] or more.
+    """
+    return simulate_modal_state(
+        basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator
+    )[0]
+
+
+def simulate_modal_state(
+    basis: ModalBasis,
+    drags: Sequence[Drag],
+    num_frames: int,
+    fps: float,
+    damping: float = 0.05,
+    stiffness_scale: float = 1.0,
+    mass_scale: float = 1.0,
+    integrator: str = "exact",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(q, v): q as simulate_modal_coordinates and v (num_frames, J) complex128, the velocity of the
+    free state at each frame (the hand's motion during holds is not included)."""
+    if num_frames < 1:
+        raise MotionError(f"need at least one frame, got {num_frames}.")
+    if not (math.isfinite(fps) and fps > 0):
+        raise MotionError(f"fps must be a positive number, got {fps}.")
+    if not (math.isfinite(damping) and damping >= 0):
+        raise MotionError(f"damping must be a number >= 0, got {damping}.")
+    omegas, masses = _system(basis, stiffness_scale, mass_scale)
+    propagator = step_matrices(omegas, damping, 1.0 / fps, integrator).to(torch.complex128)
+    holds, releases, pokes = _schedule(basis, drags, omegas, masses)
+
+    state = torch.zeros(basis.num_modes, 2, dtype=torch.complex128)  # (J, [q, v])
+    q = torch.empty(num_frames, basis.num_modes, dtype=torch.complex128)
+    v = torch.empty_like(q)
+    for n in range(num_frames):
+        if n in releases:
+            state[:, 0] += releases[n]
+        if n in pokes:
+            state[:, 1] += pokes[n]
+        q[n], v[n] = state[:, 0], state[:, 1]
+        for start, hold, static in holds:
+            if start <= n < start + hold:
+                x = (n - start) / hold
+                q[n] += x * x * (3.0 - 2.0 * x) * static
+        state = torch.einsum("jab,jb->ja", propagator, state)
+    if not torch.isfinite(torch.view_as_real(q)).all():
+        raise MotionError("the simulation produced non-finite values; lower stiffness_scale or the drag sizes.")
+    return q, v
+
+
+def _schedule(
+    basis: ModalBasis, drags: Sequence[Drag], omegas: torch.Tensor, masses: torch.Tensor
+) -> tuple[list[tuple[int, int, torch.Tensor]], dict[int, torch.Tensor], dict[int, torch.Tensor]]:
+    """Calibrated events: holds [(start, hold, static response s_j)], releases {frame: sum s_j},
+    pokes {frame: sum dv_j}; all (J,) complex128."""
+    weights = {"drag": 1.0 / (basis.masses * basis.omegas.square()), "poke": 1.0 / (basis.masses * basis.omegas)}
+    largest: dict[str, float] = {}
+    holds: list[tuple[int, int, torch.Tensor]] = []
+    releases: dict[int, torch.Tensor] = {}
+    pokes: dict[int, torch.Tensor] = {}
+    zero = torch.zeros(basis.num_modes, dtype=torch.complex128)
+    for index, drag in enumerate(drags):
+        if drag.kind not in weights:
+            raise MotionError(f"drag {index + 1} has unknown kind '{drag.kind}'; use 'drag' or 'poke'.")
+        if drag.kind not in largest:
+            largest[drag.kind] = _largest_response(basis, weights[drag.kind])
+        force = _calibrated_force(basis, drag, weights[drag.kind], largest[drag.kind], f"{drag.kind} {index + 1}")
+        start = _event_frame(drag.start)
+        if drag.kind == "poke":
+            pokes[start] = pokes.get(start, zero) + force / masses
+            continue
+        static = force / (masses * omegas.square())
+        hold = _event_frame(drag.hold)
+        holds.append((start, hold, static))
+        releases[start + hold] = releases.get(start + hold, zero) + static
+    return holds, releases, pokes
+
+
+def modal_energy(
+    basis: ModalBasis, q: torch.Tensor, v: torch.Tensor, stiffness_scale: float = 1.0, mass_scale: float = 1.0
+) -> torch.Tensor:
+    """(N,) total energy sum_j m_j (|v_j|^2 + omega_j^2 |q_j|^2) / 2 of the simulated system."""
+    omegas, masses = _system(basis, stiffness_scale, mass_scale)
+    return 0.5 * (masses * (v.abs().square() + omegas.square() * q.abs().square())).sum(-1)
+
+
+def synthesize_motion(basis: ModalBasis, q: torch.Tensor, fps: float) -> MotionTexture:
+    """F_t = Re(sum_j phi_j q_j(t)) as a MotionTexture (1, N, 2, H, W) pixels, one matmul over frames.
+
+    q: (N, J) complex modal coordinates; fps: frames/s of those N frames.
+    """
+    if q.ndim != 2 or q.shape[1] != basis.num_modes:
+        raise MotionError(f"modal coordinates must be (frames, {basis.num_modes}), got {tuple(q.shape)}.")
+    shapes = basis.shapes
+    # Re(phi q) = Re(phi) Re(q) - Im(phi) Im(q): one real (N, 2J) x (2J, 2HW) product.
+    real_shapes = torch.cat([shapes.real, -shapes.imag]).reshape(2 * basis.num_modes, -1)
+    coords = torch.cat([q.real, q.imag], dim=1).to(real_shapes.device, real_shapes.dtype)
+    flat = coords @ real_shapes
+    return MotionTexture(flat.reshape(1, q.shape[0], 2, basis.height, basis.width), fps=float(fps))
+
+
+def simulate(
+    volume: SpectralVolume,
+    drags: Sequence[Drag],
+    num_frames: int,
+    fps: float,
+    damping: float = 0.05,
+    stiffness_scale: float = 1.0,
+    mass_scale: float = 1.0,
+    integrator: str = "exact",
+    max_modes: int | None = None,
+) -> MotionTexture:
+    """Motion texture (B, num_frames, 2, H, W) of every volume item answering the same drags (pixels of the volume)."""
+    motions = []
+    for index in range(volume.batch_size):
+        basis = ModalBasis.from_volume(volume, max_modes=max_modes, batch_index=index)
+        q = simulate_modal_coordinates(
+            basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator
+        )
+        motions.append(synthesize_motion(basis, q, fps).displacements)
+    return MotionTexture(torch.cat(motions), fps=float(fps))
