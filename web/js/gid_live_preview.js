@@ -1,0 +1,122 @@
+// GID.LivePreview: drag a point of the picture on a GIDModalSimulation node and watch it spring back.
+//
+// Thin ComfyUI layer: after the node runs, its UI output `gid_live_preview` names a compact modal
+// basis and the picture in ComfyUI's temp folder; both are fetched through /view and handed to
+// LivePreview (web/js/lib/preview/live_view.js), which simulates and warps in the browser.
+// "Record" writes the last take into the node's `drags` widget, so queueing renders exactly that
+// interaction at full quality; "Play" previews the widget's drags as the node will simulate them.
+
+import { app } from "../../../scripts/app.js";
+import { api } from "../../../scripts/api.js";
+import { parseBasis } from "./lib/preview/basis_format.js";
+import { LivePreview } from "./lib/preview/live_view.js";
+
+const NODE_CLASS = "GIDModalSimulation";
+const UI_KEY = "gid_live_preview";
+const SETTINGS = ["damping", "stiffness_scale", "mass_scale", "frames", "fps", "hold_frames", "integrator"];
+
+function findWidget(node, name) {
+    return node.widgets?.find((w) => w.name === name);
+}
+
+/** The node's current simulation settings, read from its widgets (the basis file's as fallback). */
+function nodeSettings(node, fallback) {
+    const settings = { ...fallback };
+    for (const name of SETTINGS) {
+        const widget = findWidget(node, name);
+        if (widget !== undefined && widget.value !== undefined) settings[name] = widget.value;
+    }
+    return settings;
+}
+
+function viewUrl(entry, filename) {
+    const query = new URLSearchParams({ filename, subfolder: entry.subfolder ?? "", type: entry.type ?? "temp" });
+    return api.apiURL(`/view?${query}`);
+}
+
+async function fetchPreview(entry) {
+    const response = await fetch(viewUrl(entry, entry.basis));
+    if (!response.ok) throw new Error(`could not load the modal basis (${response.status})`);
+    const basis = parseBasis(await response.arrayBuffer());
+    const picture = new Image();
+    picture.src = viewUrl(entry, entry.picture);
+    await picture.decode();
+    return { basis, picture };
+}
+
+function button(label, title, onClick) {
+    const element = Object.assign(document.createElement("button"), { textContent: label, title });
+    element.style.cssText = "font-size:11px;padding:1px 8px;cursor:pointer;";
+    element.addEventListener("click", onClick);
+    return element;
+}
+
+function attachLivePreview(node) {
+    const root = document.createElement("div");
+    root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;";
+    const stage = document.createElement("div");
+    const bar = document.createElement("div");
+    bar.style.cssText = "display:flex;gap:6px;align-items:center;font-size:11px;opacity:0.9;";
+    const status = Object.assign(document.createElement("span"), { textContent: "Live preview: connect a picture and queue the node." });
+    let fileSettings = {};
+    const preview = new LivePreview(stage, {
+        getParams: () => nodeSettings(node, fileSettings),
+        onStatus: (text) => (status.textContent = text),
+    });
+
+    const record = button("Record", "Store the last interaction in the drags widget; queue to render it", () => {
+        const take = preview.recordedTake();
+        if (!take) {
+            status.textContent = "Nothing to record yet: drag the picture first.";
+            return;
+        }
+        const drags = findWidget(node, "drags");
+        if (!drags) return;
+        drags.value = take;
+        drags.callback?.(take, app.canvas, node);
+        node.setDirtyCanvas?.(true, true);
+        const needed = preview.takeFrames();
+        const frames = findWidget(node, "frames")?.value ?? 0;
+        status.textContent = needed >= frames
+            ? `Recorded; it is let go at frame ${needed} but the node renders ${frames} frames: raise frames.`
+            : "Recorded into drags: queue the workflow to render it.";
+    });
+    const play = button("Play", "Preview the drags widget as the node will simulate it", () => {
+        try {
+            preview.playDrags(findWidget(node, "drags")?.value ?? "");
+        } catch (error) {
+            status.textContent = `Cannot play the drags: ${error.message}`;
+        }
+    });
+    bar.append(record, play, status);
+    root.append(stage, bar);
+    node.addDOMWidget("gid_live_preview", "gid-live-preview", root, { serialize: false, hideOnZoom: false });
+
+    const onExecuted = node.onExecuted;
+    node.onExecuted = function (output) {
+        onExecuted?.apply(this, arguments);
+        const entry = output?.[UI_KEY]?.[0];
+        if (!entry) return;
+        status.textContent = "Loading the live preview...";
+        fetchPreview(entry)
+            .then(({ basis, picture }) => {
+                fileSettings = basis.params;
+                preview.setContent(basis, picture);
+                node.setSize?.([node.size[0], node.computeSize()[1]]);
+                node.setDirtyCanvas?.(true, true);
+            })
+            .catch((error) => (status.textContent = `Live preview unavailable: ${error.message}`));
+    };
+    const onRemoved = node.onRemoved;
+    node.onRemoved = function () {
+        preview.dispose();
+        onRemoved?.apply(this, arguments);
+    };
+}
+
+app.registerExtension({
+    name: "GID.LivePreview",
+    nodeCreated(node) {
+        if (node.comfyClass === NODE_CLASS) attachLivePreview(node);
+    },
+});
