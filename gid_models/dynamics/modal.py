@@ -65,6 +65,7 @@ from __future__ import annotations
 import logging
 import math
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Sequence
 
 import torch
@@ -104,6 +105,11 @@ class ModalBasis:
     def height(self) -> int:
         return int(self.shapes.shape[-2])
 
+    @cached_property
+    def pixel_power(self) -> torch.Tensor:
+        """(J, H*W) float32 |phi_j(p)|^2 (x and y summed) per mode and pixel, pixels^2."""
+        return torch.view_as_real(self.shapes).square().sum((1, -1)).flatten(1)
+
     @property
     def width(self) -> int:
         return int(self.shapes.shape[-1])
@@ -122,10 +128,10 @@ class ModalBasis:
         volume.require_physical("the modal simulation")
         if not 0 <= batch_index < volume.batch_size:
             raise MotionError(f"batch index {batch_index} is outside the volume's batch of {volume.batch_size}.")
-        if not torch.isfinite(volume.coeffs).all():
+        coeffs = volume.coeffs[batch_index, 1:]  # (K-1, 4, H, W) on the volume's device; bin 0 is no mode
+        masses = coeffs.float().square().sum(1).mean((-2, -1), dtype=torch.float64).cpu()
+        if not torch.isfinite(masses).all():  # any NaN or infinite coefficient shows here
             raise MotionError("the spectral volume contains NaN or infinite values; re-create it.")
-        modes = volume.complex_modes()[batch_index, 1:]  # (K-1, 2, H, W) on the volume's device; bin 0 is no mode
-        masses = modes.abs().square().sum(1).double().mean((-2, -1)).cpu()
         keep = torch.nonzero((masses > 0) & (masses >= masses.max() * min_relative_mass)).flatten()
         if keep.numel() == 0:
             raise MotionError(
@@ -141,7 +147,7 @@ class ModalBasis:
         bins = keep + 1
         hz = volume.frequencies_hz().double()[bins]
         return cls(
-            shapes=modes[keep.to(modes.device)].to(torch.complex64).contiguous(),
+            shapes=torch.complex(coeffs[keep.to(coeffs.device), 0::2].float(), coeffs[keep.to(coeffs.device), 1::2].float()),
             omegas=2.0 * math.pi * hz,
             masses=masses[keep],
             frequency_indices=bins.long(),
@@ -172,8 +178,7 @@ def modal_force(basis: ModalBasis, drag: Drag) -> torch.Tensor:
 
 def _largest_response(basis: ModalBasis, weights: torch.Tensor) -> float:
     """max over pixels p of sum_j w_j |phi_j(p)|^2: the response of the picture's most mobile point."""
-    power = basis.shapes.abs().square().sum(1).double()  # (J, H, W)
-    return float(torch.einsum("j,jhw->hw", weights.to(power.device), power).max())
+    return float((weights.to(basis.pixel_power) @ basis.pixel_power).max())
 
 
 def _calibrated_force(basis: ModalBasis, drag: Drag, weights: torch.Tensor, largest: float, what: str) -> torch.Tensor:
