@@ -63,31 +63,40 @@ def diverging_color(values: torch.Tensor, max_magnitude: float | None = None) ->
     return torch.where(v >= 0, white + v * (red - white), white - v * (blue - white))
 
 
-def _colormap(values: np.ndarray) -> np.ndarray:
-    """(H, W) float 0..1 -> (H, W, 3) float 0..1 RGB through OpenCV's viridis map."""
-    pixels = (np.clip(values, 0.0, 1.0) * 255.0).round().astype(np.uint8)
-    return cv2.cvtColor(cv2.applyColorMap(pixels, cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB).astype(np.float32) / 255.0
+def _to_uint8(values: torch.Tensor | np.ndarray) -> np.ndarray:
+    values = values.numpy() if isinstance(values, torch.Tensor) else values
+    return (np.clip(values, 0.0, 1.0) * 255.0).round().astype(np.uint8)
+
+
+def _colormap(values: torch.Tensor) -> np.ndarray:
+    """(H, W) float 0..1 -> (H, W, 3) uint8 RGB through OpenCV's viridis map."""
+    return cv2.cvtColor(cv2.applyColorMap(_to_uint8(values), cv2.COLORMAP_VIRIDIS), cv2.COLOR_BGR2RGB)
 
 
 def _label(tile: np.ndarray, text: str) -> None:
-    """Write a small white label with a dark outline in the tile's top-left corner (in place)."""
+    """Write a small white label with a dark outline in the top-left corner of a uint8 tile (in place)."""
     height = tile.shape[0]
     if height < 24:
         return
     scale = max(0.3, min(0.6, height / 300.0))
     origin = (3, int(14 * scale / 0.4))
-    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0.0, 0.0, 0.0), 3, cv2.LINE_AA)
-    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (1.0, 1.0, 1.0), 1, cv2.LINE_AA)
+    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (0, 0, 0), 3, cv2.LINE_AA)
+    cv2.putText(tile, text, origin, cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 def _grid(tiles: list[np.ndarray], columns: int) -> np.ndarray:
     height, width = tiles[0].shape[:2]
     rows = math.ceil(len(tiles) / columns)
-    canvas = np.zeros((rows * (height + TILE_GAP_PX) - TILE_GAP_PX, columns * (width + TILE_GAP_PX) - TILE_GAP_PX, 3), np.float32)
+    canvas = np.zeros((rows * (height + TILE_GAP_PX) - TILE_GAP_PX, columns * (width + TILE_GAP_PX) - TILE_GAP_PX, 3), np.uint8)
     for index, tile in enumerate(tiles):
         top, left = (index // columns) * (height + TILE_GAP_PX), (index % columns) * (width + TILE_GAP_PX)
         canvas[top : top + height, left : left + width] = tile
     return canvas
+
+
+def _grid_image(tiles: list[np.ndarray], columns: int) -> torch.Tensor:
+    """uint8 tiles -> (H', W', 3) float32 0..1 grid."""
+    return torch.from_numpy(_grid(tiles, columns)).float() / 255.0
 
 
 def spectral_volume_grids(volume: SpectralVolume, columns: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,15 +122,15 @@ def spectral_volume_grids(volume: SpectralVolume, columns: int | None = None) ->
         for k in range(volume.num_frequencies):
             scale = robust_max(amplitude[item, k])
             relative = (amplitude[item, k] / scale).clamp(0, 1)
-            tile = _colormap(relative.numpy())
+            tile = _colormap(relative)
             _label(tile, f"k{k} {hertz[k]:.2f}Hz {scale:.2g}{unit}")
             amplitude_tiles.append(tile)
             hue = phase[item, k] / (2.0 * math.pi) + 0.5
-            colored = hsv_to_rgb(hue, torch.ones_like(hue), relative).numpy().astype(np.float32)
+            colored = _to_uint8(hsv_to_rgb(hue, torch.ones_like(hue), relative))
             _label(colored, f"k{k} phase")
             phase_tiles.append(colored)
-        amplitude_grids.append(torch.from_numpy(_grid(amplitude_tiles, columns)))
-        phase_grids.append(torch.from_numpy(_grid(phase_tiles, columns)))
+        amplitude_grids.append(_grid_image(amplitude_tiles, columns))
+        phase_grids.append(_grid_image(phase_tiles, columns))
     return torch.stack(amplitude_grids), torch.stack(phase_grids)
 
 

@@ -66,19 +66,20 @@ def test_xt_slice_moves_the_picture_row():
 
 def test_preview_nodes_return_comfy_images(pack, generator):
     spectral = importlib.import_module("comfyui_gid.gid_models.spectral")
-    coeffs = torch.randn(2, 16, 4, 18, 32, generator=generator)
+    coeffs = torch.randn(2, 16, 4, 24, 40, generator=generator)  # tiles tall enough for labels
     volume = spectral.SpectralVolume(coeffs, num_frames=150, fps=30.0)
     amplitude, phase = pack.NODE_CLASS_MAPPINGS["GIDPreviewSpectralVolume"]().preview(volume)
-    assert amplitude.shape == phase.shape == (2, 4 * 18 + 6, 4 * 32 + 6, 3)
+    assert amplitude.shape == phase.shape == (2, 4 * 24 + 6, 4 * 40 + 6, 3)
+    assert amplitude[0, 2:8, 2:30].max() == 1.0  # white label text
     assert amplitude.dtype == torch.float32 and 0 <= amplitude.min() and amplitude.max() <= 1
 
     motion = spectral.spectral_to_motion(volume, num_output_frames=10)
-    picture = torch.rand(1, 36, 64, 3, generator=generator)  # twice the motion's size, same aspect
+    picture = torch.rand(1, 48, 80, 3, generator=generator)  # twice the motion's size, same aspect
     flow_frames, xt = pack.NODE_CLASS_MAPPINGS["GIDPreviewMotion"]().preview(motion, 0.3, picture)
-    assert flow_frames.shape == (20, 36, 64, 3) and xt.shape == (2, 22, 64, 3)
+    assert flow_frames.shape == (20, 48, 80, 3) and xt.shape == (2, 22, 80, 3)
     assert 0 <= flow_frames.min() and flow_frames.max() <= 1 and torch.isfinite(xt).all()
     flow_frames, xt = pack.NODE_CLASS_MAPPINGS["GIDPreviewMotion"]().preview(motion, 0.3)
-    assert flow_frames.shape == (20, 18, 32, 3) and xt.shape == (2, 10, 32, 3)
+    assert flow_frames.shape == (20, 24, 40, 3) and xt.shape == (2, 10, 40, 3)
 
 
 def test_preview_nodes_name_themselves_on_bad_input(pack, generator):
