@@ -59,15 +59,27 @@ function compile(gl, type, source) {
     return shader;
 }
 
+/** True for a WebGL implementation that runs on the CPU (SwiftShader, llvmpipe): slower than the canvas path. */
+export function isSoftwareRenderer(gl) {
+    const info = gl.getExtension("WEBGL_debug_renderer_info");
+    const name = info ? gl.getParameter(info.UNMASKED_RENDERER_WEBGL) : gl.getParameter(gl.RENDERER);
+    return /swiftshader|llvmpipe|softpipe|software/i.test(String(name));
+}
+
 /**
  * Make a WebGL2 renderer on `canvas` (sized by the caller) for `basis` and `picture` (any
- * CanvasImageSource). Returns null when WebGL2 is unavailable, so the caller can fall back.
+ * CanvasImageSource). Returns null when WebGL2 is unavailable, or runs in software and
+ * allowSoftware is false, so the caller can fall back to the canvas path.
  * render(qRe, qIm) draws one frame; readPixels() returns RGBA rows top-first (for tests).
  */
-export function createGLRenderer(canvas, basis, picture) {
+export function createGLRenderer(canvas, basis, picture, { allowSoftware = false } = {}) {
     if (basis.numModes > MAX_GL_MODES) return null;
     const gl = canvas.getContext("webgl2", { preserveDrawingBuffer: true, antialias: false, premultipliedAlpha: false });
     if (!gl) return null;
+    if (!allowSoftware && isSoftwareRenderer(gl)) {
+        gl.getExtension("WEBGL_lose_context")?.loseContext();
+        return null;
+    }
     const program = gl.createProgram();
     gl.attachShader(program, compile(gl, gl.VERTEX_SHADER, VERTEX_SHADER));
     gl.attachShader(program, compile(gl, gl.FRAGMENT_SHADER, FRAGMENT_SHADER));

@@ -25,12 +25,15 @@ export class LivePreview {
     /**
      * container: element the canvas goes into. getParams(): the node's current simulation
      * settings {damping, stiffness_scale, mass_scale, fps, hold_frames}. onStatus(text): status line.
+     * preferWebGL: try WebGL2 first; allowSoftwareWebGL: use it even when it runs on the CPU
+     * (SwiftShader), which is slower than the canvas path (tests set it to check the shader).
      */
-    constructor(container, { getParams = () => ({}), onStatus = () => {}, preferWebGL = true } = {}) {
+    constructor(container, { getParams = () => ({}), onStatus = () => {}, preferWebGL = true, allowSoftwareWebGL = false } = {}) {
         this.container = container;
         this.getParams = getParams;
         this.onStatus = onStatus;
         this.preferWebGL = preferWebGL;
+        this.allowSoftwareWebGL = allowSoftwareWebGL;
         this.canvas = null;
         this.renderer = null;
         this.simulator = null;
@@ -51,7 +54,7 @@ export class LivePreview {
         this.canvas = Object.assign(document.createElement("canvas"), { width, height });
         this.canvas.style.cssText = "width:100%;height:auto;display:block;touch-action:none;cursor:grab;";
         this.container.appendChild(this.canvas);
-        this.renderer = (this.preferWebGL && createGLRenderer(this.canvas, basis, picture)) || null;
+        this.renderer = (this.preferWebGL && createGLRenderer(this.canvas, basis, picture, { allowSoftware: this.allowSoftwareWebGL })) || null;
         if (!this.renderer) {
             this.canvas.remove(); // a canvas that asked for webgl2 cannot give a 2D context
             this.canvas = Object.assign(document.createElement("canvas"), { width, height });

@@ -1,0 +1,127 @@
+"""Serve the repository to headless Chromium and read back what a check page reports.
+
+The server maps /view?filename=..&subfolder=..&type=temp to a temp folder exactly as ComfyUI's
+/view route does (so pages fetch what nodes/interactive.py wrote), serves every other path from
+the repository root, and accepts POST /result (the page's report, used when timing without
+Chromium's virtual time). Used by tests/test_browser_preview.py and benchmarks/live_preview.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import html
+import logging
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import threading
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Iterator
+from urllib.parse import parse_qs, urlparse
+
+LOGGER = logging.getLogger(__name__)
+RESULT_PATTERN = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def find_chromium() -> str | None:
+    """Path of Debian's chromium (or a chromium-browser) on this machine, or None."""
+    for name in ("/usr/bin/chromium", "chromium", "chromium-browser"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+class _Handler(SimpleHTTPRequestHandler):
+    def __init__(self, *args, temp_dir: Path, reports: list, received: threading.Event, **kwargs):
+        self.temp_dir, self.reports, self.received = temp_dir, reports, received
+        super().__init__(*args, **kwargs)
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        url = urlparse(self.path)
+        if url.path != "/view":
+            super().do_GET()
+            return
+        query = {k: v[0] for k, v in parse_qs(url.query).items()}
+        name, subfolder = os.path.basename(query.get("filename", "")), query.get("subfolder", "")
+        path = (self.temp_dir / subfolder / name).resolve()
+        if query.get("type") != "temp" or self.temp_dir.resolve() not in path.parents or not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        self.send_response(200)
+        self.send_header("Content-Type", "image/png" if name.endswith(".png") else "application/octet-stream")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_POST(self) -> None:  # noqa: N802
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0))).decode()
+        if urlparse(self.path).path == "/result":
+            self.reports.append(body)
+            self.received.set()
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, format: str, *args) -> None:  # noqa: A002
+        LOGGER.debug("http: " + format, *args)
+
+
+@contextlib.contextmanager
+def serve(root: Path, temp_dir: Path) -> Iterator[tuple[str, list, threading.Event]]:
+    """(base URL on 127.0.0.1 with a free port, list of POSTed reports, event set on a report)."""
+    reports: list[str] = []
+    received = threading.Event()
+    handler = partial(_Handler, directory=str(root), temp_dir=Path(temp_dir), reports=reports, received=received)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", reports, received
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _parse_report(text: str) -> tuple[str, str]:
+    status, _, payload = text.strip().partition(" ")
+    return status, payload
+
+
+def run_page_dump_dom(chromium: str, url: str, virtual_time_ms: int = 30000, timeout_s: float = 120) -> tuple[str, str]:
+    """Load url with --dump-dom under virtual time; returns (status word, JSON payload) of #result."""
+    with tempfile.TemporaryDirectory(prefix="gid-chromium-") as profile:
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
+                   f"--virtual-time-budget={virtual_time_ms}", "--dump-dom", url]
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
+    match = RESULT_PATTERN.search(done.stdout)
+    if not match:
+        raise RuntimeError(f"chromium exited {done.returncode} without a #result; stderr tail:\n{done.stderr[-2000:]}")
+    return _parse_report(html.unescape(match.group(1)))
+
+
+def run_page_real_time(chromium: str, url: str, received: threading.Event, reports: list,
+                       timeout_s: float = 120) -> tuple[str, str]:
+    """Load url in real time (clocks work, for timing) and wait for the page to POST /result."""
+    with tempfile.TemporaryDirectory(prefix="gid-chromium-") as profile:
+        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url]
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if not received.wait(timeout_s):
+                raise RuntimeError(f"the page did not report within {timeout_s} s")
+        finally:
+            process.terminate()
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+    return _parse_report(reports[-1])
