@@ -107,8 +107,8 @@ class ModalBasis:
 
     @cached_property
     def pixel_power(self) -> torch.Tensor:
-        """(J, H*W) float32 |phi_j(p)|^2 (x and y summed) per mode and pixel, pixels^2."""
-        return torch.view_as_real(self.shapes).square().sum((1, -1)).flatten(1)
+        """(J, H*W) float64 |phi_j(p)|^2 (x and y summed) per mode and pixel, pixels^2."""
+        return self.shapes.abs().square().sum(1).double().flatten(1)
 
     @property
     def width(self) -> int:
@@ -128,8 +128,9 @@ class ModalBasis:
         volume.require_physical("the modal simulation")
         if not 0 <= batch_index < volume.batch_size:
             raise MotionError(f"batch index {batch_index} is outside the volume's batch of {volume.batch_size}.")
-        coeffs = volume.coeffs[batch_index, 1:]  # (K-1, 4, H, W) on the volume's device; bin 0 is no mode
-        masses = coeffs.float().square().sum(1).mean((-2, -1), dtype=torch.float64).cpu()
+        coeffs = volume.coeffs[batch_index, 1:].float()  # (K-1, 4, H, W) on the volume's device; bin 0 is no mode
+        modes = torch.complex(coeffs[:, 0::2], coeffs[:, 1::2])  # (K-1, 2, H, W): as volume.complex_modes()
+        masses = modes.abs().square().sum(1).double().mean((-2, -1)).cpu()
         if not torch.isfinite(masses).all():  # any NaN or infinite coefficient shows here
             raise MotionError("the spectral volume contains NaN or infinite values; re-create it.")
         keep = torch.nonzero((masses > 0) & (masses >= masses.max() * min_relative_mass)).flatten()
@@ -147,7 +148,7 @@ class ModalBasis:
         bins = keep + 1
         hz = volume.frequencies_hz().double()[bins]
         return cls(
-            shapes=torch.complex(coeffs[keep.to(coeffs.device), 0::2].float(), coeffs[keep.to(coeffs.device), 1::2].float()),
+            shapes=modes[keep.to(modes.device)].contiguous(),
             omegas=2.0 * math.pi * hz,
             masses=masses[keep],
             frequency_indices=bins.long(),
