@@ -122,18 +122,20 @@ def _sample_grid(height: int, width: int, max_points: int = 4096) -> tuple[torch
 def _fit_affine(points: torch.Tensor, targets: torch.Tensor, threshold: float = 0.25, iterations: int = 6) -> torch.Tensor:
     """Robust affine fit targets ~ A [x, y, 1] to the largest coherent set of points.
 
-    The dominant translation is the candidate (flow at up to 256 of the points) that the most
-    points agree with within `threshold` pixels; oscillating regions move incoherently, so the
-    static background wins even when it covers less than half the picture. Least squares on the
-    agreeing points then refines a full affine, re-selecting inliers a few times; the affine is
-    kept only when it explains at least 1.5 times as many points as the translation (a zoom or a
-    rotation), because a free affine otherwise leans on the edges of moving regions.
-    points, targets: (N, 2) pixels. Returns (2, 3).
+    The dominant translation is the mode of the flow (the fullest cell of a 2D histogram with
+    `threshold`-sized cells, refined by the mean of the points near it); oscillating regions move
+    incoherently, so the static background wins even when it covers less than half the picture.
+    Least squares on the agreeing points then refines a full affine, re-selecting inliers a few
+    times; the affine is kept only when it explains at least 1.5 times as many points as the
+    translation (a zoom or a rotation), because a free affine otherwise leans on the edges of
+    moving regions. O(N) per frame. points, targets: (N, 2) pixels. Returns (2, 3).
     """
     flow = targets - points
-    candidates = flow[:: max(1, flow.shape[0] // 256)]
-    support = (torch.cdist(candidates, flow) <= threshold).sum(dim=1)
-    inliers = (flow - candidates[support.argmax()]).norm(dim=1) <= threshold
+    cells = torch.round(flow.clamp(-512.0, 512.0) / threshold).long()
+    cells -= cells.min(dim=0).values
+    keys = cells[:, 0] * (int(cells[:, 1].max()) + 1) + cells[:, 1]
+    mode = flow[keys == torch.bincount(keys).argmax()].mean(dim=0)
+    inliers = (flow - mode).norm(dim=1) <= threshold
     shift = flow[inliers].mean(dim=0)
     translation = torch.cat([torch.eye(2, dtype=points.dtype), shift[:, None]], dim=1)
     translation_support = int(((flow - shift).norm(dim=1) <= threshold).sum())
