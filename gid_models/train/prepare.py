@@ -7,8 +7,9 @@
 For every window (start frame every `stride` frames, T frames: the start frame and the T-1 after
 it) the optical flow from the start frame to every later frame gives trajectories and their
 spectral volume (gid_models.flow), measured once at the clip's resolution (at most --flow-width
-wide). Windows where the camera moves, nothing moves, or drift dominates are rejected with a
-logged reason (shots.py). Each kept window gives several examples: crops at each of --scales
+wide). Windows where the camera moves, nothing sways, or drift dominates are rejected with a
+logged reason (shots.py); in kept ones the motion of drifting pixels (characters, clouds) is
+zeroed unless --keep-drift, and the oscillation mask is stored with every example. Each kept window gives several examples: crops at each of --scales
 (a fraction of the largest crop with the output's aspect ratio, at up to --max-crops-per-scale
 positions), resized to --size with the motion scaled by the same factors. Flips and time
 reversal happen on the fly in SpectralShardDataset, costing no disk. Every volume keeps its T
@@ -69,6 +70,7 @@ class PrepareConfig:
     flow_width: int = 512
     flow_method: str = "dis"
     remove_camera_motion: bool = False
+    zero_drift: bool = True  # zero the motion of non-oscillating pixels (else keep it; the mask is stored either way)
     thresholds: WindowThresholds = field(default_factory=WindowThresholds)
 
 
@@ -159,16 +161,20 @@ def prepare_clip(path: Path, writer: ShardWriter, config: PrepareConfig) -> list
             LOGGER.info("%s start %d (T=%d): %s", path.name, start, steps, decision.reason)
             if not decision.kept:
                 continue
+            volume = motion.volume
+            if config.zero_drift:
+                volume = SpectralVolume(volume.coeffs * mask.to(volume.coeffs), volume.num_frames, volume.fps)
             for box in boxes:
                 rows, cols = slice(box.y0, box.y0 + box.height), slice(box.x0, box.x0 + box.width)
-                code, reason, motion_px, share = judge_motion(
-                    _crop_stats(stats, rows, cols), mask[rows, cols], config.thresholds, box.width
-                )
-                decisions.append(WindowDecision(path.name, start, steps, code == "kept", reason, decision.camera_shift_px,
-                                                motion_px, share, crop=box.label, code=code))
-                if code != "kept":
+                verdict = judge_motion(_crop_stats(stats, rows, cols), mask[rows, cols], config.thresholds, box.width,
+                                       config.thresholds.max_drift_area)
+                decisions.append(WindowDecision(
+                    path.name, start, steps, verdict.code == "kept", verdict.reason, decision.camera_shift_px,
+                    verdict.motion_px, verdict.drift_area, verdict.oscillating_area, crop=box.label, code=verdict.code,
+                ))
+                if verdict.code != "kept":
                     continue
-                image, coeffs, small_mask = crop_example(frames[start], motion.volume, mask, box, config.size)
+                image, coeffs, small_mask = crop_example(frames[start], volume, mask, box, config.size)
                 writer.add(image, coeffs, num_frames=steps, fps=fps, source=path.name, start_frame=start,
                            augmentation=box.label, mask=small_mask)
     return decisions
@@ -231,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flow-method", default="dis", help="optical flow: dis or farneback")
     parser.add_argument("--remove-camera-motion", action="store_true", help="subtract residual camera motion of kept windows")
     parser.add_argument("--max-camera-shift", type=float, default=1.0, help="pixels at 256 wide, start frame to any frame")
-    parser.add_argument("--max-drift-share", type=float, default=0.5, help="largest share of motion energy that may drift")
+    parser.add_argument("--max-drift-area", type=float, default=0.5, help="largest share of an example that may drift")
+    parser.add_argument("--keep-drift", action="store_true", help="keep the motion of drifting pixels instead of zeroing it")
     parser.add_argument("--include-validation", action="store_true", help="also use the four validation clips")
     parser.add_argument("--synthetic", type=int, default=0, help="add this many procedural scenes")
     parser.add_argument("--synthetic-seed", type=int, default=0)
@@ -248,12 +255,12 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         raise MotionError(f"--size must be WIDTHxHEIGHT and --scales numbers separated by commas: {error}") from error
     if not all(0 < s <= 1 for s in scales):
         raise MotionError(f"--scales must lie in (0, 1], got {scales}.")
-    thresholds = WindowThresholds(max_camera_shift=args.max_camera_shift, max_drift_share=args.max_drift_share)
+    thresholds = WindowThresholds(max_camera_shift=args.max_camera_shift, max_drift_area=args.max_drift_area)
     return PrepareConfig(
         num_frames=args.frames, stride=args.stride, num_frequencies=args.frequencies, min_frames=args.min_frames,
         size=(width, height), scales=scales, max_crops_per_scale=args.max_crops_per_scale,
         max_windows_per_clip=args.max_windows_per_clip, flow_width=args.flow_width, flow_method=args.flow_method,
-        remove_camera_motion=args.remove_camera_motion, thresholds=thresholds,
+        remove_camera_motion=args.remove_camera_motion, zero_drift=not args.keep_drift, thresholds=thresholds,
     )
 
 

@@ -1,10 +1,12 @@
 """Clips -> shots (cut detection) -> static-camera windows of oscillating motion.
 
-Cut detection compares colour histograms of consecutive frames. Window selection looks at the
-trajectories of one window (start frame -> every later frame, in pixels) and keeps it only when
-the camera stands still, something visibly moves, and the motion is mostly oscillation rather
-than drift (a character walking, a door opening, optical-flow failures). Every decision carries
-a reason that prepare.py logs.
+Cut detection compares colour histograms and grey levels of consecutive frames. Window selection
+looks at the trajectories of one window (start frame -> every later frame, in pixels) and keeps
+it only when the camera stands still and enough of the picture visibly sways. Pixels that drift
+rather than oscillate (a character walking, clouds crossing the sky, optical-flow failures) are
+marked in a per-pixel oscillation mask; a window or crop where they cover too much is rejected,
+and in kept examples prepare.py zeroes their motion (the model learns to keep them still).
+Every decision carries a reason that prepare.py logs.
 
 Pixel thresholds are given at a reference width of 256 pixels (the training resolution) and
 scaled to the width the trajectories were measured at.
@@ -18,6 +20,7 @@ from dataclasses import asdict, dataclass
 import cv2
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 REFERENCE_WIDTH = 256
 
@@ -109,20 +112,26 @@ class WindowThresholds:
 
     max_camera_shift: largest camera displacement of any frame from the start frame (measured
         start -> frame t, so slow drift counts in full).
-    min_motion: the 99th percentile of per-pixel RMS motion must reach this, else nothing moves.
     max_amplitude: a pixel moving further than this from its start is not swaying (gross motion
         or a flow failure).
     min_trend_share, min_trend_span: a pixel whose linear trend explains at least this share of its
         motion variance over a span of at least this many pixels drifts rather than oscillates.
-    max_drift_share: reject the window when drifting pixels carry more of the motion energy.
+    dilate: drifting regions grow by this many pixels (flow bleeds across their edges).
+    oscillation_rms, min_oscillating_area: at least this share of the picture must oscillate with
+        an RMS of oscillation_rms pixels or more, else nothing visibly sways.
+    max_drift_area: an example (a crop) is rejected when drift covers more of it; a whole window
+        only when drift covers more than window_drift_area, since crops may avoid the drift.
     """
 
     max_camera_shift: float = 1.0
-    min_motion: float = 0.1
     max_amplitude: float = 16.0
     min_trend_share: float = 0.75
     min_trend_span: float = 1.0
-    max_drift_share: float = 0.5
+    dilate: float = 2.0
+    oscillation_rms: float = 0.25
+    min_oscillating_area: float = 0.02
+    max_drift_area: float = 0.5
+    window_drift_area: float = 0.8
 
 
 @dataclass(frozen=True)
@@ -160,13 +169,17 @@ def motion_stats(trajectories: torch.Tensor) -> MotionStats:
 
 
 def oscillation_mask(stats: MotionStats, thresholds: WindowThresholds, width: int) -> torch.Tensor:
-    """(H, W) bool: True where the pixel's motion looks like oscillation (or it keeps still)."""
+    """(H, W) bool: True where the pixel's motion looks like oscillation (or it keeps still);
+    False on drifting or grossly moving pixels and `dilate` pixels around them."""
     scale = width / REFERENCE_WIDTH
     drifting = (stats.trend_share >= thresholds.min_trend_share) & (
         stats.trend_span >= thresholds.min_trend_span * scale
     )
-    gross = stats.peak > thresholds.max_amplitude * scale
-    return ~(drifting | gross)
+    bad = drifting | (stats.peak > thresholds.max_amplitude * scale)
+    radius = round(thresholds.dilate * scale)
+    if radius > 0:
+        bad = F.max_pool2d(bad[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
+    return ~bad
 
 
 def camera_shift(camera_motion: torch.Tensor | None, trajectories: torch.Tensor, height: int, width: int) -> float:
@@ -188,7 +201,8 @@ def camera_shift(camera_motion: torch.Tensor | None, trajectories: torch.Tensor,
 
 @dataclass
 class WindowDecision:
-    """Why a window (or one crop of it) was kept or rejected; figures at REFERENCE_WIDTH."""
+    """Why a window (or one crop of it) was kept or rejected; pixels at REFERENCE_WIDTH, areas as
+    shares of the picture (or crop)."""
 
     clip: str
     start: int
@@ -197,7 +211,8 @@ class WindowDecision:
     reason: str
     camera_shift_px: float = 0.0
     motion_px: float = 0.0
-    drift_share: float = 0.0
+    drift_area: float = 0.0
+    oscillating_area: float = 0.0
     crop: str = ""
     code: str = ""  # kept, camera, still, drift or short: the reason in one word for summaries
 
@@ -205,31 +220,40 @@ class WindowDecision:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in asdict(self).items()}
 
 
-def drift_share(stats: MotionStats, mask: torch.Tensor) -> float:
-    """Share of the motion energy (sum of rms^2) carried by pixels outside the oscillation mask."""
-    energy = stats.rms.double().square()
-    total = float(energy.sum())
-    return 0.0 if total <= 0 else float(energy[~mask].sum()) / total
+@dataclass(frozen=True)
+class MotionVerdict:
+    """judge_motion's answer: code (kept, still or drift), reason, and the figures behind it."""
+
+    code: str
+    reason: str
+    motion_px: float
+    drift_area: float
+    oscillating_area: float
 
 
 def judge_motion(
-    stats: MotionStats, mask: torch.Tensor, thresholds: WindowThresholds, width: int
-) -> tuple[str, str, float, float]:
-    """(code, reason, motion_px at 256 wide, drift share) for the pixels of stats and mask."""
+    stats: MotionStats, mask: torch.Tensor, thresholds: WindowThresholds, width: int, max_drift_area: float
+) -> MotionVerdict:
+    """Judge the pixels of stats and mask (a window or a crop of it) measured at `width` pixels.
+
+    motion_px: 99th percentile of RMS motion over the oscillating pixels, at 256 wide.
+    """
     scale = REFERENCE_WIDTH / width
-    motion = float(torch.quantile(stats.rms.flatten().double()[:: max(1, stats.rms.numel() // 200_000)], 0.99)) * scale
-    share = drift_share(stats, mask)
-    if motion < thresholds.min_motion:
-        return "still", f"no visible motion (99th-percentile RMS {motion:.3f} px < {thresholds.min_motion} px)", motion, share
-    if share > thresholds.max_drift_share:
-        return (
-            "drift",
-            f"non-oscillatory motion carries {100 * share:.0f}% of the motion energy (e.g. a character "
-            f"walking; limit {100 * thresholds.max_drift_share:.0f}%)",
-            motion,
-            share,
-        )
-    return "kept", "kept", motion, share
+    rms = stats.rms * scale
+    drift = float((~mask).float().mean())
+    swaying = mask & (rms >= thresholds.oscillation_rms)
+    oscillating = float(swaying.float().mean())
+    kept_rms = rms[mask].flatten().double()
+    motion = float(torch.quantile(kept_rms[:: max(1, kept_rms.numel() // 200_000)], 0.99)) if kept_rms.numel() else 0.0
+    if drift > max_drift_area:
+        reason = (f"non-oscillatory motion (e.g. a character walking) covers {100 * drift:.0f}% of the picture "
+                  f"(limit {100 * max_drift_area:.0f}%)")
+        return MotionVerdict("drift", reason, motion, drift, oscillating)
+    if oscillating < thresholds.min_oscillating_area:
+        reason = (f"too little oscillation: {100 * oscillating:.1f}% of the picture sways by >= "
+                  f"{thresholds.oscillation_rms} px RMS (need {100 * thresholds.min_oscillating_area:.0f}%)")
+        return MotionVerdict("still", reason, motion, drift, oscillating)
+    return MotionVerdict("kept", "kept", motion, drift, oscillating)
 
 
 def judge_window(
@@ -249,5 +273,7 @@ def judge_window(
     if not math.isfinite(shift) or shift > thresholds.max_camera_shift:
         reason = f"camera moves {shift:.2f} px from the start frame (limit {thresholds.max_camera_shift} px)"
         return WindowDecision(clip, start, steps, False, reason, shift, code="camera"), stats, mask
-    code, reason, motion, share = judge_motion(stats, mask, thresholds, width)
-    return WindowDecision(clip, start, steps, code == "kept", reason, shift, motion, share, code=code), stats, mask
+    verdict = judge_motion(stats, mask, thresholds, width, thresholds.window_drift_area)
+    decision = WindowDecision(clip, start, steps, verdict.code == "kept", verdict.reason, shift, verdict.motion_px,
+                              verdict.drift_area, verdict.oscillating_area, code=verdict.code)
+    return decision, stats, mask
