@@ -61,6 +61,14 @@ def frames_per_second(method: str, height: int, width: int, num_frames: int = 24
     return (num_frames - 1) / (time.perf_counter() - start)
 
 
+def full_pipeline_seconds(height: int, width: int, num_frames: int = 48) -> float:
+    """Seconds per frame of spectral_volume_from_video (flow + camera fit + FFT), DIS."""
+    clip = render_clip(proportional_regions(height, width), height=height, width=width, num_frames=num_frames)
+    start = time.perf_counter()
+    spectral_volume_from_video(clip.frames, fps=30.0, remove_camera_motion=True)
+    return (time.perf_counter() - start) / num_frames
+
+
 def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     LOGGER.info("torch threads %d, OpenCV threads %d", torch.get_num_threads(), cv2.getNumThreads())
@@ -74,6 +82,11 @@ def main() -> None:
     for method in FLOW_METHODS:
         for height, width in ((160, 256), (288, 512)):
             LOGGER.info("%-9s %4dx%-4d %.1f frames/s (CPU)", method, width, height, frames_per_second(method, height, width))
+    for height, width in ((160, 256), (288, 512)):
+        LOGGER.info(
+            "full pipeline (dis, camera fit and removal, FFT) %4dx%-4d %.1f frames/s (CPU)",
+            width, height, 1.0 / full_pipeline_seconds(height, width),
+        )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,11 @@ regions swaying 3 px and 2 px, median over each region's interior; speed on 2 sh
 | dis       | 0.985, 0.972          | 0.997, 1.007| 0.0006 px         | 48          | 21          |
 | farneback | 0.975, 0.968          | 0.995, 1.011| 0.0023-0.0042 px  | 49          | 13.5        |
 
+Speeds above were taken with the 2 cores lightly loaded; with the cores shared by ~8 busy
+processes the same script gave DIS 10 / 6.2 and Farneback 17 / 7.7 frames/s (256x160 / 512x288),
+and the whole extraction (flow, camera fit and removal, FFT) 5.8 / 4.5 frames/s.
 DIS is the default: as accurate or better everywhere, a quarter of the static drift, and faster at
-512x288 (the paper's fine-tuning size). Farneback stays as a second opinion for footage where DIS
+512x288 (the paper's fine-tuning size) on an idle machine. Farneback stays as a second opinion for footage where DIS
 struggles (large textureless areas).
 
 Memory: trajectories are float32 (T, 2, H, W): 150 frames at 512x288 take 177 MB, at 1024x576
