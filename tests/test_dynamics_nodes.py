@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib
 import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -115,3 +117,29 @@ def test_bad_volumes_and_settings_name_the_node(pack, spectral, generator):
         run(pack, torch.zeros(3), drags_json())
     with pytest.raises(ValueError, match=r"^\[GIDModalSimulation\].*sub-steps"):
         run(pack, vol, drags_json(), stiffness_scale=1e9, fps=1.0, integrator="euler")
+
+
+def test_widget_json_from_the_browser_module_is_read_identically(dynamics):
+    """web/js/lib/drag_model.js writes what drags.py reads, and maps to the same pixels."""
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed: the browser module cannot be run here")
+    module = (Path(__file__).resolve().parent.parent / "web" / "js" / "lib" / "drag_model.js").as_uri()
+    script = f"""
+        import {{ DragEditor, fitRect, normalizedToPixels, serializeDrags }} from "{module}";
+        const rect = fitRect(512, 288, 400, 300);
+        const editor = new DragEditor();
+        editor.down(rect, 120, 140); editor.move(rect, 150, 120); editor.up(rect, 160, 118);
+        editor.down(rect, 300, 200, "poke"); editor.up(rect, 290, 230);
+        editor.selected = 0; editor.setSelectedTiming({{ start: 3, hold: 9 }});
+        const text = serializeDrags(editor.drags);
+        console.log(JSON.stringify({{ text, pixels: editor.drags.map((d) => normalizedToPixels(JSON.parse(text).drags[editor.drags.indexOf(d)], 512, 288)) }}));
+    """
+    result = subprocess.run([node, "--input-type=module", "-e", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    drags = dynamics.drags_from_json(report["text"], 512, 288, default_hold=15)
+    assert [d.kind for d in drags] == ["drag", "poke"]
+    assert (drags[0].start, drags[0].hold, drags[1].start, drags[1].hold) == (3, 9, 0, 15)
+    for drag, pixels in zip(drags, report["pixels"]):
+        assert (drag.x, drag.y, drag.dx, drag.dy) == pytest.approx((pixels["x"], pixels["y"], pixels["dx"], pixels["dy"]), abs=1e-9)
