@@ -136,6 +136,13 @@ def test_required_files_exist():
     assert not missing, f"missing from the repository root: {missing}"
 
 
+def test_no_test_scripts_among_frontend_modules():
+    """ComfyUI serves every .js file under web/ and the frontend imports each one: tests must be .mjs."""
+    scripts = [path.relative_to(REPO_ROOT).as_posix() for path in (REPO_ROOT / "web").rglob("*.js")]
+    tests = [name for name in scripts if "/tests/" in name or name.endswith((".test.js", ".spec.js"))]
+    assert not tests, f"test files under web/ would be loaded by the ComfyUI frontend; name them .mjs: {tests}"
+
+
 def test_torch_is_not_a_plain_requirement():
     names = []
     for line in (REPO_ROOT / "requirements.txt").read_text().splitlines():

@@ -218,6 +218,10 @@ class ComfyUIServer:
         with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
             return json.loads(response.read())
 
+    def get_bytes(self, path: str, timeout: float = 30) -> bytes:
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return response.read()
+
     def post_json(self, path: str, payload: dict, timeout: float = 30) -> tuple[int, dict]:
         request = urllib.request.Request(
             self.url + path, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}

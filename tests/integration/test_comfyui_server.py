@@ -83,6 +83,17 @@ def test_object_info_matches_every_node(pack, object_info):
         assert served["python_module"].endswith(PACK_FOLDER_NAME), (node_id, served["python_module"])
 
 
+def test_frontend_extension_is_served(comfyui_server):
+    """ComfyUI serves every .js file under the pack's WEB_DIRECTORY (the frontend imports them all)."""
+    web_dir = REPO_ROOT / "web"
+    ours = sorted(f"/extensions/{PACK_FOLDER_NAME}/{path.relative_to(web_dir).as_posix()}" for path in web_dir.rglob("*.js"))
+    listed = sorted(url for url in comfyui_server.get_json("/extensions") if url.startswith(f"/extensions/{PACK_FOLDER_NAME}/"))
+    assert listed == ours
+    for url in ours:
+        body = comfyui_server.get_bytes(url)
+        assert body == (web_dir / url.split("/", 3)[3]).read_bytes(), url
+
+
 def test_video_to_motion_preview_graph(comfyui_server, object_info):
     """VHS_LoadVideo -> GIDMotionFromVideo -> GIDSpectralToMotion -> GIDPreviewMotion -> SaveImage."""
     clip_name = "gid_test_clip.mp4"
