@@ -56,7 +56,7 @@ def main() -> None:
     query = urlencode({"basis": entry["basis"], "picture": entry["picture"], "subfolder": entry["subfolder"],
                        "bench": frames})
     with harness.serve(REPO_ROOT, comfy_adapter.temp_directory()) as (base, reports, received):
-        status, payload = harness.run_page_real_time(
+        status, payload = harness.run_page(
             chromium, f"{base}/tests/browser/preview_check.html?{query}", received, reports
         )
     report = json.loads(payload)

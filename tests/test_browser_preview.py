@@ -58,18 +58,25 @@ def write_preview_files(pack_models, generator) -> tuple[dict, object]:
     return ui["gid_live_preview"][0], comfy_adapter.temp_directory()
 
 
-def test_live_preview_moves_and_springs_back_in_chromium(pack, pack_models, comfy_shim, generator):
-    harness = _harness()
+def _chromium(harness) -> str:
     chromium = harness.find_chromium()
     if chromium is None:
         pytest.skip(
             "!!!!! CHROMIUM IS NOT INSTALLED: the live-preview browser check did NOT run. "
             "Install Debian's chromium (apt-get install -y chromium; .ci/run does this as root). !!!!!"
         )
+    return chromium
+
+
+def test_live_preview_moves_and_springs_back_in_chromium(pack, pack_models, comfy_shim, generator):
+    harness = _harness()
+    chromium = _chromium(harness)
     entry, temp_dir = write_preview_files(pack_models, generator)
     query = urlencode({"basis": entry["basis"], "picture": entry["picture"], "subfolder": entry["subfolder"]})
-    with harness.serve(REPO_ROOT, temp_dir) as (base, _, _):
-        status, payload = harness.run_page_dump_dom(chromium, f"{base}/tests/browser/preview_check.html?{query}")
+    with harness.serve(REPO_ROOT, temp_dir) as (base, reports, received):
+        status, payload = harness.run_page(
+            chromium, f"{base}/tests/browser/preview_check.html?{query}", received, reports
+        )
     report = json.loads(payload)
     LOGGER.info("browser report: %s", report)
     assert status == "PASS", report
@@ -79,3 +86,23 @@ def test_live_preview_moves_and_springs_back_in_chromium(pack, pack_models, comf
     assert canvas["held_diff"] > 1 and canvas["settled_diff"] < 0.25 * canvas["held_diff"]
     # Chromium's software WebGL2 (SwiftShader) is present even with --disable-gpu.
     assert "webgl2" in report["renderers"], report.get("note")
+
+
+def test_comfyui_extension_records_a_pointer_drag_into_the_drags_widget(pack, pack_models, comfy_shim, generator):
+    """web/js/gid_live_preview.js on a stand-in node (ComfyUI's app/api modules stubbed, see
+    tests/browser/comfy_stub/): onExecuted loads the files, pointer events drag the picture,
+    Record writes the take into the drags widget, Play animates it. Runs in real time (about 8 s):
+    the animation loop is requestAnimationFrame, which headless virtual time hardly runs."""
+    harness = _harness()
+    chromium = _chromium(harness)
+    entry, temp_dir = write_preview_files(pack_models, generator)
+    query = urlencode({"basis": entry["basis"], "picture": entry["picture"], "subfolder": entry["subfolder"]})
+    with harness.serve(REPO_ROOT, temp_dir) as (base, reports, received):
+        status, payload = harness.run_page(
+            chromium, f"{base}/tests/browser/extension_check.html?{query}", received, reports
+        )
+    report = json.loads(payload)
+    LOGGER.info("extension report: %s", report)
+    assert status == "PASS", report
+    take = json.loads(report["recorded"])["drags"][0]
+    assert take["kind"] == "drag" and take["start"] == 0 and take["dx"] == pytest.approx(0.04, abs=0.01)

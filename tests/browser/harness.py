@@ -1,18 +1,17 @@
 """Serve the repository to headless Chromium and read back what a check page reports.
 
 The server maps /view?filename=..&subfolder=..&type=temp to a temp folder exactly as ComfyUI's
-/view route does (so pages fetch what nodes/interactive.py wrote), serves every other path from
-the repository root, and accepts POST /result (the page's report, used when timing without
-Chromium's virtual time). Used by tests/test_browser_preview.py and benchmarks/live_preview.py.
+/view route does (so pages fetch what nodes/interactive.py wrote), serves web/ at
+/extensions/ComfyUI-GID/ and the stand-ins of tests/browser/comfy_stub/ at /scripts/ (where
+ComfyUI serves its frontend modules, so our extension's relative imports resolve as in
+ComfyUI), every other path from the repository root, and accepts POST /result (the page's report, also written into its #result). Used by tests/test_browser_preview.py and benchmarks/live_preview.py.
 """
 
 from __future__ import annotations
 
 import contextlib
-import html
 import logging
 import os
-import re
 import shutil
 import subprocess
 import tempfile
@@ -24,7 +23,6 @@ from typing import Iterator
 from urllib.parse import parse_qs, urlparse
 
 LOGGER = logging.getLogger(__name__)
-RESULT_PATTERN = re.compile(r'<pre id="result">(.*?)</pre>', re.S)
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -40,6 +38,9 @@ def find_chromium() -> str | None:
     return None
 
 
+ROUTES = {"/extensions/ComfyUI-GID/": "/web/", "/scripts/": "/tests/browser/comfy_stub/"}
+
+
 class _Handler(SimpleHTTPRequestHandler):
     def __init__(self, *args, temp_dir: Path, reports: list, received: threading.Event, **kwargs):
         self.temp_dir, self.reports, self.received = temp_dir, reports, received
@@ -48,6 +49,9 @@ class _Handler(SimpleHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
         url = urlparse(self.path)
         if url.path != "/view":
+            for prefix, target in ROUTES.items():
+                if url.path.startswith(prefix):
+                    self.path = target + self.path[len(prefix):]
             super().do_GET()
             return
         query = {k: v[0] for k, v in parse_qs(url.query).items()}
@@ -96,21 +100,14 @@ def _parse_report(text: str) -> tuple[str, str]:
     return status, payload
 
 
-def run_page_dump_dom(chromium: str, url: str, virtual_time_ms: int = 30000, timeout_s: float = 120) -> tuple[str, str]:
-    """Load url with --dump-dom under virtual time; returns (status word, JSON payload) of #result."""
-    with tempfile.TemporaryDirectory(prefix="gid-chromium-") as profile:
-        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}",
-                   f"--virtual-time-budget={virtual_time_ms}", "--dump-dom", url]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s, check=False)
-    match = RESULT_PATTERN.search(done.stdout)
-    if not match:
-        raise RuntimeError(f"chromium exited {done.returncode} without a #result; stderr tail:\n{done.stderr[-2000:]}")
-    return _parse_report(html.unescape(match.group(1)))
+def run_page(chromium: str, url: str, received: threading.Event, reports: list,
+             timeout_s: float = 120) -> tuple[str, str]:
+    """Load url in headless Chromium and wait for the page to POST /result; returns (status word, JSON).
 
-
-def run_page_real_time(chromium: str, url: str, received: threading.Event, reports: list,
-                       timeout_s: float = 120) -> tuple[str, str]:
-    """Load url in real time (clocks work, for timing) and wait for the page to POST /result."""
+    Real time, not --virtual-time-budget with --dump-dom: virtual time fast-forwards while the page
+    waits on work it does not track (image decoding), so the DOM could be dumped before the check
+    ran, and requestAnimationFrame hardly runs under it.
+    """
     with tempfile.TemporaryDirectory(prefix="gid-chromium-") as profile:
         command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url]
         process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -13,6 +13,7 @@ import { LivePreview } from "./lib/preview/live_view.js";
 
 const NODE_CLASS = "GIDModalSimulation";
 const UI_KEY = "gid_live_preview";
+const BAR_HEIGHT = 28;
 const SETTINGS = ["damping", "stiffness_scale", "mass_scale", "frames", "fps", "hold_frames", "integrator"];
 
 function findWidget(node, name) {
@@ -53,8 +54,9 @@ function button(label, title, onClick) {
 
 function attachLivePreview(node) {
     const root = document.createElement("div");
-    root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;";
+    root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;height:100%;";
     const stage = document.createElement("div");
+    stage.style.cssText = "flex:1;min-height:0;";
     const bar = document.createElement("div");
     bar.style.cssText = "display:flex;gap:6px;align-items:center;font-size:11px;opacity:0.9;";
     const status = Object.assign(document.createElement("span"), { textContent: "Live preview: connect a picture and queue the node." });
@@ -90,7 +92,15 @@ function attachLivePreview(node) {
     });
     bar.append(record, play, status);
     root.append(stage, bar);
-    node.addDOMWidget("gid_live_preview", "gid-live-preview", root, { serialize: false, hideOnZoom: false });
+    node.addDOMWidget("gid_live_preview", "gid-live-preview", root, {
+        serialize: false, // not a node input: nothing of it goes into the prompt or the workflow's values
+        hideOnZoom: false,
+        getMinHeight: () => {
+            const canvas = preview.canvas;
+            if (!canvas) return BAR_HEIGHT;
+            return BAR_HEIGHT + Math.round(((node.size?.[0] ?? 300) - 20) * (canvas.height / canvas.width));
+        },
+    });
 
     const onExecuted = node.onExecuted;
     node.onExecuted = function (output) {
@@ -102,11 +112,12 @@ function attachLivePreview(node) {
             .then(({ basis, picture }) => {
                 fileSettings = basis.params;
                 preview.setContent(basis, picture);
-                node.setSize?.([node.size[0], node.computeSize()[1]]);
+                node.setSize?.([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
                 node.setDirtyCanvas?.(true, true);
             })
             .catch((error) => (status.textContent = `Live preview unavailable: ${error.message}`));
     };
+    node.livePreviewFramesDrawn = () => preview.framesDrawn;
     const onRemoved = node.onRemoved;
     node.onRemoved = function () {
         preview.dispose();

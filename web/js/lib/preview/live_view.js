@@ -14,6 +14,18 @@ import { InteractionRecorder, parseDragsJSON } from "./recording.js";
 export const MAX_CANVAS_SIDE = 640;
 const REST_TOLERANCE = 0.02; // pixels of the source grid: below this the take has ended
 const MAX_STEPS_PER_TICK = 8; // after a stall, catch up at most this many frames
+const CANVAS_STYLE = "width:100%;height:100%;object-fit:contain;display:block;touch-action:none;cursor:grab;";
+
+/**
+ * Point (x, y) in 0..1 of the picture under a pointer at (clientX, clientY), for a canvas shown
+ * with object-fit: contain inside `rect` (its element box): the picture is centred and scaled to fit.
+ */
+export function pointerToPicture(clientX, clientY, rect, canvasWidth, canvasHeight) {
+    const scale = Math.min(rect.width / canvasWidth, rect.height / canvasHeight);
+    const left = rect.left + (rect.width - canvasWidth * scale) / 2;
+    const top = rect.top + (rect.height - canvasHeight * scale) / 2;
+    return [(clientX - left) / (canvasWidth * scale), (clientY - top) / (canvasHeight * scale)];
+}
 
 /** Canvas size (width, height) for a picture: its own size, long side capped at maxSide. */
 export function canvasSize(pictureWidth, pictureHeight, maxSide = MAX_CANVAS_SIDE) {
@@ -45,6 +57,7 @@ export class LivePreview {
         this.clockSeconds = 0;
         this.lastTick = null;
         this.animating = false;
+        this.framesDrawn = 0; // frames drawn by stepFrames (the animation loop's frame rate, for tests)
     }
 
     /** Show `picture` (a loaded CanvasImageSource with width/height) moving with `basis`. */
@@ -52,13 +65,13 @@ export class LivePreview {
         this.dispose();
         const [width, height] = canvasSize(picture.naturalWidth || picture.width, picture.naturalHeight || picture.height);
         this.canvas = Object.assign(document.createElement("canvas"), { width, height });
-        this.canvas.style.cssText = "width:100%;height:auto;display:block;touch-action:none;cursor:grab;";
+        this.canvas.style.cssText = CANVAS_STYLE;
         this.container.appendChild(this.canvas);
         this.renderer = (this.preferWebGL && createGLRenderer(this.canvas, basis, picture, { allowSoftware: this.allowSoftwareWebGL })) || null;
         if (!this.renderer) {
             this.canvas.remove(); // a canvas that asked for webgl2 cannot give a 2D context
             this.canvas = Object.assign(document.createElement("canvas"), { width, height });
-            this.canvas.style.cssText = "width:100%;height:auto;display:block;touch-action:none;cursor:grab;";
+            this.canvas.style.cssText = CANVAS_STYLE;
             this.container.appendChild(this.canvas);
             this.renderer = createCanvasRenderer(this.canvas, basis, picture);
         }
@@ -71,15 +84,13 @@ export class LivePreview {
 
     attachPointer() {
         const canvas = this.canvas;
-        const toUnit = (event) => {
-            const rect = canvas.getBoundingClientRect();
-            return [(event.clientX - rect.left) / rect.width, (event.clientY - rect.top) / rect.height];
-        };
+        const toUnit = (event) => pointerToPicture(event.clientX, event.clientY, canvas.getBoundingClientRect(), canvas.width, canvas.height);
         canvas.addEventListener("pointerdown", (event) => {
             event.preventDefault();
             event.stopPropagation(); // keep the graph canvas from dragging the node
-            canvas.setPointerCapture(event.pointerId);
             const [x, y] = toUnit(event);
+            if (!this.simulator || this.pointer || x < 0 || x > 1 || y < 0 || y > 1) return; // letterbox
+            canvas.setPointerCapture(event.pointerId);
             this.press(x, y, event.shiftKey ? "poke" : "drag");
             this.pointer.id = event.pointerId;
         });
@@ -165,6 +176,7 @@ export class LivePreview {
     stepFrames(count) {
         for (let i = 0; i < count; i++) this.simulator.step();
         this.renderer.render(this.simulator.qRe, this.simulator.qIm);
+        this.framesDrawn += 1;
     }
 
     ensureAnimating() {

@@ -1,0 +1,6 @@
+// Stand-in for ComfyUI's scripts/api.js in the browser check: routes are served from the root.
+export const api = {
+    apiURL(route) {
+        return route;
+    },
+};
