@@ -129,6 +129,7 @@ class GIDModalSimulation:
             if not parsed:
                 LOGGER.info("[%s] no drags given: the motion is still", node)
             motions = []
+            progress = _comfy.progress_bar(volume.batch_size)
             for index in range(volume.batch_size):
                 _comfy.throw_if_interrupted()
                 basis = ModalBasis.from_volume(volume, batch_index=index)
@@ -137,6 +138,7 @@ class GIDModalSimulation:
                     float(mass_scale), integrator,
                 )
                 motions.append(synthesize_motion(basis, q, float(fps)).displacements)
+                progress.update(1)
         motion = MotionTexture(torch.cat(motions).to(_comfy.intermediate_device()), fps=float(fps))
         params = {
             "damping": float(damping), "stiffness_scale": float(stiffness_scale), "mass_scale": float(mass_scale),

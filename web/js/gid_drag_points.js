@@ -81,12 +81,19 @@ class DragPointsView {
         this.newKind = "drag";
 
         this.root = control("div", {}, "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;");
-        this.canvas = control("canvas", { tabIndex: 0, title: "Press and pull to add an arrow; drag a tip to re-aim, a point to move; Delete removes the selected arrow" }, "flex:1;min-height:0;width:100%;cursor:crosshair;outline:none;touch-action:none;");
-        const bar = control("div", {}, `display:flex;gap:4px;align-items:center;height:${TOOLBAR_HEIGHT - 4}px;flex-wrap:nowrap;overflow:hidden;`);
+        this.canvas = control(
+            "canvas",
+            { tabIndex: 0, title: "Press and pull to add an arrow; drag a tip to re-aim it, a point to move it; Delete removes the selected arrow" },
+            "flex:1;min-height:0;width:100%;cursor:crosshair;outline:none;touch-action:none;",
+        );
+        const bar = control("div", {}, `display:flex;gap:4px;align-items:center;height:${TOOLBAR_HEIGHT - 4}px;overflow:hidden;`);
         this.kind = control("select", { title: "Kind of the selected arrow, or of new arrows" });
-        for (const kind of DRAG_KINDS) this.kind.append(Object.assign(document.createElement("option"), { value: kind, textContent: kind }));
-        this.start = control("input", { type: "number", min: 0, step: 1, placeholder: "start", title: "Start frame of the selected arrow (empty = 0)" }, "width:52px;");
-        this.hold = control("input", { type: "number", min: 0, step: 1, placeholder: "hold", title: "Hold frames of the selected drag (empty = the node's hold_frames)" }, "width:52px;");
+        for (const kind of DRAG_KINDS) {
+            this.kind.append(Object.assign(document.createElement("option"), { value: kind, textContent: kind }));
+        }
+        const frames = (placeholder, title) => control("input", { type: "number", min: 0, step: 1, placeholder, title }, "width:52px;");
+        this.start = frames("start", "Start frame of the selected arrow (empty = 0)");
+        this.hold = frames("hold", "Hold frames of the selected drag (empty = the node's hold_frames)");
         const remove = control("button", { textContent: "Delete", title: "Remove the selected arrow" }, "padding:0 6px;");
         const clear = control("button", { textContent: "Clear", title: "Remove all arrows" }, "padding:0 6px;");
         this.status = control("span", {}, "opacity:0.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;");
@@ -129,7 +136,10 @@ class DragPointsView {
         const position = (event) => {
             const box = this.canvas.getBoundingClientRect();
             // CSS pixels of the canvas even when the graph is zoomed (the element is scaled).
-            return [(event.clientX - box.left) * (this.canvas.clientWidth / box.width), (event.clientY - box.top) * (this.canvas.clientHeight / box.height)];
+            return [
+                (event.clientX - box.left) * (this.canvas.clientWidth / box.width),
+                (event.clientY - box.top) * (this.canvas.clientHeight / box.height),
+            ];
         };
         this.canvas.addEventListener("pointerdown", (event) => {
             if (event.button !== 0 || !this.editable()) return;
@@ -210,7 +220,8 @@ class DragPointsView {
         if (dragsLinked(this.node)) this.status.textContent = "drags come from a link: edit them there";
         else if (this.error) this.status.textContent = `drags text: ${this.error}`;
         else if (!this.picture) this.status.textContent = "connect a LoadImage to picture to see it here";
-        else this.status.textContent = entry ? `arrow ${this.editor.selected + 1} of ${this.editor.drags.length}` : `${this.editor.drags.length} arrow(s): press and pull to add`;
+        else if (entry) this.status.textContent = `arrow ${this.editor.selected + 1} of ${this.editor.drags.length}`;
+        else this.status.textContent = `${this.editor.drags.length} arrow(s): press and pull to add`;
         this.status.title = this.status.textContent;
     }
 
