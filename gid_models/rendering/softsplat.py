@@ -11,9 +11,10 @@ with b(p, q) the bilinear footprint weight of p at q. Pixels nothing lands on ar
 reported through the coverage map sum_p b(p, q) (0 = hole, >= 1 = fully covered) and set to 0.
 
 Implementation: one `index_add_` per bilinear corner over flattened output indices, for all N
-items at once, on a (C + 2, N*H*W + 1) buffer holding the weighted values, the softmax weights
-and the plain footprint. Out-of-frame and non-finite targets go to the extra last column (a
-trash bin), so no masking or compaction is needed. Works the same on CPU and GPU, and autograd
+items at once, on a (C + 2, N * (H+3) * (W+3)) buffer holding the weighted values, the softmax
+weights and the plain footprint. The output frames carry a border ring that catches every
+target outside the frame (and non-finite flow), so no bounds checks, masks or compaction are
+needed; the ring is cropped at the end. Works the same on CPU and GPU, and autograd
 differentiates it with respect to the source, the flow (through the bilinear weights) and the
 metric.
 """
@@ -41,35 +42,32 @@ def _check_shapes(source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
 
 
 def _bilinear_corners(flow: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each of the 4 corners: (flat output index (N*H*W,), footprint weight (N*H*W,)).
+    """For each of the 4 corners: (flat index (N*PH*PW,), footprint weight (N*PH*PW,)).
 
-    flow: (N, 2, H, W) pixels. Index N*H*W is the trash bin for targets outside the frame or
-    for non-finite flow.
+    flow: (N, 2, H, W) pixels. Indices address a frame padded to PH x PW = (H + 3) x (W + 3)
+    pixels (rows and columns -1 .. H+1, W+1), so targets never need a bounds check: targets
+    outside the frame are clamped to the border ring (x in [-1, W]), where their whole weight
+    lands in padding that is cropped away. Non-finite flow is sent to the ring as well.
     """
     n, _, h, w = flow.shape
-    x = torch.arange(w, device=flow.device, dtype=flow.dtype) + flow[:, 0]
-    y = torch.arange(h, device=flow.device, dtype=flow.dtype).view(h, 1) + flow[:, 1]
-    # NaN/inf and far-away targets become a position just outside the frame: they land in the
-    # trash bin (casting NaN to int is platform dependent, so never let it reach .long()).
-    x = torch.nan_to_num(x, nan=-2.0, posinf=w + 1.0, neginf=-2.0).clamp(-2.0, w + 1.0)
-    y = torch.nan_to_num(y, nan=-2.0, posinf=h + 1.0, neginf=-2.0).clamp(-2.0, h + 1.0)
-    x0f, y0f = x.floor(), y.floor()
-    fx, fy = x - x0f, y - y0f
-    x0, y0 = x0f.long(), y0f.long()
-    item_offset = (torch.arange(n, device=flow.device) * (h * w)).view(n, 1, 1)
-    trash = n * h * w
-    corners = []
-    for dx, dy, weight in (
-        (0, 0, (1 - fx) * (1 - fy)),
-        (1, 0, fx * (1 - fy)),
-        (0, 1, (1 - fx) * fy),
-        (1, 1, fx * fy),
-    ):
-        xi, yi = x0 + dx, y0 + dy
-        inside = (xi >= 0) & (xi < w) & (yi >= 0) & (yi < h)
-        index = torch.where(inside, item_offset + yi * w + xi, trash)
-        corners.append((index.reshape(-1), weight.reshape(-1)))
-    return corners
+    padded_h, padded_w = h + 3, w + 3
+    x = flow[:, 0] + torch.arange(w, device=flow.device, dtype=flow.dtype)
+    y = flow[:, 1] + torch.arange(h, device=flow.device, dtype=flow.dtype).view(h, 1)
+    # In place: these are fresh tensors; casting NaN to int is platform dependent, so clean first.
+    x = x.nan_to_num_(nan=-1.0, posinf=float(w), neginf=-1.0).clamp_(-1.0, float(w))
+    y = y.nan_to_num_(nan=-1.0, posinf=float(h), neginf=-1.0).clamp_(-1.0, float(h))
+    x0, y0 = x.detach().floor(), y.detach().floor()
+    fx, fy = x - x0, y - y0
+    gx, gy = 1.0 - fx, 1.0 - fy
+    # Offset of item b's padded frame plus the (+1, +1) shift of pixel (0, 0) inside it.
+    base = (torch.arange(n, device=flow.device) * (padded_h * padded_w) + padded_w + 1).view(n, 1, 1)
+    index = y0.long().mul_(padded_w).add_(x0.long()).add_(base).reshape(-1)
+    return [
+        (index, (gx * gy).reshape(-1)),
+        (index + 1, (fx * gy).reshape(-1)),
+        (index + padded_w, (gx * fy).reshape(-1)),
+        (index + (padded_w + 1), (fx * fy).reshape(-1)),
+    ]
 
 
 def _needs_per_output_shift(metric: torch.Tensor) -> bool:
@@ -104,13 +102,18 @@ def softmax_splat(
     # (exact and underflow-free for any spread, at the cost of a scatter-max and a gather).
     if _needs_per_output_shift(z.detach()):
         return _splat_per_output_shift(values, z, corners, source.dtype)
-    shift = z.detach().flatten(1).amax(1).view(n, 1, 1, 1)
+    # One picture splatted by N flows arrives expanded (stride 0 over N): weight it once and
+    # let the per-corner product broadcast it, instead of repeating the work N times.
+    shared = n > 1 and values.stride(0) == 0 and z.stride(0) == 0
+    items = 1 if shared else n
+    values, z = values[:items], z[:items]
+    shift = z.detach().flatten(1).amax(1).view(items, 1, 1, 1)
     softmax_weight = torch.exp(z - shift)
     stacked = torch.cat([values * softmax_weight, softmax_weight, torch.ones_like(softmax_weight)], dim=1)
-    rows = stacked.transpose(0, 1).reshape(c + 2, n * h * w)
-    sums = torch.zeros(c + 2, n * h * w + 1, device=source.device, dtype=dtype)
+    rows = stacked.transpose(0, 1).reshape(c + 2, items, h * w).contiguous()
+    sums = torch.zeros(c + 2, n * (h + 3) * (w + 3), device=source.device, dtype=dtype)
     for index, footprint in corners:
-        sums.index_add_(1, index, rows * footprint)
+        sums.index_add_(1, index, (rows * footprint.view(1, n, h * w)).view(c + 2, n * h * w))
     return _normalize(sums, n, c, h, w, source.dtype)
 
 
@@ -120,7 +123,7 @@ def _splat_per_output_shift(
     """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel)."""
     n, c, h, w = values.shape
     flat_z = z.reshape(-1)
-    column_count = n * h * w + 1
+    column_count = n * (h + 3) * (w + 3)
     # Only corners with a non-zero footprint contribute, so only they may set the maximum.
     peak = torch.full((column_count,), float("-inf"), device=z.device, dtype=z.dtype)
     for index, footprint in corners:
@@ -139,7 +142,7 @@ def _splat_per_output_shift(
 def _normalize(
     sums: torch.Tensor, n: int, c: int, h: int, w: int, out_dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    sums = sums[:, :-1].reshape(c + 2, n, h, w).transpose(0, 1)
+    sums = sums.view(c + 2, n, h + 3, w + 3)[:, :, 1 : h + 1, 1 : w + 1].transpose(0, 1)
     numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
     landed = denominator > 0
     warped = torch.where(landed, numerator / torch.where(landed, denominator, 1.0), 0.0)
