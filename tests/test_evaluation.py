@@ -85,11 +85,20 @@ def test_eval_runs_end_to_end_on_one_short_clip_and_prints_every_metric(tmp_path
     clip = tmp_path / "sway.mp4"
     write_video(clip, np.clip(np.stack(frames), 0, 255).astype(np.uint8), 24.0)
 
-    code = main([str(clip), "--size", "64x40", "--frames", "32", "--frequencies", "4", "--seeds", "1", "--steps", "2", "--per-clip"])
+    from gid_models.rendering import NeuralRenderer, RendererConfig
+
+    torch.manual_seed(0)
+    NeuralRenderer(RendererConfig(channels=(4, 8))).save(tmp_path / "renderer.safetensors")
+    code = main([str(clip), "--size", "64x40", "--frames", "32", "--frequencies", "4", "--seeds", "1", "--steps", "2",
+                 "--model", str(tmp_path / "no_such_model"), "--renderer", str(tmp_path / "renderer.safetensors"),
+                 "--per-clip"])
     out = capsys.readouterr().out
     assert code == 0
     for name in list(MOTION_ROWS) + list(RENDER_ROWS) + list(METRIC_TITLES.values()):
         assert name in out, name
+    lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
+    assert "missing: no trained motion model" in lines["model"]  # said clearly, no numbers
+    assert "missing" not in lines["neural renderer"] and "missing" not in lines["zero motion"]
     truth_line = next(line for line in out.splitlines() if line.startswith("ground truth"))
     assert [float(v) for v in truth_line.split()[2:4]] == [1.0, 0.0]  # truth vs itself
     pixel_line = next(line for line in out.splitlines() if line.startswith("pixel renderer"))

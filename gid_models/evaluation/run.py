@@ -4,7 +4,8 @@
     python benchmarks/eval_motion.py CLIPS...   (the same)
 
 For each clip: its first T frames, centre-cropped to 1.6:1 and resized to 256x160, give the
-ground truth (optical flow from the first frame, gid_models.flow). Each method predicts a
+ground truth (optical flow from the first frame, gid_models.flow), with the motion of drifting
+pixels zeroed as in the training shards (train/shots.py; --keep-drift keeps it). Each method predicts a
 spectral volume for the first frame with the clip's T and fps:
 - model: the trained motion model (bundled, or --model), averaged over --seeds seeds, without
   and with loop guidance;
@@ -61,6 +62,7 @@ class EvalConfig:
     steps: int = 50
     flow_method: str = "dis"
     device: str = "cpu"
+    zero_drift: bool = True  # ground truth without drifting motion, as in the training shards
 
 
 @dataclass
@@ -113,7 +115,7 @@ def load_motion_model(path: str | None, device: str) -> tuple[object | None, str
     except ImportError as error:
         return None, f"the motion model code is not available ({error})"
     try:
-        model = MotionModel.from_pretrained(path) if path else MotionModel.from_bundled()
+        model = MotionModel.load(path) if path else MotionModel.from_bundled()
     except (FileNotFoundError, OSError, ValueError, AttributeError, RuntimeError) as error:
         return None, f"no trained motion model ({error})"
     return model.to(device).eval(), ""
@@ -159,7 +161,14 @@ def evaluate_clip(path: Path, config: EvalConfig, model: object | None, renderer
         result.notes.append(f"{path.name}: only {len(frames)} frames, so T={len(frames)} instead of {config.num_frames}")
     motion = spectral_volume_from_video(frames, fps, num_frequencies=config.num_frequencies, method=config.flow_method)
     result.notes.extend(f"{path.name}: {w}" for w in motion.warnings)
-    truth = result.truth = motion.volume
+    truth = motion.volume
+    if config.zero_drift:
+        from ..train.shots import WindowThresholds, motion_stats, oscillation_mask
+
+        mask = oscillation_mask(motion_stats(motion.trajectories), WindowThresholds(), config.width)
+        truth = SpectralVolume(truth.coeffs * mask.to(truth.coeffs), truth.num_frames, truth.fps)
+        result.notes.append(f"{path.name}: drifting motion zeroed in the ground truth on {100 * (1 - mask.float().mean()):.0f}% of the picture")
+    result.truth = truth
     result.rows["ground truth"] = motion_scores(truth, truth)
     result.rows["zero motion"] = motion_scores(baselines.zero_motion(truth), truth)
     picture = torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float() / 255.0
@@ -281,6 +290,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT")
     parser.add_argument("--flow-method", default="dis")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--keep-drift", action="store_true", help="keep drifting motion (characters, clouds) in the ground truth")
     parser.add_argument("--per-clip", action="store_true", help="also print every clip's scores")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -293,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         width, height = (int(v) for v in args.size.lower().split("x"))
         config = EvalConfig(width=width, height=height, num_frames=args.frames, num_frequencies=args.frequencies,
                             seeds=tuple(range(args.seeds)), steps=args.steps, flow_method=args.flow_method,
-                            device=args.device)
+                            device=args.device, zero_drift=not args.keep_drift)
         began = time.perf_counter()
         results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
         notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")

@@ -156,7 +156,9 @@ def prepare_clip(path: Path, writer: ShardWriter, config: PrepareConfig) -> list
                 frames[start : start + steps], fps, num_frequencies=config.num_frequencies,
                 method=config.flow_method, remove_camera_motion=config.remove_camera_motion,
             )
-            decision, stats, mask = judge_window(path.name, start, motion.trajectories, motion.camera_motion, config.thresholds)
+            # after removing camera motion, judge what is left of it (median displacement) instead
+            camera = None if config.remove_camera_motion else motion.camera_motion
+            decision, stats, mask = judge_window(path.name, start, motion.trajectories, camera, config.thresholds)
             decisions.append(decision)
             LOGGER.info("%s start %d (T=%d): %s", path.name, start, steps, decision.reason)
             if not decision.kept:
@@ -184,14 +186,14 @@ def _crop_stats(stats: MotionStats, rows: slice, cols: slice) -> MotionStats:
     return MotionStats(*(getattr(stats, name)[rows, cols] for name in ("rms", "trend_share", "trend_span", "peak")))
 
 
-def write_synthetic(writer: ShardWriter, count: int, seed: int, config: PrepareConfig) -> None:
-    """count procedural scenes (seeds seed..seed+count-1) straight into the writer."""
+def write_synthetic(writer: ShardWriter, count: int, seed: int, config: PrepareConfig, fps: float = 24.0) -> None:
+    """count procedural scenes (seeds seed..seed+count-1, T = config.num_frames at fps) into the writer."""
     from .synthetic import make_scene
 
     width, height = config.size
     for index in range(count):
         scene = make_scene(seed + index, height=height, width=width, num_frequencies=config.num_frequencies,
-                           num_frames=config.num_frames, fps=24.0)
+                           num_frames=config.num_frames, fps=fps)
         writer.add(scene.image, scene.volume.coeffs[0], num_frames=scene.volume.num_frames, fps=scene.volume.fps,
                    source=f"synthetic:{scene.seed}", start_frame=0, augmentation="none")
 
@@ -242,6 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--include-validation", action="store_true", help="also use the four validation clips")
     parser.add_argument("--synthetic", type=int, default=0, help="add this many procedural scenes")
     parser.add_argument("--synthetic-seed", type=int, default=0)
+    parser.add_argument("--synthetic-fps", type=float, default=24.0, help="frame rate the procedural volumes describe")
     parser.add_argument("--examples-per-shard", type=int, default=32)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -264,8 +267,8 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
     )
 
 
-def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic: int = 0,
-        synthetic_seed: int = 0, examples_per_shard: int = 32) -> tuple[list[Path], list[WindowDecision]]:
+def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic: int = 0, synthetic_seed: int = 0,
+        examples_per_shard: int = 32, synthetic_fps: float = 24.0) -> tuple[list[Path], list[WindowDecision]]:
     """Prepare everything into out; returns (shard paths, decisions). Also writes prepare_log.jsonl."""
     out = Path(out)
     decisions: list[WindowDecision] = []
@@ -275,7 +278,7 @@ def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic
             decisions.extend(prepare_clip(clip, writer, config))
             LOGGER.info("%s done in %.1f s (%d examples so far)", clip.name, time.perf_counter() - began, writer.num_examples)
         if synthetic:
-            write_synthetic(writer, synthetic, synthetic_seed, config)
+            write_synthetic(writer, synthetic, synthetic_seed, config, synthetic_fps)
     with open(out / "prepare_log.jsonl", "a", encoding="utf-8") as log:
         for decision in decisions:
             log.write(json.dumps(decision.as_dict()) + "\n")
@@ -292,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not clips and not args.synthetic:
             raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
         began = time.perf_counter()
-        paths, _ = run(clips, args.out, config, args.synthetic, args.synthetic_seed, args.examples_per_shard)
+        paths, _ = run(clips, args.out, config, args.synthetic, args.synthetic_seed, args.examples_per_shard,
+                       args.synthetic_fps)
         size_mb = sum(p.stat().st_size for p in paths) / 1e6
         LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
     except (MotionError, ValueError, FileNotFoundError) as error:
