@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 import pytest
 
@@ -33,7 +34,7 @@ def skip_or_fail(reason: str):
     message = f"real-ComfyUI integration tests cannot run: {reason}"
     if running_in_ci():
         pytest.fail(message + " (CI=true: this is a failure, run `bash .ci/run` to set things up)")
-    sys.stderr.write(f"\n!!! SKIPPING {message}\n")
+    warnings.warn(f"SKIPPING {message}", pytest.PytestWarning, stacklevel=2)  # listed in the warnings summary
     pytest.skip(message)
 
 
