@@ -54,8 +54,8 @@ The algorithm, exactly (a browser port must reproduce q(t) from it):
      P = [[C + zeta omega S, S], [-omega^2 S, C - zeta omega S]]. No stability bound; it
      matches the analytic solution to float precision and energy never grows for zeta >= 0.
    - "euler": the paper's explicit stepping as semi-implicit Euler (v += hs a; q += hs v) with
-     n_sub = ceil(h omega_max / 0.1) sub-steps per frame (hs = h / n_sub): accurate to about 1%
-     over a few periods (notes section 9). Settings needing more than MAX_EULER_SUBSTEPS sub-steps
+     n_sub = ceil(h omega_max / 0.1) sub-steps per frame (hs = h / n_sub): period and decay rate
+     within about 1% (notes section 9); being first order, positions lag by about hs omega / 2 rad. Settings needing more than MAX_EULER_SUBSTEPS sub-steps
      per frame are refused. P = E^n_sub with E = [[1 - hs^2 omega^2, hs (1 - 2 zeta omega hs)],
      [-hs omega^2, 1 - 2 zeta omega hs]].
 """
