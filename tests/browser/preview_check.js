@@ -50,6 +50,12 @@ function exercise(basis, picture, preferWebGL) {
     }
     preview.stepFrames(SETTLE_FRAMES);
     const settled = preview.readPixels();
+    const dragTake = JSON.parse(preview.recordedTake());
+    preview.press(0.3, 0.6, "poke"); // from rest: a new take
+    preview.moveTo(0.33, 0.58);
+    preview.release();
+    preview.stepFrames(4);
+    const poked = meanAbsDiff(rest, preview.readPixels());
     const result = {
         renderer: preview.renderer.kind,
         size: [preview.canvas.width, preview.canvas.height],
@@ -57,7 +63,9 @@ function exercise(basis, picture, preferWebGL) {
         swing_min: Math.min(...swing),
         swing_max: Math.max(...swing),
         settled_diff: meanAbsDiff(rest, settled),
-        take: JSON.parse(preview.recordedTake()),
+        take: dragTake,
+        poke_diff: poked,
+        poke_take: JSON.parse(preview.recordedTake()),
         held,
     };
     preview.dispose();
@@ -96,6 +104,10 @@ function check(result, failures) {
     if (!(result.swing_max > 0.5)) failures.push(`${name}: the picture did not move after release`);
     if (!(result.swing_min < result.swing_max * 0.8)) failures.push(`${name}: no oscillation after release`);
     if (!(result.settled_diff < 0.25 * result.held_diff)) failures.push(`${name}: did not return towards rest (${result.settled_diff} vs held ${result.held_diff})`);
+    const poke = result.poke_take.drags;
+    if (!(result.poke_diff > 0.5) || poke.length !== 1 || poke[0].kind !== "poke" || poke[0].start !== 0) {
+        failures.push(`${name}: a poke did not move the picture or was not recorded as a new take (${JSON.stringify(poke)})`);
+    }
     const drag = result.take.drags[0];
     if (result.take.drags.length !== 1 || drag.start !== 0 || drag.hold !== HOLD_FRAMES || Math.abs(drag.dx - DRAG.dx) > 1e-9) {
         failures.push(`${name}: recorded take ${JSON.stringify(result.take)} is not the drag made`);

@@ -12,7 +12,7 @@ import { ModalSimulator } from "./modal_sim.js";
 import { InteractionRecorder, parseDragsJSON } from "./recording.js";
 
 export const MAX_CANVAS_SIDE = 640;
-const REST_TOLERANCE = 0.02; // pixels of the source grid: below this the take has ended
+const REST_TOLERANCE = 0.05; // source pixels: once no point can move more, the take has ended
 const MAX_STEPS_PER_TICK = 8; // after a stall, catch up at most this many frames
 const CANVAS_STYLE = "width:100%;height:100%;object-fit:contain;display:block;touch-action:none;cursor:grab;";
 
@@ -90,9 +90,7 @@ export class LivePreview {
             event.stopPropagation(); // keep the graph canvas from dragging the node
             const [x, y] = toUnit(event);
             if (!this.simulator || this.pointer || x < 0 || x > 1 || y < 0 || y > 1) return; // letterbox
-            canvas.setPointerCapture(event.pointerId);
-            this.press(x, y, event.shiftKey ? "poke" : "drag");
-            this.pointer.id = event.pointerId;
+            if (this.press(x, y, event.shiftKey ? "poke" : "drag", event.pointerId)) canvas.setPointerCapture(event.pointerId);
         });
         canvas.addEventListener("pointermove", (event) => {
             if (!this.pointer || this.pointer.id !== event.pointerId) return;
@@ -110,20 +108,26 @@ export class LivePreview {
         canvas.addEventListener("pointercancel", end);
     }
 
-    /** Start a gesture at (x, y) in 0..1 of the picture. */
-    press(x, y, kind = "drag") {
-        if (!this.simulator) return;
-        if (this.replay || (this.simulator.isAtRest(REST_TOLERANCE) && !this.pointer)) {
+    /** Start a gesture at (x, y) in 0..1 of the picture; false if it cannot start. */
+    press(x, y, kind = "drag", pointerId = null) {
+        if (!this.simulator || this.pointer) return false;
+        if (this.replay || this.simulator.isAtRest(REST_TOLERANCE)) {
             // A new take: from rest, at frame 0, with the node's current settings.
+            try {
+                this.simulator.configure(this.getParams());
+            } catch (error) {
+                this.onStatus(`Cannot simulate with these settings: ${error.message}`);
+                return false;
+            }
             this.replay = null;
-            this.simulator.configure(this.getParams());
             this.simulator.reset();
             this.recorder.clear();
         }
-        this.pointer = { id: null, x, y, kind };
+        this.pointer = { id: pointerId, x, y, kind };
         this.recorder.press(this.simulator.frame, x, y, kind);
         this.hold = kind === "drag" ? this.simulator.startHold(x, y) : null;
         this.ensureAnimating();
+        return true;
     }
 
     /** The pointer is now at (x, y): the drag vector is from the pressed point to here. */

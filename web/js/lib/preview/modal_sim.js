@@ -282,18 +282,35 @@ export class ModalSimulator {
         this.frame = n + 1;
     }
 
-    /** True when nothing is held or scheduled and every mode's swing bound is below `tolerance` px. */
+    /**
+     * True when nothing is held or scheduled and the picture cannot move by more than `tolerance`
+     * source pixels anywhere: sum_j max_p |phi_j(p)| (|q_j| + |v_j| / w_j) < tolerance.
+     */
     isAtRest(tolerance) {
         if (this.holds.size || this.kicks.size) return false;
+        if (this.peaks === undefined) this.peaks = modePeaks(this.basis);
         let bound = 0;
-        const { shapes } = this.basis;
-        if (this.peak === undefined) this.peak = shapes.reduce((m, s) => Math.max(m, Math.abs(s)), 0) * 2;
         for (let j = 0; j < this.basis.numModes; j++) {
-            const w = this.system.omegas[j];
-            bound += Math.hypot(this.stateQ[0][j], this.stateQ[1][j]) + Math.hypot(this.stateV[0][j], this.stateV[1][j]) / w;
+            const swing = Math.hypot(this.stateQ[0][j], this.stateQ[1][j]) + Math.hypot(this.stateV[0][j], this.stateV[1][j]) / this.system.omegas[j];
+            bound += this.peaks[j] * swing;
         }
-        return bound * this.peak < tolerance;
+        return bound < tolerance;
     }
+}
+
+/** (J) largest |phi_j(p)| over the grid (complex 2-vector norm, source pixels). */
+export function modePeaks(basis) {
+    const { shapes, numModes, width, height } = basis;
+    const count = width * height;
+    const peaks = new Float64Array(numModes);
+    for (let j = 0; j < numModes; j++) {
+        let best = 0;
+        for (let k = j * count * 4; k < (j + 1) * count * 4; k += 4) {
+            best = Math.max(best, shapes[k] ** 2 + shapes[k + 1] ** 2 + shapes[k + 2] ** 2 + shapes[k + 3] ** 2);
+        }
+        peaks[j] = Math.sqrt(best);
+    }
+    return peaks;
 }
 
 /**
