@@ -1,0 +1,139 @@
+"""Sampling spectral volumes from the motion diffusion model (paper notes, sections 3-4).
+
+`sample_spectral_volume` is the one entry point: picture in, spectral volume out, with DDIM,
+classifier-free guidance, optional loop self-guidance and an optional motion mask.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+from ..spectral import MotionError, SpectralVolume, normalize
+from .ddim import make_scheduler, randn, sample_ddim
+from .guidance import LoopGuidance, decode_latents, make_guidance_loss, masked_volume
+from ..spectral import denormalize_tensor
+
+LOGGER = logging.getLogger(__name__)
+
+DEFAULT_CFG = 1.75
+DEFAULT_STEPS = 50
+MASK_FEATHER = 0.02
+"""Soft edge of the motion mask, as a fraction of the picture's shorter side."""
+
+__all__ = ["LoopGuidance", "make_scheduler", "sample_ddim", "sample_spectral_volume", "working_size"]
+
+
+def working_size(height: int, width: int, factor: int, max_pixels: int) -> tuple[int, int]:
+    """Size the model samples at: at most max_pixels (its training area), multiples of factor,
+    aspect ratio kept as closely as the rounding allows."""
+    scale = min(1.0, math.sqrt(max_pixels / float(height * width)))
+    return (
+        max(factor, round(height * scale / factor) * factor),
+        max(factor, round(width * scale / factor) * factor),
+    )
+
+
+def _mask_nchw(mask: torch.Tensor, batch: int, height: int, width: int) -> torch.Tensor:
+    """Any of (H, W), (B, H, W), (B, 1, H, W) -> (batch, 1, height, width) float in 0..1."""
+    if mask.ndim == 2:
+        mask = mask[None, None]
+    elif mask.ndim == 3:
+        mask = mask[:, None]
+    if mask.ndim != 4 or mask.shape[1] != 1 or mask.shape[0] not in (1, batch):
+        raise MotionError(f"mask must be (H, W), (B, H, W) or (B, 1, H, W), got {tuple(mask.shape)}.")
+    mask = mask.float().clamp(0, 1)
+    if mask.shape[-2:] != (height, width):
+        mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
+    return mask.expand(batch, 1, height, width)
+
+
+def _autocast(device: torch.device):
+    if device.type == "cuda":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return contextlib.nullcontext()
+
+
+def sample_spectral_volume(
+    model,
+    picture: torch.Tensor,
+    *,
+    seed: int,
+    steps: int = DEFAULT_STEPS,
+    cfg: float = DEFAULT_CFG,
+    guidance: LoopGuidance | None = None,
+    mask: torch.Tensor | None = None,
+    num_frames: int = 150,
+    fps: float = 30.0,
+    callback: Callable[[int, int], None] | None = None,
+) -> tuple[SpectralVolume, SpectralVolume]:
+    """Sample the motion of a picture.
+
+    model: a MotionModel on the device to compute on.
+    picture: (B, 3, H, W) float 0..1; any size (it is resized to the model's working size and the
+        result back to H x W, with a log note).
+    seed: noise comes from torch.Generator("cpu").manual_seed(seed): same motion on every device.
+    steps: DDIM steps (50 default; 250 is paper quality). cfg: w of eps = (1 + w) eps(c) - w eps(0).
+    guidance: loop self-guidance (None: off). mask: 1 = may move; (H, W), (B, H, W) or (B, 1, H, W).
+    num_frames, fps: the T and frame rate the volume describes (the model's training T and fps).
+    Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
+    """
+    if picture.ndim != 4 or picture.shape[1] != 3:
+        raise MotionError(f"picture must be (B, 3, H, W), got {tuple(picture.shape)}.")
+    if not torch.isfinite(picture).all():
+        raise MotionError("picture contains NaN or infinite values.")
+    if steps < 1:
+        raise MotionError(f"steps must be at least 1, got {steps}.")
+    if num_frames < 2 * model.num_frequencies - 1:
+        raise MotionError(f"num_frames must be at least {2 * model.num_frequencies - 1} for K={model.num_frequencies}.")
+    device = model.device
+    batch, _, height, width = picture.shape
+    sample_h, sample_w = model.sample_size
+    work_h, work_w = working_size(height, width, model.downsample_factor, sample_h * sample_w)
+    if (work_h, work_w) != (height, width):
+        LOGGER.info(
+            "motion is sampled at %dx%d (model factor %d, trained at %dx%d) and resized to the picture's %dx%d",
+            work_w, work_h, model.downsample_factor, sample_w, sample_h, width, height,
+        )
+    image = picture.to(device=device, dtype=torch.float32).clamp(0, 1)
+    image = F.interpolate(image, size=(work_h, work_w), mode="bilinear", align_corners=False, antialias=True)
+    condition = torch.cat([image * 2 - 1, torch.zeros_like(image)])  # conditional, then empty
+    outside = None
+    if mask is not None:
+        mask = mask.to(device)
+        outside = (_mask_nchw(mask, batch, work_h, work_w)[:, 0] < 0.5).float()
+
+    generator = torch.Generator(device="cpu").manual_seed(int(seed))
+    factor = model.latent_factor
+    shape = (batch, model.num_frequencies, model.vae.config.latent_channels, work_h // factor, work_w // factor)
+    latents = randn(shape, generator, device)
+    frequency_index = torch.arange(model.num_frequencies, device=device)
+
+    def noise_fn(z: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
+        with _autocast(device):
+            eps = model.denoiser(torch.cat([z, z]), timestep, condition, frequency_index).float()
+        eps_conditional, eps_empty = eps.chunk(2)
+        return (1 + cfg) * eps_conditional - cfg * eps_empty
+
+    loss = make_guidance_loss(model, guidance, outside, num_frames, fps)
+    latents = sample_ddim(
+        noise_fn, latents, steps=steps, generator=generator, guidance_loss=loss,
+        recurrence=guidance.recurrence if guidance is not None else 1,
+        through_denoiser=guidance.through_denoiser if guidance is not None else True,
+        callback=callback,
+    )
+    with torch.no_grad():
+        pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
+    volume = SpectralVolume(pixels.float(), num_frames=num_frames, fps=float(fps)).resized(height, width)
+    if mask is not None:
+        binary = (_mask_nchw(mask, batch, height, width) >= 0.5).float()
+        radius = max(1, round(MASK_FEATHER * min(height, width)))
+        volume = SpectralVolume(masked_volume(volume.coeffs, binary, radius), num_frames, float(fps))
+    if not torch.isfinite(volume.coeffs).all():
+        raise MotionError("sampling produced NaN or infinite motion; lower the guidance weight u or cfg.")
+    return volume, normalize(volume, model.normalization)

@@ -1,0 +1,116 @@
+"""Guidance terms for sampling: loop self-guidance (paper Eq. 5-6) and motion masks (ours).
+
+Both are losses of the motion decoded from the current clean-latent estimate, differentiable all
+the way back to the latent: latent -> VAE decoder -> normalized slices -> denormalize_tensor
+(pixels) -> truncated Fourier series at the few frames the loss needs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from ..spectral import SpectralVolume, denormalize_tensor, loop_seam_loss, spectral_to_trajectories
+
+MASK_GUIDANCE_WEIGHT = 200.0
+"""u of the mask term: same scale as the loop term's default."""
+
+
+@dataclass(frozen=True)
+class LoopGuidance:
+    """Loop self-guidance settings (paper notes, section 4).
+
+    u: guidance weight on grad L_g (paper: 200).
+    recurrence: times each DDIM step is run, re-noising in between (paper: 2; 1 = none).
+    through_denoiser: differentiate L_g through the denoiser (exact, as the paper); False is an
+        approximation about 3x cheaper per step.
+    """
+
+    u: float = 200.0
+    recurrence: int = 2
+    through_denoiser: bool = True
+
+    def __post_init__(self) -> None:
+        if not self.u >= 0:
+            raise ValueError(f"loop guidance weight u must be >= 0, got {self.u}.")
+        if int(self.recurrence) < 1:
+            raise ValueError(f"self-recurrence must be >= 1 (1 = no recurrence), got {self.recurrence}.")
+
+
+def decode_latents(model, latents: torch.Tensor) -> torch.Tensor:
+    """Scaled latents (B, K, c, h, w) -> normalized slices (B, K, 4, h * f, w * f), differentiable."""
+    flat = rearrange(latents, "b k c h w -> (b k) c h w") / model.latent_scale
+    decoded = model.vae.decode(flat.to(next(model.vae.parameters()).dtype)).float()
+    return rearrange(decoded, "(b k) c h w -> b k c h w", b=latents.shape[0])
+
+
+def encode_slices(model, normalized: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
+    """Normalized slices (B, K, 4, H, W) -> scaled latents (B, K, c, H / f, W / f)."""
+    flat = rearrange(normalized, "b k c h w -> (b k) c h w")
+    mean, logvar = model.vae.encode(flat)
+    if sample:
+        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
+        mean = mean + (0.5 * logvar).exp() * noise
+    return rearrange(mean * model.latent_scale, "(b k) c h w -> b k c h w", b=normalized.shape[0])
+
+
+def seam_frames(num_frames: int) -> torch.Tensor:
+    """Frames 0, 1, T-2, T-1: all that L_g reads (positions and velocities at the loop seam)."""
+    return torch.tensor([0.0, 1.0, num_frames - 2.0, num_frames - 1.0], dtype=torch.float64)
+
+
+def loop_loss(pixels: torch.Tensor, num_frames: int, fps: float) -> torch.Tensor:
+    """L_g (B,) in pixels of coefficients (B, K, 4, H, W) describing a T-frame loop."""
+    volume = SpectralVolume(pixels, num_frames=num_frames, fps=fps)
+    return loop_seam_loss(spectral_to_trajectories(volume, seam_frames(num_frames)))
+
+
+def amplitude_bound(pixels: torch.Tensor) -> torch.Tensor:
+    """(B, H, W) bound on the displacement (pixels) any frame can reach: |c_0| + 2 sum_k>=1 |c_k|,
+    over the x and y channels."""
+    weight = torch.full((pixels.shape[1],), 2.0, dtype=pixels.dtype, device=pixels.device)
+    weight[0] = 1.0
+    return torch.einsum("bkchw,k->bhw", pixels.abs(), weight)
+
+
+def mask_loss(pixels: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
+    """(B,) mean motion amplitude (pixels) where outside (B, H, W) is 1 (must not move)."""
+    area = outside.flatten(1).sum(1).clamp_min(1.0)
+    return (amplitude_bound(pixels) * outside).flatten(1).sum(1) / area
+
+
+def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tensor | None,
+                       num_frames: int, fps: float):
+    """The sampler's guidance loss z0_hat -> (B,), weights included, or None without guidance."""
+    if (guidance is None or guidance.u == 0) and outside is None:
+        return None
+    scales = model.normalization_scales
+
+    def loss(clean_latents: torch.Tensor) -> torch.Tensor:
+        pixels = denormalize_tensor(decode_latents(model, clean_latents), scales)
+        total = pixels.new_zeros(pixels.shape[0])
+        if guidance is not None and guidance.u > 0:
+            total = total + guidance.u * loop_loss(pixels, num_frames, fps)
+        if outside is not None:
+            total = total + MASK_GUIDANCE_WEIGHT * mask_loss(pixels, outside)
+        return total
+
+    return loss
+
+
+def feathered_mask(mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Soft version of a 0/1 mask (B, 1, H, W): ramps from 1 inside to exactly 0 at the border,
+    staying 0 outside (the mask times its own box blur of the given radius, pixels)."""
+    if radius < 1:
+        return mask
+    size = 2 * radius + 1
+    blurred = F.avg_pool2d(F.pad(mask, (radius,) * 4, mode="replicate"), size, stride=1)
+    return mask * blurred
+
+
+def masked_volume(pixels: torch.Tensor, mask: torch.Tensor, radius: int) -> torch.Tensor:
+    """Coefficients (B, K, 4, H, W) with motion outside mask (B, 1, H, W; 1 = may move) set to 0."""
+    return pixels * feathered_mask(mask.to(pixels), radius).unsqueeze(1)

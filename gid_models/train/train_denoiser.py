@@ -1,0 +1,186 @@
+"""Train the frequency-coordinated denoiser (paper notes, section 3).
+
+    python -m gid_models.train.train_denoiser --shards DATA/ --out MODEL_DIR --stage 1
+    python -m gid_models.train.train_denoiser --shards DATA/ --out MODEL_DIR --stage 2
+    torchrun --nproc_per_node 8 -m gid_models.train.train_denoiser ...   (multi-GPU, DDP)
+
+MODEL_DIR must hold normalization.safetensors and the trained motion VAE. Stage 1 trains the 2D
+U-Net on `slices_per_example` random single slices per example (frequency attention off); stage
+2 loads it, freezes its 2D weights and trains only the frequency attention on all K slices.
+Loss: MSE on the noise (Eq. 3); the picture is dropped to zeros 10% of the time so classifier-free
+guidance works. Writes denoiser.json + denoiser.safetensors, losses to denoiser_stage{N}_losses.csv
+and resumable checkpoints to checkpoints/denoiser_stage{N}/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import Dataset
+
+from ..networks.denoiser import MotionDenoiser
+from ..networks.motion_model import (
+    DENOISER_FILE, NORMALIZATION_FILE, TINY_DENOISER, VAE_FILE, MotionModel, load_network, save_network,
+)
+from ..networks.vae import MotionVAE
+from ..sampling.ddim import make_scheduler
+from ..spectral import FrequencyNormalization
+from ..sampling.guidance import encode_slices
+from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
+from .train_vae import normalize_coeffs
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class DenoiserTraining:
+    """Settings; steps and batch size are per process."""
+
+    stage: int = 1
+    steps: int = 100000
+    batch_size: int = 8
+    learning_rate: float = 1e-4
+    slices_per_example: int = 4
+    condition_dropout: float = 0.1
+    log_every: int = 50
+    save_every: int = 1000
+    seed: int = 0
+
+
+def _pick_slices(latents: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """count random distinct bins per example: latents (B, count, c, h, w) and their bins (B, count)."""
+    batch, k = latents.shape[:2]
+    picks = torch.stack([torch.randperm(k, generator=generator)[: min(count, k)] for _ in range(batch)])
+    picks = picks.to(latents.device)
+    chosen = torch.gather(latents, 1, picks.view(*picks.shape, 1, 1, 1).expand(-1, -1, *latents.shape[2:]))
+    return chosen, picks
+
+
+def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict, settings: DenoiserTraining,
+                       generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Noise-prediction MSE of one batch (network: the denoiser, maybe DDP-wrapped)."""
+    factor = model.downsample_factor
+    height, width = batch["coeffs"].shape[-2:]
+    crop_h, crop_w = height - height % factor, width - width % factor
+    if crop_h == 0 or crop_w == 0:
+        raise ValueError(f"training examples of {width}x{height} are smaller than the model factor {factor}.")
+    coeffs = batch["coeffs"].float().to(device)[..., :crop_h, :crop_w]
+    image = batch["image"].float().to(device)[..., :crop_h, :crop_w]
+    with torch.no_grad():
+        latents = encode_slices(model, normalize_coeffs(coeffs, model.normalization_scales))
+    batch_size, k = latents.shape[:2]
+    if settings.stage == 1:
+        latents, bins = _pick_slices(latents, settings.slices_per_example, generator)
+    else:
+        bins = torch.arange(k, device=device).expand(batch_size, k)
+    scheduler = make_scheduler()
+    timesteps = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(device)
+    noise = torch.randn(latents.shape, generator=generator).to(device)
+    alphas = scheduler.alphas_cumprod.to(device)[timesteps].view(-1, 1, 1, 1, 1)
+    noisy = alphas.sqrt() * latents + (1 - alphas).sqrt() * noise
+    keep = (torch.rand(batch_size, generator=generator) >= settings.condition_dropout).to(device)
+    condition = (image * 2 - 1) * keep.view(-1, 1, 1, 1)
+    with autocast(device):
+        prediction = network(noisy, timesteps, condition, bins, use_frequency_attention=settings.stage == 2)
+    return F.mse_loss(prediction.float(), noise)
+
+
+def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTraining,
+                   out_dir: str | Path | None = None, runtime: Runtime | None = None) -> MotionModel:
+    """Train stage 1 or 2 of model.denoiser in place (its VAE and normalization stay fixed)."""
+    if settings.stage not in (1, 2):
+        raise ValueError(f"stage must be 1 or 2, got {settings.stage}.")
+    runtime = runtime or setup_runtime()
+    torch.manual_seed(settings.seed)
+    model = model.to(runtime.device)
+    model.vae.eval().requires_grad_(False)
+    denoiser = model.denoiser.train()
+    if settings.stage == 2:
+        denoiser.freeze_spatial()
+    else:
+        denoiser.requires_grad_(True)
+        for module in denoiser.frequency_attention_modules():
+            module.requires_grad_(False)
+    trainable = [p for p in denoiser.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    name = f"denoiser_stage{settings.stage}"
+    checkpoint = out_dir / "checkpoints" / name if out_dir is not None else None
+    start = load_checkpoint(checkpoint, denoiser, optimizer) if checkpoint is not None else 0
+    log = CsvLog(out_dir / f"{name}_losses.csv", enabled=runtime.is_main) if out_dir is not None else None
+    network = wrap_ddp(denoiser, runtime)
+    generator = torch.Generator().manual_seed(settings.seed + 1000 * runtime.rank + start)
+    stream = batches(dataset, settings.batch_size, runtime, seed=settings.seed + start)
+    for step in range(start, settings.steps):
+        loss = denoiser_step_loss(model, network, next(stream), settings, generator, runtime.device)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+        optimizer.step()
+        if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
+            log.write(step=step, loss=float(loss))
+            LOGGER.info("%s step %d loss %.4f", name, step, float(loss))
+        if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
+            save_checkpoint(checkpoint, denoiser, optimizer, step + 1)
+    denoiser.requires_grad_(True)
+    denoiser.eval()
+    if out_dir is not None and runtime.is_main:
+        if checkpoint is not None and settings.steps > start:
+            save_checkpoint(checkpoint, denoiser, optimizer, settings.steps)
+        save_network(denoiser, out_dir, DENOISER_FILE, torch.float32)
+    return model
+
+
+def new_stage1_model(out_dir: Path, size: str, sample_size: tuple[int, int]) -> MotionModel:
+    """An untrained denoiser of the given size around the trained VAE and normalization in out_dir."""
+    vae = load_network(MotionVAE, out_dir, VAE_FILE)
+    normalization = FrequencyNormalization.load(str(out_dir / NORMALIZATION_FILE))
+    config = dict(TINY_DENOISER) if size == "tiny" else {}
+    config["image_patch"] = vae.downsample_factor
+    denoiser = MotionDenoiser(num_frequencies=normalization.num_frequencies, sample_size=sample_size, **config)
+    return MotionModel(vae, denoiser, normalization)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
+    parser.add_argument("--out", required=True, help="model folder with normalization + motion VAE")
+    defaults = DenoiserTraining()
+    parser.add_argument("--stage", type=int, choices=[1, 2], default=1)
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--size", choices=["default", "tiny"], default="default", help="new stage-1 U-Net size")
+    parser.add_argument("--height", type=int, default=160, help="training picture height (pixels)")
+    parser.add_argument("--width", type=int, default=256, help="training picture width (pixels)")
+    parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--export", default=None, help="also write a single gid_motion_*.safetensors file (fp16)")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    from .shards import SpectralShardDataset
+
+    runtime = setup_runtime(args.device)
+    out = Path(args.out)
+    settings = DenoiserTraining(stage=args.stage, steps=args.steps, batch_size=args.batch_size,
+                                learning_rate=args.lr, save_every=args.save_every)
+    dataset = SpectralShardDataset(args.shards, augment=True)
+    if args.stage == 2 or (out / f"{DENOISER_FILE}.json").is_file():
+        model = MotionModel.load_directory(out)
+    else:
+        model = new_stage1_model(out, args.size, (args.height, args.width))
+    try:
+        model = train_denoiser(dataset, model, settings, out, runtime)
+        if args.export and runtime.is_main:
+            model.save_file(args.export)
+    finally:
+        cleanup(runtime)
+
+
+if __name__ == "__main__":
+    main()

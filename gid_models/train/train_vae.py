@@ -1,0 +1,141 @@
+"""Train the motion VAE on normalized spectral-volume slices (paper notes, section 3).
+
+    python -m gid_models.train.train_vae --shards DATA/ --out MODEL_DIR [--steps 20000]
+    torchrun --nproc_per_node 8 -m gid_models.train.train_vae --shards DATA/ --out MODEL_DIR
+
+MODEL_DIR must hold normalization.safetensors (fit_normalization); it receives motion_vae.json +
+motion_vae.safetensors, losses in vae_losses.csv and a resumable checkpoint in checkpoints/vae/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from einops import rearrange
+from torch.utils.data import Dataset
+
+from ..networks.motion_model import NORMALIZATION_FILE, TINY_VAE, VAE_FILE, save_network
+from ..networks.vae import MotionVAE, vae_loss
+from ..spectral import FrequencyNormalization
+from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
+
+LOGGER = logging.getLogger(__name__)
+
+
+@dataclass
+class VaeTraining:
+    """Settings: steps and batch size per process; slices_per_example random bins per example."""
+
+    steps: int = 20000
+    batch_size: int = 16
+    learning_rate: float = 2e-4
+    slices_per_example: int = 4
+    log_every: int = 50
+    save_every: int = 1000
+    seed: int = 0
+    size: str = "default"
+
+
+def normalize_coeffs(coeffs: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """(B, K, 4, H, W) pixels -> normalized sign(S) sqrt(|S| / s_k) (paper Eq. 4)."""
+    scales = scales.to(coeffs).view(1, -1, 1, 1, 1)
+    return torch.sign(coeffs) * torch.sqrt(coeffs.abs() / scales)
+
+
+def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
+    """(B, K, 4, H, W) -> (B * count, 4, H, W): `count` distinct random bins of each example."""
+    batch, k = normalized.shape[:2]
+    count = min(count, k)
+    picks = torch.stack([torch.randperm(k, generator=generator)[:count] for _ in range(batch)]).to(normalized.device)
+    chosen = torch.gather(normalized, 1, picks.view(batch, count, 1, 1, 1).expand(-1, -1, *normalized.shape[2:]))
+    return rearrange(chosen, "b k c h w -> (b k) c h w")
+
+
+@torch.no_grad()
+def latent_scaling_factor(vae: MotionVAE, dataset: Dataset, normalization: FrequencyNormalization,
+                          device: torch.device, max_examples: int = 64) -> float:
+    """1 / std of the posterior means over up to max_examples examples (all bins)."""
+    means = []
+    for index in range(min(len(dataset), max_examples)):
+        coeffs = dataset[index]["coeffs"][None].float().to(device)
+        flat = rearrange(normalize_coeffs(coeffs, normalization.scales), "b k c h w -> (b k) c h w")
+        means.append(vae.encode(flat)[0].float().flatten())
+    return float(1.0 / torch.cat(means).std().clamp_min(1e-6))
+
+
+def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings: VaeTraining,
+              out_dir: str | Path | None = None, runtime: Runtime | None = None,
+              vae: MotionVAE | None = None) -> MotionVAE:
+    """Train (or continue) a MotionVAE; saves it into out_dir when given. Returns it in eval mode."""
+    runtime = runtime or setup_runtime()
+    torch.manual_seed(settings.seed)
+    if vae is None:
+        vae = MotionVAE(**(TINY_VAE if settings.size == "tiny" else {}))
+    vae = vae.to(runtime.device).train()
+    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    checkpoint = out_dir / "checkpoints" / "vae" if out_dir is not None else None
+    start = load_checkpoint(checkpoint, vae, optimizer) if checkpoint is not None else 0
+    log = CsvLog(out_dir / "vae_losses.csv", enabled=runtime.is_main) if out_dir is not None else None
+    network = wrap_ddp(vae, runtime)
+    generator = torch.Generator().manual_seed(settings.seed + 1000 * runtime.rank + start)
+    factor = vae.downsample_factor
+    stream = batches(dataset, settings.batch_size, runtime, seed=settings.seed + start)
+    for step in range(start, settings.steps):
+        batch = next(stream)
+        coeffs = batch["coeffs"].float().to(runtime.device)
+        height, width = coeffs.shape[-2:]
+        coeffs = coeffs[..., : height - height % factor, : width - width % factor]
+        target = random_slices(normalize_coeffs(coeffs, normalization.scales), settings.slices_per_example, generator)
+        with autocast(runtime.device):
+            reconstruction, mean, logvar = network(target)
+        loss, parts = vae_loss(reconstruction.float(), target, mean.float(), logvar.float())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        optimizer.step()
+        if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
+            log.write(step=step, loss=float(loss), **parts)
+            LOGGER.info("vae step %d loss %.4f (l1 %.4f)", step, float(loss), parts["l1"])
+        if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
+            save_checkpoint(checkpoint, vae, optimizer, step + 1)
+    vae.eval()
+    vae.register_to_config(scaling_factor=latent_scaling_factor(vae, dataset, normalization, runtime.device))
+    if out_dir is not None and runtime.is_main:
+        if checkpoint is not None and settings.steps > start:
+            save_checkpoint(checkpoint, vae, optimizer, settings.steps)
+        save_network(vae, out_dir, VAE_FILE, torch.float32)
+    return vae
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
+    parser.add_argument("--out", required=True, help="model folder (holds normalization.safetensors)")
+    defaults = VaeTraining()
+    parser.add_argument("--steps", type=int, default=defaults.steps)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--lr", type=float, default=defaults.learning_rate)
+    parser.add_argument("--size", choices=["default", "tiny"], default=defaults.size)
+    parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    from .shards import SpectralShardDataset
+
+    runtime = setup_runtime(args.device)
+    settings = VaeTraining(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
+                           size=args.size, save_every=args.save_every)
+    normalization = FrequencyNormalization.load(str(Path(args.out) / NORMALIZATION_FILE))
+    try:
+        train_vae(SpectralShardDataset(args.shards, augment=True), normalization, settings, args.out, runtime)
+    finally:
+        cleanup(runtime)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""Motion VAE, denoiser, frequency attention and MotionModel files, with tiny configs on CPU."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from gid_models.networks import FrequencyAttention, MotionDenoiser, MotionModel, MotionVAE
+from gid_models.networks.motion_model import TINY_DENOISER, TINY_VAE
+from gid_models.spectral import FrequencyNormalization, MotionError
+
+K = 4
+
+
+@pytest.fixture(scope="module")
+def tiny_model() -> MotionModel:
+    torch.manual_seed(0)
+    normalization = FrequencyNormalization(torch.tensor([1.0, 0.5, 0.25, 0.125]))
+    return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+
+
+def test_vae_shapes_and_loss_parts():
+    vae = MotionVAE(**TINY_VAE)
+    slices = torch.randn(3, 4, 16, 24, generator=torch.Generator().manual_seed(0))
+    reconstruction, mean, logvar = vae(slices, generator=torch.Generator().manual_seed(1))
+    assert vae.downsample_factor == 2
+    assert reconstruction.shape == slices.shape
+    assert mean.shape == logvar.shape == (3, 4, 8, 12)
+
+
+def test_default_sizes_fit_the_shipping_budget():
+    denoiser, vae = MotionDenoiser(), MotionVAE()
+    assert sum(p.numel() for p in denoiser.parameters()) <= 8_000_000  # <= 16 MB in fp16
+    assert sum(p.numel() for p in vae.parameters()) <= 2_000_000
+    # 256x160 pictures: 4x VAE -> 64x40 latent, which the U-Net's two 2x downsamplings divide.
+    assert vae.downsample_factor == 4 and denoiser.downsample_factor == 4
+    assert (160 // 4) % denoiser.downsample_factor == 0 and (256 // 4) % denoiser.downsample_factor == 0
+
+
+def test_denoiser_output_shape(tiny_model):
+    sample = torch.randn(2, K, 4, 8, 8)
+    condition = torch.rand(2, 3, 16, 16) * 2 - 1
+    with torch.no_grad():
+        out = tiny_model.denoiser(sample, torch.tensor([10, 500]), condition, torch.arange(K))
+    assert out.shape == sample.shape
+    assert torch.isfinite(out).all()
+
+
+def test_zero_initialised_frequency_attention_keeps_stage_one_output(tiny_model):
+    sample = torch.randn(2, K, 4, 8, 8, generator=torch.Generator().manual_seed(2))
+    condition = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        stage1 = tiny_model.denoiser(sample, 300, condition, torch.arange(K), use_frequency_attention=False)
+        stage2 = tiny_model.denoiser(sample, 300, condition, torch.arange(K), use_frequency_attention=True)
+    torch.testing.assert_close(stage2, stage1, rtol=0, atol=1e-6)
+
+
+def test_frequency_attention_mixes_slices_once_trained():
+    layer = FrequencyAttention(8, num_heads=2)
+    torch.nn.init.normal_(layer.attention.to_out[0].weight, std=0.5)
+    hidden = torch.randn(2 * K, 8, 3, 3, generator=torch.Generator().manual_seed(4))
+    index = torch.arange(K).repeat(2).float()
+    out = layer(hidden, index, K)
+    changed = hidden.clone()
+    changed[1] += torch.randn(8, 3, 3, generator=torch.Generator().manual_seed(5))  # slice 1 of picture 0
+    out_changed = layer(changed, index, K)
+    assert (out_changed[0] - out[0]).abs().max() > 1e-4  # slice 0 of picture 0 now differs
+    torch.testing.assert_close(out_changed[K:], out[K:])  # picture 1 untouched
+
+
+def test_freeze_spatial_leaves_only_frequency_attention_trainable():
+    denoiser = MotionDenoiser(num_frequencies=K, **TINY_DENOISER)
+    denoiser.freeze_spatial()
+    trainable = {n for n, p in denoiser.named_parameters() if p.requires_grad}
+    assert trainable and all("frequency_attention" in n for n in trainable)
+    assert denoiser.conv_in.weight.requires_grad is False
+
+
+def test_directory_round_trip(tiny_model, tmp_path):
+    tiny_model.save(tmp_path / "model", dtype=torch.float32)
+    loaded = MotionModel.load(tmp_path / "model")
+    for (name, a), (_, b) in zip(tiny_model.state_dict().items(), loaded.state_dict().items()):
+        torch.testing.assert_close(a, b, msg=name)
+    assert loaded.num_frequencies == K and loaded.sample_size == (16, 16)
+    assert {p.name for p in (tmp_path / "model").iterdir()} == {
+        "motion_vae.safetensors", "motion_vae.json", "denoiser.safetensors", "denoiser.json", "normalization.safetensors"
+    }
+
+
+def test_single_file_round_trip_fp16(tiny_model, tmp_path):
+    path = tiny_model.save_file(tmp_path / "gid_motion_test.safetensors")
+    loaded = MotionModel.load(path)
+    sample = torch.randn(1, K, 4, 8, 8)
+    condition = torch.zeros(1, 3, 16, 16)
+    with torch.no_grad():
+        a = tiny_model.denoiser(sample, 100, condition, torch.arange(K))
+        b = loaded.denoiser(sample, 100, condition, torch.arange(K))
+    torch.testing.assert_close(a, b, rtol=0.02, atol=0.02)  # fp16 weights
+    torch.testing.assert_close(loaded.normalization_scales, tiny_model.normalization_scales)
+
+
+def test_pickled_file_is_refused(tiny_model, tmp_path):
+    path = tmp_path / "gid_motion_pickle.safetensors"
+    torch.save(tiny_model.state_dict(), path)
+    with pytest.raises(MotionError, match="pickled"):
+        MotionModel.load(path)
+
+
+def test_corrupt_file_is_refused(tiny_model, tmp_path):
+    path = tiny_model.save_file(tmp_path / "gid_motion_cut.safetensors")
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(MotionError, match="not a readable safetensors"):
+        MotionModel.load(path)
+
+
+def test_wrong_config_is_refused(tiny_model, tmp_path):
+    directory = tiny_model.save(tmp_path / "model")
+    config = json.loads((directory / "denoiser.json").read_text())
+    config["block_out_channels"] = [16, 48]
+    (directory / "denoiser.json").write_text(json.dumps(config))
+    with pytest.raises(MotionError, match="does not match its config"):
+        MotionModel.load(directory)
+    config["colour"] = "red"
+    (directory / "denoiser.json").write_text(json.dumps(config))
+    with pytest.raises(MotionError, match="unknown keys"):
+        MotionModel.load(directory)
+
+
+def test_other_safetensors_file_is_refused(tmp_path):
+    from safetensors.torch import save_file
+
+    path = tmp_path / "gid_motion_other.safetensors"
+    save_file({"weight": torch.zeros(3)}, str(path))
+    with pytest.raises(MotionError, match="not a GID motion model"):
+        MotionModel.load(path)
+
+
+def test_missing_bundled_model_explains_how_to_get_one(tmp_path):
+    assert not MotionModel.bundled_available(tmp_path)
+    with pytest.raises(MotionError, match="has not been trained yet"):
+        MotionModel.from_bundled(tmp_path)
