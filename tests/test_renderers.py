@@ -171,3 +171,56 @@ def test_neural_renderer_learns(generator):
         optimizer.step()
         losses.append(loss.item())
     assert losses[-1] < 0.8 * losses[0]
+
+
+def write_sliding_clip(path, generator, frames=6, height=40, width=56, shift=2):
+    """A smooth texture sliding right by `shift` px per frame."""
+    from gid_models.video_io import write_video
+
+    texture = torch.nn.functional.interpolate(
+        torch.rand(1, 3, 12, 20, generator=generator), size=(height, width + shift * frames), mode="bicubic"
+    ).clamp(0, 1)[0]
+    clip = torch.stack([texture[:, :, shift * (frames - t) : shift * (frames - t) + width] for t in range(frames)])
+    write_video(path, clip.movedim(1, -1), fps=12.0)
+
+
+def test_render_pairs_give_flow_from_picture_to_target(tmp_path, generator):
+    from gid_models.train.render_pairs import RenderPairDataset
+
+    write_sliding_clip(tmp_path / "slide.mp4", generator)
+    write_sliding_clip(tmp_path / "bbb_02196_02392.mp4", generator)  # a validation clip: never trained on
+    dataset = RenderPairDataset(tmp_path, tmp_path / "cache", crop=32, max_gap=2, num_pairs=8)
+    assert [c.name for c in dataset.clips] == ["slide.mp4"]
+    item = dataset[3]
+    assert item["picture"].shape == item["target"].shape == (3, 32, 32)
+    assert item["flow"].shape == (2, 32, 32) and item["importance"].shape == (1, 32, 32)
+    assert torch.equal(dataset[3]["flow"], item["flow"])  # item i is always the same pair
+    # Interior flow is a horizontal shift of +-2 or +-4 px (gap 1 or 2, either order, maybe flipped).
+    median_dx = item["flow"][0, 8:-8, 8:-8].median().abs().item()
+    assert min(abs(median_dx - 2), abs(median_dx - 4)) < 0.6
+    assert item["flow"][1, 8:-8, 8:-8].abs().median() < 0.5
+
+
+def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator):
+    import csv
+
+    from gid_models.train import train_renderer
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    write_sliding_clip(clips / "slide.mp4", generator)
+    write_sliding_clip(clips / "bbb_02196_02392.mp4", generator)
+    out = tmp_path / "run"
+    common = ["--clips", str(clips), "--out", str(out), "--batch-size", "2", "--crop", "32", "--workers", "0",
+              "--channels", "8,12", "--save-every", "2", "--log-every", "1", "--val-pairs", "2", "--warmup", "1"]
+    train_renderer.main(common + ["--steps", "2"])
+    state = (out / "checkpoint" / "state.json").read_text()
+    assert '"step": 2' in state
+    train_renderer.main(common + ["--steps", "3", "--resume"])
+    rows = list(csv.DictReader((out / "losses.csv").open()))
+    assert [r["step"] for r in rows if r["split"] == "train"] == ["1", "2", "3"]
+    assert [r["step"] for r in rows if r["split"] == "val"] == ["2", "3"]
+    assert all(float(r["loss"]) > 0 for r in rows)
+    renderer = NeuralRenderer.load(out / "renderer.safetensors")
+    assert renderer.config.channels == (8, 12)
+    assert (out / "renderer.json").is_file()

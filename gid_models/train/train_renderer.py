@@ -1,0 +1,271 @@
+"""Train the neural renderer on (I_0, I_t, flow I_0 -> I_t) pairs from real clips (paper Sec. 5).
+
+    python -m gid_models.train.train_renderer --clips DIR --out DIR [--resume] [--steps N] ...
+    torchrun --nproc_per_node 8 -m gid_models.train.train_renderer --clips DIR --out DIR
+
+Loss: L1 + multi-scale gradient L1 (strides 1, 2, 4) + (1 - SSIM), weights on the command line
+(the paper's VGG loss needs pretrained weights, which are not available offline). bf16 autocast
+on GPU; DDP over torch.distributed when launched by torchrun (NCCL on GPU, gloo on CPU).
+Everything is written without pickle: out/checkpoint/{model,optimizer}.safetensors +
+state.json (step, config, arguments) for --resume, out/losses.csv (train and validation rows),
+and out/renderer.safetensors (fp16, config in the metadata) + renderer.json at the end, ready
+for ComfyUI/models/gid or gid_models/weights/. Validation uses the held-out clips of the data
+set and also reports the pixel renderer's L1 on the same pairs, the figure to beat.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import math
+import os
+import time
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+
+from ..rendering import NeuralRenderer, RendererConfig, render_pixel_frames
+from .render_pairs import RenderPairDataset
+
+LOGGER = logging.getLogger("gid.train_renderer")
+CSV_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds"]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description="Train the GID neural renderer.")
+    parser.add_argument("--clips", required=True, help="folder of training videos (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder (checkpoints, losses.csv, renderer.safetensors)")
+    parser.add_argument("--resume", action="store_true", help="continue from out/checkpoint")
+    parser.add_argument("--steps", type=int, default=20_000)
+    parser.add_argument("--batch-size", type=int, default=8, help="per process")
+    parser.add_argument("--lr", type=float, default=2e-4)
+    parser.add_argument("--warmup", type=int, default=500, help="linear warm-up steps, then cosine decay")
+    parser.add_argument("--crop", type=int, default=256)
+    parser.add_argument("--max-gap", type=int, default=24, help="largest frame gap between I_0 and I_t")
+    parser.add_argument("--max-side", type=int, default=512, help="downscale clips to this longest side")
+    parser.add_argument("--channels", default="32,64,96,128", help="feature channels per pyramid level")
+    parser.add_argument("--gradient-weight", type=float, default=0.5)
+    parser.add_argument("--ssim-weight", type=float, default=0.2)
+    parser.add_argument("--workers", type=int, default=4)
+    parser.add_argument("--log-every", type=int, default=25)
+    parser.add_argument("--save-every", type=int, default=500)
+    parser.add_argument("--val-pairs", type=int, default=32, help="validation pairs (0 = no validation)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--cache", default=None, help="decoded-clip cache folder (default out/cache)")
+    return parser.parse_args(argv)
+
+
+# -- losses ---------------------------------------------------------------------------------------
+
+def gradient_loss(prediction: torch.Tensor, target: torch.Tensor, strides: tuple[int, ...] = (1, 2, 4)) -> torch.Tensor:
+    """Mean L1 between horizontal and vertical finite differences, at several strides."""
+    total = prediction.new_zeros(())
+    for stride in strides:
+        p = F.avg_pool2d(prediction, stride) if stride > 1 else prediction
+        t = F.avg_pool2d(target, stride) if stride > 1 else target
+        total = total + (p.diff(dim=-1) - t.diff(dim=-1)).abs().mean() + (p.diff(dim=-2) - t.diff(dim=-2)).abs().mean()
+    return total / len(strides)
+
+
+def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM over 3x3 windows (images in 0..1)."""
+    c1, c2 = 0.01**2, 0.03**2
+    mu_p, mu_t = F.avg_pool2d(prediction, 3, 1, 1), F.avg_pool2d(target, 3, 1, 1)
+    var_p = F.avg_pool2d(prediction * prediction, 3, 1, 1) - mu_p**2
+    var_t = F.avg_pool2d(target * target, 3, 1, 1) - mu_t**2
+    covariance = F.avg_pool2d(prediction * target, 3, 1, 1) - mu_p * mu_t
+    numerator = (2 * mu_p * mu_t + c1) * (2 * covariance + c2)
+    denominator = (mu_p**2 + mu_t**2 + c1) * (var_p + var_t + c2)
+    return (numerator / denominator).mean()
+
+
+def render_losses(prediction: torch.Tensor, target: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
+    prediction, target = prediction.float(), target.float()
+    terms = {
+        "l1": (prediction - target).abs().mean(),
+        "gradient": gradient_loss(prediction, target),
+        "ssim": 1.0 - ssim(prediction, target),
+    }
+    terms["loss"] = terms["l1"] + args.gradient_weight * terms["gradient"] + args.ssim_weight * terms["ssim"]
+    return terms
+
+
+# -- checkpoints (no pickle) ----------------------------------------------------------------------
+
+def save_checkpoint(folder: Path, model: NeuralRenderer, optimizer: torch.optim.Optimizer, step: int, args) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.tmp"))
+    state = optimizer.state_dict()
+    tensors = {
+        f"{index}.{key}": value.detach().cpu().contiguous()
+        for index, slots in state["state"].items()
+        for key, value in slots.items()
+    }
+    save_file(tensors, str(folder / "optimizer.tmp"), metadata={"param_groups": json.dumps(state["param_groups"])})
+    (folder / "state.tmp").write_text(json.dumps({"step": step, "channels": list(model.config.channels), "args": vars(args)}, indent=2))
+    for name in ("model", "optimizer"):
+        (folder / f"{name}.tmp").replace(folder / f"{name}.safetensors")
+    (folder / "state.tmp").replace(folder / "state.json")
+
+
+def load_checkpoint(folder: Path, model: NeuralRenderer, optimizer: torch.optim.Optimizer) -> int:
+    from safetensors import safe_open
+
+    state = json.loads((folder / "state.json").read_text())
+    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    with safe_open(str(folder / "optimizer.safetensors"), framework="pt") as handle:
+        param_groups = json.loads(handle.metadata()["param_groups"])
+        slots: dict[int, dict[str, torch.Tensor]] = {}
+        for name in handle.keys():
+            index, key = name.split(".", 1)
+            slots.setdefault(int(index), {})[key] = handle.get_tensor(name)
+    optimizer.load_state_dict({"state": slots, "param_groups": param_groups})
+    return int(state["step"])
+
+
+# -- training -------------------------------------------------------------------------------------
+
+def setup_distributed() -> tuple[int, int, torch.device]:
+    """(rank, world size, device); initialises torch.distributed when torchrun set WORLD_SIZE > 1."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        device = torch.device("cuda", local_rank)
+    else:
+        device = torch.device("cpu")
+    if world > 1:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return rank, world, device
+
+
+def learning_rate(step: int, args: argparse.Namespace) -> float:
+    if step < args.warmup:
+        return args.lr * (step + 1) / args.warmup
+    progress = (step - args.warmup) / max(1, args.steps - args.warmup)
+    return args.lr * 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str, torch.Tensor]:
+    return {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+
+
+@torch.no_grad()
+def validate(model: NeuralRenderer, batches: list[dict[str, torch.Tensor]], device: torch.device, args) -> dict[str, float]:
+    model.eval()
+    sums = {"loss": 0.0, "l1": 0.0, "gradient": 0.0, "ssim": 0.0, "l1_pixel_renderer": 0.0}
+    for batch in batches:
+        batch = to_device(batch, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+            prediction = model(batch["picture"], batch["flow"], batch["importance"])
+        for key, value in render_losses(prediction, batch["target"], args).items():
+            sums[key] += float(value)
+        pixel = torch.cat([
+            render_pixel_frames(p[None], f[None], w[None])
+            for p, f, w in zip(batch["picture"], batch["flow"], batch["importance"])
+        ])
+        sums["l1_pixel_renderer"] += float((pixel - batch["target"]).abs().mean())
+    model.train()
+    return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
+
+def train(args: argparse.Namespace) -> Path:
+    rank, world, device = setup_distributed()
+    out = Path(args.out)
+    checkpoint = out / "checkpoint"
+    torch.manual_seed(args.seed + rank)
+    cache = Path(args.cache) if args.cache else out / "cache"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+    dataset_args = dict(cache_dir=cache, crop=args.crop, max_gap=args.max_gap, max_side=args.max_side)
+    dataset = RenderPairDataset(args.clips, split="train", seed=args.seed, **dataset_args)
+    val_batches: list[dict[str, torch.Tensor]] = []
+    if rank == 0 and args.val_pairs > 0:
+        try:
+            val = RenderPairDataset(args.clips, split="val", num_pairs=args.val_pairs, seed=1234, **dataset_args)
+            val_batches = list(torch.utils.data.DataLoader(val, batch_size=args.batch_size))
+        except ValueError as error:
+            LOGGER.warning("no validation: %s", error)
+
+    channels = tuple(int(c) for c in args.channels.split(","))
+    model = NeuralRenderer(RendererConfig(channels=channels)).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
+    step = 0
+    if args.resume and (checkpoint / "state.json").is_file():
+        step = load_checkpoint(checkpoint, model, optimizer)
+        LOGGER.info("resumed from %s at step %d", checkpoint, step)
+    elif args.resume:
+        LOGGER.warning("--resume given but %s holds no checkpoint; starting fresh", checkpoint)
+    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+
+    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed) if world > 1 else None
+    loader = torch.utils.data.DataLoader(
+        dataset, batch_size=args.batch_size, sampler=sampler, shuffle=sampler is None, num_workers=args.workers,
+        pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0,
+        generator=torch.Generator().manual_seed(args.seed + step),
+    )
+    csv_path = out / "losses.csv"
+    if rank == 0 and not (args.resume and csv_path.is_file()):
+        with csv_path.open("w", newline="") as handle:
+            csv.DictWriter(handle, CSV_FIELDS).writeheader()
+    started = time.time()
+    epoch = step * args.batch_size * world // len(dataset)
+    trained.train()
+    while step < args.steps:
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        for batch in loader:
+            if step >= args.steps:
+                break
+            batch = to_device(batch, device)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, args)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
+                prediction = trained(batch["picture"], batch["flow"], batch["importance"])
+            terms = render_losses(prediction, batch["target"], args)
+            optimizer.zero_grad(set_to_none=True)
+            terms["loss"].backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            step += 1
+            if rank == 0 and (step % args.log_every == 0 or step == args.steps):
+                row = {k: f"{float(v.detach()):.6f}" for k, v in terms.items()}
+                _append_csv(csv_path, {"step": step, "split": "train", **row, "lr": f"{learning_rate(step - 1, args):.3e}",
+                                       "seconds": f"{time.time() - started:.1f}"})
+                LOGGER.info("step %d loss %.4f l1 %.4f", step, float(terms["loss"]), float(terms["l1"]))
+            if rank == 0 and (step % args.save_every == 0 or step == args.steps):
+                save_checkpoint(checkpoint, model, optimizer, step, args)
+                if val_batches:
+                    figures = validate(model, val_batches, device, args)
+                    _append_csv(csv_path, {"step": step, "split": "val", **{k: f"{v:.6f}" for k, v in figures.items()},
+                                           "seconds": f"{time.time() - started:.1f}"})
+                    LOGGER.info("step %d validation %s", step, figures)
+        epoch += 1
+    final = out / "renderer.safetensors"
+    if rank == 0:
+        model.save(final)
+        LOGGER.info("saved %s (%d parameters)", final, model.num_parameters())
+    if world > 1:
+        dist.barrier()
+        dist.destroy_process_group()
+    return final
+
+
+def _append_csv(path: Path, row: dict) -> None:
+    with path.open("a", newline="") as handle:
+        csv.DictWriter(handle, CSV_FIELDS).writerow(row)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
+    train(parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()
