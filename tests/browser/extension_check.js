@@ -15,7 +15,7 @@ function fakeNode() {
     return {
         comfyClass: "GIDModalSimulation",
         widgets: [
-            widget("drags", ""), widget("damping", 0.5), widget("stiffness_scale", 1), widget("mass_scale", 1),
+            widget("drags", ""), widget("damping", 0.8), widget("stiffness_scale", 1), widget("mass_scale", 1),
             widget("frames", 120), widget("fps", 30), widget("hold_frames", 15), widget("integrator", "exact"),
         ],
         size: [512, 400],
@@ -106,7 +106,7 @@ async function main() {
         const take = JSON.parse(drags.value || "{}");
         const drag = take.drags?.[0];
         if (take.version !== 1 || take.drags.length !== 1) failures.push("Record did not write one drag");
-        else if (Math.abs(drag.x - DRAG.x) > 0.01 || Math.abs(drag.dx - DRAG.dx) > 0.01 || Math.abs(drag.dy - DRAG.dy) > 0.01 || drag.start !== 0 || !(drag.hold >= 9 && drag.hold <= 15) || drag.kind !== "drag") {
+        else if (Math.abs(drag.x - DRAG.x) > 0.01 || Math.abs(drag.dx - DRAG.dx) > 0.01 || Math.abs(drag.dy - DRAG.dy) > 0.01 || drag.start !== 0 || !(drag.hold >= 1 && drag.hold <= 15) || drag.kind !== "drag") {
             failures.push(`recorded drag ${JSON.stringify(drag)} is not the gesture made`);
         }
         if (drags.calls.length !== 1 || drags.calls[0] !== drags.value) failures.push("Record did not call the drags widget's callback");
