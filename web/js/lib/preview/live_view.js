@@ -159,9 +159,10 @@ export class LivePreview {
         return this.lastTake;
     }
 
-    /** Frames the last take needs to be released and settle within `tolerance` (for the status line). */
+    /** Frame at which the last recorded take lets go of its last drag (0 without a take). */
     takeFrames() {
-        return this.recorder.lastReleaseFrame;
+        const drags = this.lastTake ? JSON.parse(this.lastTake).drags : [];
+        return drags.reduce((end, d) => Math.max(end, d.start + d.hold), 0);
     }
 
     /** Play a drags JSON (the node's widget value) from rest exactly as the node will simulate it. */
