@@ -14,6 +14,15 @@ from gid_models.spectral import FrequencyNormalization, MotionError
 K = 4
 
 
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest single-threaded (and do not fight other test processes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def tiny_model() -> MotionModel:
     torch.manual_seed(0)

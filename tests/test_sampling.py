@@ -1,0 +1,139 @@
+"""DDIM sampling, seeds, odd picture sizes and mask guidance with a tiny untrained model on CPU."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from gid_models.networks import MotionModel
+from gid_models.sampling import LoopGuidance, sample_spectral_volume, working_size
+from gid_models.sampling.ddim import randn, sample_ddim
+from gid_models.sampling.guidance import (
+    amplitude_bound, decode_latents, feathered_mask, loop_loss, make_guidance_loss, seam_frames,
+)
+from gid_models.spectral import (
+    FrequencyNormalization, MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
+    spectral_to_trajectories,
+)
+
+K, T = 4, 30
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny networks run fastest single-threaded (and do not fight other test processes)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def model() -> MotionModel:
+    torch.manual_seed(0)
+    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+    return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+
+
+@pytest.fixture(scope="module")
+def picture() -> torch.Tensor:
+    return torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+
+
+def test_shapes_and_normalized_output(model, picture):
+    volume, normalized = sample_spectral_volume(model, picture, seed=0, steps=3, num_frames=T, fps=15.0)
+    assert volume.coeffs.shape == (1, K, 4, 16, 16)
+    assert volume.num_frames == T and volume.fps == 15.0 and not volume.normalized
+    assert normalized.normalized
+    torch.testing.assert_close(denormalize(normalized).coeffs, volume.coeffs, rtol=1e-4, atol=1e-6)
+
+
+def test_same_seed_same_volume_other_seed_differs(model, picture):
+    first, _ = sample_spectral_volume(model, picture, seed=7, steps=3, num_frames=T)
+    again, _ = sample_spectral_volume(model, picture, seed=7, steps=3, num_frames=T)
+    other, _ = sample_spectral_volume(model, picture, seed=8, steps=3, num_frames=T)
+    assert torch.equal(first.coeffs, again.coeffs)
+    assert (first.coeffs - other.coeffs).abs().mean() > 1e-3 * first.coeffs.abs().mean()
+
+
+def test_noise_comes_from_the_cpu_generator():
+    a = randn((2, 3), torch.Generator(device="cpu").manual_seed(5), torch.device("cpu"))
+    torch.testing.assert_close(a, torch.randn((2, 3), generator=torch.Generator().manual_seed(5)))
+
+
+def test_odd_picture_size_is_resized_not_crashed(model, caplog):
+    picture = torch.rand(1, 3, 18, 23, generator=torch.Generator().manual_seed(2))
+    with caplog.at_level("INFO"):
+        volume, _ = sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=T)
+    assert volume.coeffs.shape[-2:] == (18, 23)
+    assert "resized" in caplog.text
+    assert working_size(18, 23, 4, 16 * 16) == (16, 20)
+    assert working_size(160 * 4, 256 * 4, 16, 160 * 256) == (160, 256)
+
+
+def test_callback_sees_every_step(model, picture):
+    seen = []
+    sample_spectral_volume(model, picture, seed=0, steps=4, num_frames=T, callback=lambda i, n: seen.append((i, n)))
+    assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
+
+
+def test_bad_inputs_are_refused(model, picture):
+    with pytest.raises(MotionError, match="picture must be"):
+        sample_spectral_volume(model, picture[:, :2], seed=0, steps=2)
+    with pytest.raises(MotionError, match="num_frames"):
+        sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=5)
+    with pytest.raises(ValueError, match="self-recurrence"):
+        LoopGuidance(recurrence=0)
+
+
+def test_seam_frames_give_the_full_loop_seam_loss():
+    coeffs = torch.randn(2, K, 4, 5, 6, generator=torch.Generator().manual_seed(3))
+    full = loop_seam_loss(spectral_to_trajectories(SpectralVolume(coeffs, num_frames=T)))
+    torch.testing.assert_close(loop_loss(coeffs, T, 30.0), full, rtol=1e-5, atol=1e-6)
+    assert seam_frames(T).tolist() == [0.0, 1.0, T - 2.0, T - 1.0]
+
+
+def test_loop_guidance_gradient_reaches_the_latent(model):
+    latents = torch.randn(1, K, 4, 8, 8, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    loss = make_guidance_loss(model, LoopGuidance(), None, T, 30.0)(latents)
+    (gradient,) = torch.autograd.grad(loss.sum(), latents)
+    assert loss.shape == (1,) and gradient.abs().sum() > 0
+
+
+def test_mask_guidance_steers_sampling_not_just_the_output(model):
+    """Motion decoded straight from the sampler (before the final hard zero) is much smaller
+    outside the mask with mask guidance than without."""
+    outside = torch.ones(1, 16, 16)
+    outside[:, :, 8:] = 0  # right half may move
+    shape = (1, K, 4, 8, 8)
+    condition = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    condition[1] = 0
+
+    def noise_fn(z, t):
+        eps = model.denoiser(torch.cat([z, z]), t, condition, torch.arange(K))
+        return 2.75 * eps[:1] - 1.75 * eps[1:]
+
+    def amplitude_outside(loss_fn):
+        generator = torch.Generator().manual_seed(6)
+        latents = sample_ddim(noise_fn, randn(shape, generator, torch.device("cpu")), steps=6,
+                              generator=generator, guidance_loss=loss_fn)
+        with torch.no_grad():
+            pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
+        return float((amplitude_bound(pixels) * outside).sum() / outside.sum())
+
+    free = amplitude_outside(None)
+    guided = amplitude_outside(make_guidance_loss(model, None, outside, T, 30.0))
+    assert guided < 0.5 * free
+
+
+def test_mask_zeroes_motion_outside_with_a_soft_edge(model, picture):
+    mask = torch.zeros(1, 16, 16)
+    mask[:, 4:12, 4:12] = 1
+    free, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T)
+    masked, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, mask=mask)
+    outside = (mask == 0)[0]
+    assert masked.coeffs[..., outside].abs().max() == 0
+    assert free.coeffs[..., outside].abs().max() > 0
+    assert masked.coeffs[..., 6:10, 6:10].abs().mean() > 0
+    soft = feathered_mask(torch.ones(1, 1, 8, 8).tril(), 1)
+    assert ((soft > 0) & (soft < 1)).any() and (soft[0, 0][torch.ones(8, 8).tril() == 0] == 0).all()
