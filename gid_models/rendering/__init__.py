@@ -9,7 +9,7 @@ Public API:
 - pull_push_fill(image, alpha): the hole filling used by both renderers.
 """
 
-from .hole_fill import pull_push_fill
+from .hole_fill import coverage_alpha, pull_push_fill
 from .importance import importance_at, motion_importance
 from .pixel import render_pixel_frames
 from .render import check_render_inputs, pick_chunk_size, render_motion
@@ -20,6 +20,7 @@ __all__ = [
     "NeuralRenderer",
     "RendererConfig",
     "check_render_inputs",
+    "coverage_alpha",
     "importance_at",
     "motion_importance",
     "pick_chunk_size",

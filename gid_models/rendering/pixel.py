@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from .hole_fill import pull_push_fill
+from .hole_fill import coverage_alpha, pull_push_fill
 from .softsplat import softmax_splat
 
 
@@ -18,4 +18,4 @@ def render_pixel_frames(picture: torch.Tensor, flow: torch.Tensor, importance: t
     warped, coverage = softmax_splat(
         picture.expand(n, -1, h, w), flow, importance.expand(n, 1, h, w)
     )
-    return pull_push_fill(warped, coverage).clamp_(0.0, 1.0)
+    return pull_push_fill(warped, coverage_alpha(coverage)).clamp_(0.0, 1.0)

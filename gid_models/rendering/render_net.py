@@ -21,7 +21,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .hole_fill import pull_push_fill
+from .hole_fill import coverage_alpha, pull_push_fill
 from .softsplat import softmax_splat
 
 FORMAT_NAME = "gid-neural-renderer"
@@ -114,7 +114,7 @@ class NeuralRenderer(nn.Module):
             warped, coverage = softmax_splat(
                 level_features, resize_flow(flow, h, w), level_importance.expand(n, 1, h, w)
             )
-            warped_levels.append((warped, coverage.clamp(0.0, 1.0).to(warped.dtype)))
+            warped_levels.append((warped, coverage_alpha(coverage).to(warped.dtype)))
         x = None
         for level in reversed(range(len(features))):
             warped, coverage = warped_levels[level]

@@ -41,32 +41,36 @@ def _check_shapes(source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
         )
 
 
-def _bilinear_corners(flow: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """For each of the 4 corners: (flat index (N*PH*PW,), footprint weight (N*PH*PW,)).
+Footprint = tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]
 
-    flow: (N, 2, H, W) pixels. Indices address a frame padded to PH x PW = (H + 3) x (W + 3)
-    pixels (rows and columns -1 .. H+1, W+1), so targets never need a bounds check: targets
-    outside the frame are clamped to the border ring (x in [-1, W]), where their whole weight
-    lands in padding that is cropped away. Non-finite flow is sent to the ring as well.
+
+def _bilinear_footprint(flow: torch.Tensor) -> Footprint:
+    """(index (M,), [(offset, weight (M,)) per corner]) with M = N*H*W source pixels.
+
+    flow: (N, 2, H, W) pixels. index is each pixel's top-left target corner, flattened over N
+    frames padded to PH x PW = (H + 3) x (W + 3) pixels (rows and columns -1 .. H+1, W+1); the
+    four corners are index + offset for offsets 0, 1, PW, PW + 1. Targets outside the frame are
+    clamped to the border ring (x in [-1, W]), where their whole weight lands in padding that is
+    cropped away, so no bounds checks are needed. Non-finite flow goes to the ring as well.
     """
     n, _, h, w = flow.shape
     padded_h, padded_w = h + 3, w + 3
-    x = flow[:, 0] + torch.arange(w, device=flow.device, dtype=flow.dtype)
-    y = flow[:, 1] + torch.arange(h, device=flow.device, dtype=flow.dtype).view(h, 1)
-    # In place: these are fresh tensors; casting NaN to int is platform dependent, so clean first.
-    x = x.nan_to_num_(nan=-1.0, posinf=float(w), neginf=-1.0).clamp_(-1.0, float(w))
-    y = y.nan_to_num_(nan=-1.0, posinf=float(h), neginf=-1.0).clamp_(-1.0, float(h))
-    x0, y0 = x.detach().floor(), y.detach().floor()
-    fx, fy = x - x0, y - y0
+    # Positions in padded coordinates (+1), so they are >= 0 and truncation is floor.
+    x = flow[:, 0] + torch.arange(1, w + 1, device=flow.device, dtype=flow.dtype)
+    y = flow[:, 1] + torch.arange(1, h + 1, device=flow.device, dtype=flow.dtype).view(h, 1)
+    # In place on fresh tensors; casting NaN to int is platform dependent, so clean it first.
+    x = x.nan_to_num_(nan=0.0, posinf=w + 1.0, neginf=0.0).clamp_(0.0, w + 1.0)
+    y = y.nan_to_num_(nan=0.0, posinf=h + 1.0, neginf=0.0).clamp_(0.0, h + 1.0)
+    x0, y0 = x.detach().long(), y.detach().long()
+    fx, fy = x.frac(), y.frac()
     gx, gy = 1.0 - fx, 1.0 - fy
-    # Offset of item b's padded frame plus the (+1, +1) shift of pixel (0, 0) inside it.
-    base = (torch.arange(n, device=flow.device) * (padded_h * padded_w) + padded_w + 1).view(n, 1, 1)
-    index = y0.long().mul_(padded_w).add_(x0.long()).add_(base).reshape(-1)
-    return [
-        (index, (gx * gy).reshape(-1)),
-        (index + 1, (fx * gy).reshape(-1)),
-        (index + padded_w, (gx * fy).reshape(-1)),
-        (index + (padded_w + 1), (fx * fy).reshape(-1)),
+    item_offset = (torch.arange(n, device=flow.device) * (padded_h * padded_w)).view(n, 1, 1)
+    index = y0.mul_(padded_w).add_(x0).add_(item_offset).reshape(-1)
+    return index, [
+        (0, (gx * gy).reshape(-1)),
+        (1, (fx * gy).reshape(-1)),
+        (padded_w, (gx * fy).reshape(-1)),
+        (padded_w + 1, (fx * fy).reshape(-1)),
     ]
 
 
@@ -92,7 +96,7 @@ def softmax_splat(
     dtype = torch.float64 if torch.float64 in (source.dtype, flow.dtype, metric.dtype) else torch.float32
     values = source.to(dtype)
     z = metric.to(dtype)
-    corners = _bilinear_corners(flow.to(dtype))
+    footprint = _bilinear_footprint(flow.to(dtype))
 
     # Softmax weights exp(Z - shift). Any shift that is constant over the contributors of one
     # output pixel cancels exactly in the normalization, so it is detached (its gradient is 0).
@@ -101,7 +105,7 @@ def softmax_splat(
     # underflows). Wider spreads switch to the max over the contributors of each output pixel
     # (exact and underflow-free for any spread, at the cost of a scatter-max and a gather).
     if _needs_per_output_shift(z.detach()):
-        return _splat_per_output_shift(values, z, corners, source.dtype)
+        return _splat_per_output_shift(values, z, footprint, source.dtype)
     # One picture splatted by N flows arrives expanded (stride 0 over N): weight it once and
     # let the per-corner product broadcast it, instead of repeating the work N times.
     shared = n > 1 and values.stride(0) == 0 and z.stride(0) == 0
@@ -112,30 +116,34 @@ def softmax_splat(
     stacked = torch.cat([values * softmax_weight, softmax_weight, torch.ones_like(softmax_weight)], dim=1)
     rows = stacked.transpose(0, 1).reshape(c + 2, items, h * w).contiguous()
     sums = torch.zeros(c + 2, n * (h + 3) * (w + 3), device=source.device, dtype=dtype)
-    for index, footprint in corners:
-        sums.index_add_(1, index, (rows * footprint.view(1, n, h * w)).view(c + 2, n * h * w))
+    index, corners = footprint
+    for offset, weight in corners:
+        # Adding into the view shifted by the corner's offset saves an index tensor per corner.
+        sums[:, offset:].index_add_(1, index, (rows * weight.view(1, n, h * w)).view(c + 2, n * h * w))
     return _normalize(sums, n, c, h, w, source.dtype)
 
 
 def _splat_per_output_shift(
-    values: torch.Tensor, z: torch.Tensor, corners: list[tuple[torch.Tensor, torch.Tensor]], out_dtype: torch.dtype
+    values: torch.Tensor, z: torch.Tensor, footprint: Footprint, out_dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel)."""
     n, c, h, w = values.shape
     flat_z = z.reshape(-1)
     column_count = n * (h + 3) * (w + 3)
+    first_corner, offsets_and_weights = footprint
+    corners = [(first_corner + offset, weight) for offset, weight in offsets_and_weights]
     # Only corners with a non-zero footprint contribute, so only they may set the maximum.
     peak = torch.full((column_count,), float("-inf"), device=z.device, dtype=z.dtype)
-    for index, footprint in corners:
-        candidate = torch.where(footprint > 0, flat_z.detach(), float("-inf"))
+    for index, bilinear in corners:
+        candidate = torch.where(bilinear > 0, flat_z.detach(), float("-inf"))
         peak.scatter_reduce_(0, index, candidate, reduce="amax")
     rows = values.transpose(0, 1).reshape(c, n * h * w)
     sums = torch.zeros(c + 2, column_count, device=z.device, dtype=z.dtype)
-    for index, footprint in corners:
+    for index, bilinear in corners:
         # Where the footprint is 0 the peak may be -inf; use Z itself there (weight 0 anyway).
-        shift = torch.where(footprint > 0, peak[index], flat_z.detach())
-        weight = torch.exp(flat_z - shift) * footprint
-        sums.index_add_(1, index, torch.cat([rows * weight, weight[None], footprint[None]]))
+        shift = torch.where(bilinear > 0, peak[index], flat_z.detach())
+        weight = torch.exp(flat_z - shift) * bilinear
+        sums.index_add_(1, index, torch.cat([rows * weight, weight[None], bilinear[None]]))
     return _normalize(sums, n, c, h, w, out_dtype)
 
 
@@ -144,6 +152,6 @@ def _normalize(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     sums = sums.view(c + 2, n, h + 3, w + 3)[:, :, 1 : h + 1, 1 : w + 1].transpose(0, 1)
     numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
-    landed = denominator > 0
-    warped = torch.where(landed, numerator / torch.where(landed, denominator, 1.0), 0.0)
+    # Where nothing landed the numerator is 0 too; dividing by 1 there keeps it 0 (and finite).
+    warped = numerator / torch.where(denominator > 0, denominator, 1.0)
     return warped.to(out_dtype), coverage.to(out_dtype)

@@ -238,7 +238,7 @@ def train(args: argparse.Namespace) -> Path:
                 row = {k: f"{float(v.detach()):.6f}" for k, v in terms.items()}
                 _append_csv(csv_path, {"step": step, "split": "train", **row, "lr": f"{learning_rate(step - 1, args):.3e}",
                                        "seconds": f"{time.time() - started:.1f}"})
-                LOGGER.info("step %d loss %.4f l1 %.4f", step, float(terms["loss"]), float(terms["l1"]))
+                LOGGER.info("step %d loss %.4f l1 %.4f", step, float(terms["loss"].detach()), float(terms["l1"].detach()))
             if rank == 0 and (step % args.save_every == 0 or step == args.steps):
                 save_checkpoint(checkpoint, model, optimizer, step, args)
                 if val_batches:
