@@ -21,7 +21,8 @@ from typing import Callable, Sequence
 
 import torch
 
-from .spectral import MotionError, save_volume, spectral_to_motion
+from .spectral import MotionError, spectral_to_motion
+from .volume_io import save_volume
 
 LOGGER = logging.getLogger("gid")
 

@@ -122,7 +122,7 @@ def test_bad_shapes_and_short_clips_are_refused():
 
 
 def test_volume_file_round_trip_and_refusal(tmp_path, generator):
-    from gid_models.spectral import load_volume, save_volume
+    from gid_models.volume_io import load_volume, save_volume
 
     volume = trajectories_to_spectral(band_limited_trajectories(generator, batch=1), fps=24.0)
     path = tmp_path / "v.safetensors"
