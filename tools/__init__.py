@@ -1,0 +1,1 @@
+"""Developer tools of the pack (example-workflow generation, thumbnails); not loaded by ComfyUI."""
