@@ -138,4 +138,4 @@ def vae_loss(
     gradient = gradient_loss(reconstruction, target)
     kl = kl_loss(mean, logvar)
     loss = l1 + 0.2 * gradient + 1e-6 * kl
-    return loss, {"l1": float(l1), "gradient": float(gradient), "kl": float(kl)}
+    return loss, {"l1": l1.item(), "gradient": gradient.item(), "kl": kl.item()}

@@ -1,0 +1,162 @@
+"""Training entry points on synthetic looping data, and loop guidance on the trained tiny model."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from torch.utils.data import Dataset
+
+from gid_models.networks import MotionModel
+from gid_models.networks.denoiser import MotionDenoiser
+from gid_models.networks.motion_model import TINY_DENOISER
+from gid_models.sampling import LoopGuidance, sample_spectral_volume
+from gid_models.sampling.guidance import loop_loss
+from gid_models.spectral import trajectories_to_spectral
+from gid_models.train.common import CsvLog, Runtime, load_checkpoint, save_checkpoint
+from gid_models.train.fit_normalization import fit_dataset_normalization
+from gid_models.train.train_denoiser import DenoiserTraining, train_denoiser
+from gid_models.train.train_vae import VaeTraining, train_vae
+
+K, T, FPS, SIZE = 4, 30, 30.0, 16
+
+
+class SyntheticLoops(Dataset):
+    """Textured pictures: a red disc sways along x (and half as much along y) with bins 1..K-1 of
+    amplitude 1.5/k pixels and random phases; the blue ground stays still. Items are the
+    training-data dicts {"image", "coeffs", "num_frames", "fps"}."""
+
+    def __init__(self, count: int = 32, seed: int = 0):
+        generator = torch.Generator().manual_seed(seed)
+        ys, xs = torch.meshgrid(torch.arange(SIZE).float(), torch.arange(SIZE).float(), indexing="ij")
+        times = torch.arange(T).float()
+        self.items = []
+        for _ in range(count):
+            cx, cy = (torch.rand(2, generator=generator) * 0.5 + 0.25) * SIZE
+            radius = (0.2 + 0.15 * torch.rand(1, generator=generator)) * SIZE
+            disc = (((xs - cx) ** 2 + (ys - cy) ** 2).sqrt() < radius).float()
+            texture = 0.15 * torch.rand(3, SIZE, SIZE, generator=generator)
+            image = torch.stack([0.8 * disc + 0.1, torch.full_like(disc, 0.2), 0.8 * (1 - disc) + 0.1]) + texture
+            wave = torch.zeros(T)
+            for k in range(1, K):
+                phase = 2 * math.pi * float(torch.rand(1, generator=generator))
+                wave += (1.5 / k) * torch.cos(2 * math.pi * k * times / T + phase)
+            displacements = torch.zeros(1, T, 2, SIZE, SIZE)
+            displacements[0, :, 0] = wave.view(-1, 1, 1) * disc
+            displacements[0, :, 1] = 0.5 * wave.view(-1, 1, 1) * disc
+            coeffs = trajectories_to_spectral(displacements, FPS, K).coeffs[0]
+            self.items.append({"image": image.clamp(0, 1), "coeffs": coeffs, "num_frames": T, "fps": FPS})
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict:
+        return self.items[index]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def dataset() -> SyntheticLoops:
+    return SyntheticLoops()
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory) -> tuple[MotionModel, object]:
+    """Normalization + 150 VAE steps + 300 stage-1 denoiser steps, all saved to a model folder."""
+    out = tmp_path_factory.mktemp("model")
+    normalization = fit_dataset_normalization(dataset)
+    normalization.save(str(out / "normalization.safetensors"))
+    vae = train_vae(dataset, normalization, VaeTraining(steps=150, batch_size=8, learning_rate=2e-3, size="tiny"),
+                    out_dir=out, runtime=Runtime())
+    denoiser = MotionDenoiser(num_frequencies=K, sample_size=(SIZE, SIZE), **TINY_DENOISER)
+    model = MotionModel(vae, denoiser, normalization)
+    train_denoiser(dataset, model, DenoiserTraining(steps=300, batch_size=8, learning_rate=2e-3), out_dir=out,
+                   runtime=Runtime())
+    return model.eval(), out
+
+
+def test_normalization_fits_the_active_bins(dataset):
+    scales = fit_dataset_normalization(dataset).scales
+    assert scales.shape == (K,)
+    assert scales[1] > scales[2] > scales[3] > 0  # amplitudes fall as 1/k
+
+
+@pytest.mark.slow
+def test_training_writes_a_loadable_model_and_loss_logs(trained):
+    model, out = trained
+    loaded = MotionModel.load(out)
+    assert loaded.num_frequencies == K and loaded.latent_scale == pytest.approx(model.latent_scale)
+    for name in ("vae_losses.csv", "denoiser_stage1_losses.csv"):
+        rows = list(csv.DictReader(open(out / name)))
+        assert len(rows) >= 3
+        assert float(rows[-1]["loss"]) < float(rows[0]["loss"])  # it learned something
+
+
+@pytest.mark.slow
+def test_loop_guidance_lowers_seam_error_of_the_trained_model(trained, dataset):
+    model, _ = trained
+    pictures = torch.stack([dataset[i]["image"] for i in range(8)])
+    free, _ = sample_spectral_volume(model, pictures, seed=0, steps=20, num_frames=T, fps=FPS)
+    looped, _ = sample_spectral_volume(model, pictures, seed=0, steps=20, num_frames=T, fps=FPS, guidance=LoopGuidance())
+    truth = torch.stack([dataset[i]["coeffs"] for i in range(8)])
+    seam_free, seam_looped = loop_loss(free.coeffs, T, FPS).mean(), loop_loss(looped.coeffs, T, FPS).mean()
+    amplitude_free, amplitude_looped = free.coeffs.abs().mean(), looped.coeffs.abs().mean()
+    # The model makes motion of the data's scale, and guidance keeps it moving ...
+    assert 0.25 < amplitude_free / truth.abs().mean() < 4
+    assert amplitude_looped > 0.3 * amplitude_free
+    # ... while cutting the seam error by far more than any shrinking of the motion explains.
+    assert seam_looped < 0.5 * seam_free
+    assert seam_looped / amplitude_looped < 0.7 * seam_free / amplitude_free
+
+
+@pytest.mark.slow
+def test_stage_two_trains_only_frequency_attention(trained, dataset):
+    model, _ = trained
+    before = {n: p.detach().clone() for n, p in model.denoiser.named_parameters()}
+    train_denoiser(dataset, model, DenoiserTraining(stage=2, steps=3, batch_size=4), runtime=Runtime())
+    changed = {n for n, p in model.denoiser.named_parameters() if not torch.equal(p, before[n])}
+    assert changed and all("frequency_attention" in n for n in changed)
+    assert all(p.requires_grad for p in model.denoiser.parameters())  # switch released afterwards
+    for name, value in before.items():  # undo, so test order does not matter
+        model.denoiser.get_parameter(name).data.copy_(value)
+
+
+def test_checkpoint_round_trip_without_pickle(tmp_path):
+    network = torch.nn.Linear(3, 2)
+    optimizer = torch.optim.AdamW(network.parameters(), lr=1e-3)
+    network(torch.randn(4, 3)).sum().backward()
+    optimizer.step()
+    save_checkpoint(tmp_path, network, optimizer, step=7)
+    fresh = torch.nn.Linear(3, 2)
+    fresh_optimizer = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    assert load_checkpoint(tmp_path, fresh, fresh_optimizer) == 7
+    torch.testing.assert_close(fresh.weight, network.weight)
+    state = fresh_optimizer.state_dict()["state"][0]
+    torch.testing.assert_close(state["exp_avg"], optimizer.state_dict()["state"][0]["exp_avg"])
+    assert {p.suffix for p in tmp_path.iterdir()} == {".safetensors", ".json"}
+
+
+def test_resume_continues_from_the_checkpoint(dataset, tmp_path):
+    normalization = fit_dataset_normalization(dataset)
+    settings = VaeTraining(steps=4, batch_size=4, size="tiny", save_every=2, log_every=1)
+    train_vae(dataset, normalization, settings, out_dir=tmp_path, runtime=Runtime())
+    settings.steps = 6
+    train_vae(dataset, normalization, settings, out_dir=tmp_path, runtime=Runtime())
+    steps = [int(row["step"]) for row in csv.DictReader(open(tmp_path / "vae_losses.csv"))]
+    assert steps == [0, 1, 2, 3, 4, 5]
+
+
+def test_csv_log_appends_with_one_header(tmp_path):
+    log = CsvLog(tmp_path / "log.csv")
+    log.write(step=0, loss=1.0)
+    CsvLog(tmp_path / "log.csv").write(step=1, loss=0.5)
+    assert (tmp_path / "log.csv").read_text().splitlines() == ["step,loss", "0,1.0", "1,0.5"]
