@@ -156,3 +156,15 @@ def test_validation_clips_are_skipped_by_default(tmp_path):
         (tmp_path / name).write_bytes(b"")
     assert [p.name for p in find_clips([str(tmp_path)], include_validation=False)] == ["bbb_00380_00551.mp4"]
     assert len(find_clips([str(tmp_path)], include_validation=True)) == 2
+
+
+def test_tracking_mismatch_flags_pixels_something_walks_over():
+    from gid_models.flow import estimate_trajectories
+    from gid_models.train.shots import tracking_mismatch
+
+    frames = textured_frames(4, 24, 48, 64, amplitude=1.5, period=8, moving=(8, 40, 8, 30))
+    frames[8:, 10:30, 40:60] = (200, 30, 30)  # a red character steps in front of the background
+    mismatch = tracking_mismatch(frames, estimate_trajectories(frames), tolerance=24.0)
+    assert mismatch[20, 50].item() > 0.5  # covered from frame 8 of 24 on
+    assert mismatch[24, 18].item() < 0.1  # the swaying patch is tracked
+    assert mismatch[42, 50].item() < 0.1  # untouched background

@@ -163,9 +163,11 @@ def evaluate_clip(path: Path, config: EvalConfig, model: object | None, renderer
     result.notes.extend(f"{path.name}: {w}" for w in motion.warnings)
     truth = motion.volume
     if config.zero_drift:
-        from ..train.shots import WindowThresholds, motion_stats, oscillation_mask
+        from ..train.shots import WindowThresholds, motion_stats, oscillation_mask, tracking_mismatch
 
-        mask = oscillation_mask(motion_stats(motion.trajectories), WindowThresholds(), config.width)
+        thresholds = WindowThresholds()
+        mismatch = tracking_mismatch(frames, motion.trajectories, thresholds.mismatch_tolerance)
+        mask = oscillation_mask(motion_stats(motion.trajectories), thresholds, config.width, mismatch)
         truth = SpectralVolume(truth.coeffs * mask.to(truth.coeffs), truth.num_frames, truth.fps)
         result.notes.append(f"{path.name}: drifting motion zeroed in the ground truth on {100 * (1 - mask.float().mean()):.0f}% of the picture")
     result.truth = truth

@@ -158,7 +158,8 @@ def prepare_clip(path: Path, writer: ShardWriter, config: PrepareConfig) -> list
             )
             # after removing camera motion, judge what is left of it (median displacement) instead
             camera = None if config.remove_camera_motion else motion.camera_motion
-            decision, stats, mask = judge_window(path.name, start, motion.trajectories, camera, config.thresholds)
+            decision, stats, mask = judge_window(path.name, start, motion.trajectories, camera, config.thresholds,
+                                                 frames[start : start + steps])
             decisions.append(decision)
             LOGGER.info("%s start %d (T=%d): %s", path.name, start, steps, decision.reason)
             if not decision.kept:

@@ -3,8 +3,9 @@
 Cut detection compares colour histograms and grey levels of consecutive frames. Window selection
 looks at the trajectories of one window (start frame -> every later frame, in pixels) and keeps
 it only when the camera stands still and enough of the picture visibly sways. Pixels that drift
-rather than oscillate (a character walking, clouds crossing the sky, optical-flow failures) are
-marked in a per-pixel oscillation mask; a window or crop where they cover too much is rejected,
+rather than oscillate (a character walking, clouds crossing the sky) or that the flow does not
+track (the start frame's colour is not found where the flow says it went: something walked over
+it, or the flow failed) are marked in a per-pixel oscillation mask; a window or crop where they cover too much is rejected,
 and in kept examples prepare.py zeroes their motion (the model learns to keep them still).
 Every decision carries a reason that prepare.py logs.
 
@@ -121,6 +122,9 @@ class WindowThresholds:
         an RMS of oscillation_rms pixels or more, else nothing visibly sways.
     max_drift_area: an example (a crop) is rejected when drift covers more of it; a whole window
         only when drift covers more than window_drift_area, since crops may avoid the drift.
+    mismatch_tolerance, max_mismatch: a start-frame pixel whose grey level (0..255) differs by more
+        than mismatch_tolerance from where the flow says it went, in more than max_mismatch of the
+        frames, is not tracked (a character walks over it, it is occluded, or the flow failed).
     """
 
     max_camera_shift: float = 1.0
@@ -132,6 +136,8 @@ class WindowThresholds:
     min_oscillating_area: float = 0.02
     max_drift_area: float = 0.5
     window_drift_area: float = 0.8
+    mismatch_tolerance: float = 24.0
+    max_mismatch: float = 0.2
 
 
 @dataclass(frozen=True)
@@ -168,14 +174,38 @@ def motion_stats(trajectories: torch.Tensor) -> MotionStats:
     )
 
 
-def oscillation_mask(stats: MotionStats, thresholds: WindowThresholds, width: int) -> torch.Tensor:
+def tracking_mismatch(frames: np.ndarray, trajectories: torch.Tensor, tolerance: float, max_samples: int = 50) -> torch.Tensor:
+    """(H, W) share of frames t >= 1 (up to max_samples of them, evenly spaced) where the grey level
+    of frame t at p + F_t(p) differs from the start frame's at p by more than tolerance (0..255).
+
+    frames: (T, H, W, 3) uint8 RGB, the window the (1, T, 2, H, W) trajectories were measured on.
+    """
+    traj = (trajectories[0] if trajectories.ndim == 5 else trajectories).numpy()
+    steps, _, height, width = traj.shape
+    grey = [cv2.GaussianBlur(cv2.cvtColor(np.ascontiguousarray(f), cv2.COLOR_RGB2GRAY), (3, 3), 0).astype(np.float32)
+            for f in frames]
+    ys, xs = np.mgrid[0:height, 0:width].astype(np.float32)
+    picks = np.unique(np.linspace(1, steps - 1, min(max_samples, steps - 1)).round().astype(int))
+    mismatched = np.zeros((height, width), np.float32)
+    for t in picks:
+        warped = cv2.remap(grey[t], xs + traj[t, 0], ys + traj[t, 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        mismatched += np.abs(warped - grey[0]) > tolerance
+    return torch.from_numpy(mismatched / max(len(picks), 1))
+
+
+def oscillation_mask(
+    stats: MotionStats, thresholds: WindowThresholds, width: int, mismatch: torch.Tensor | None = None
+) -> torch.Tensor:
     """(H, W) bool: True where the pixel's motion looks like oscillation (or it keeps still);
-    False on drifting or grossly moving pixels and `dilate` pixels around them."""
+    False on drifting, grossly moving or untracked (mismatch, from tracking_mismatch) pixels and
+    `dilate` pixels around them."""
     scale = width / REFERENCE_WIDTH
     drifting = (stats.trend_share >= thresholds.min_trend_share) & (
         stats.trend_span >= thresholds.min_trend_span * scale
     )
     bad = drifting | (stats.peak > thresholds.max_amplitude * scale)
+    if mismatch is not None:
+        bad = bad | (mismatch > thresholds.max_mismatch)
     radius = round(thresholds.dilate * scale)
     if radius > 0:
         bad = F.max_pool2d(bad[None, None].float(), 2 * radius + 1, stride=1, padding=radius)[0, 0] > 0
@@ -262,14 +292,17 @@ def judge_window(
     trajectories: torch.Tensor,
     camera_motion: torch.Tensor | None,
     thresholds: WindowThresholds,
+    frames: np.ndarray | None = None,
 ) -> tuple[WindowDecision, MotionStats, torch.Tensor]:
-    """Decide on one window from its (1, T, 2, H, W) trajectories; also return the per-pixel stats
-    and oscillation mask (H, W) so crops can be judged without recomputing them."""
+    """Decide on one window from its (1, T, 2, H, W) trajectories (and, when given, its (T, H, W, 3)
+    uint8 frames, to find untracked pixels); also return the per-pixel stats and oscillation mask
+    (H, W) so crops can be judged without recomputing them."""
     height, width = trajectories.shape[-2:]
     steps = int(trajectories.shape[-4])
     shift = camera_shift(camera_motion, trajectories, height, width) * REFERENCE_WIDTH / width
     stats = motion_stats(trajectories)
-    mask = oscillation_mask(stats, thresholds, width)
+    mismatch = None if frames is None else tracking_mismatch(frames, trajectories, thresholds.mismatch_tolerance)
+    mask = oscillation_mask(stats, thresholds, width, mismatch)
     if not math.isfinite(shift) or shift > thresholds.max_camera_shift:
         reason = f"camera moves {shift:.2f} px from the start frame (limit {thresholds.max_camera_shift} px)"
         return WindowDecision(clip, start, steps, False, reason, shift, code="camera"), stats, mask
