@@ -205,8 +205,8 @@ class MotionModel(nn.Module):
     def latent_scale(self) -> float:
         return float(self.vae.config.scaling_factor)
 
-    @property
-    def device(self) -> torch.device:
+    def compute_device(self) -> torch.device:
+        """Device the model's weights are on (ComfyUI's ModelPatcher owns the `device` attribute)."""
         return self.normalization_scales.device
 
     # --- directory layout ------------------------------------------------------------------------

@@ -26,7 +26,9 @@ DEFAULT_STEPS = 50
 MASK_FEATHER = 0.02
 """Soft edge of the motion mask, as a fraction of the picture's shorter side."""
 
-__all__ = ["LoopGuidance", "make_scheduler", "sample_ddim", "sample_spectral_volume", "working_size"]
+__all__ = [
+    "DEFAULT_CFG", "DEFAULT_STEPS", "LoopGuidance", "make_scheduler", "sample_ddim", "sample_spectral_volume", "working_size",
+]
 
 
 def working_size(height: int, width: int, factor: int, max_pixels: int) -> tuple[int, int]:
@@ -91,7 +93,7 @@ def sample_spectral_volume(
         raise MotionError(f"steps must be at least 1, got {steps}.")
     if num_frames < 2 * model.num_frequencies - 1:
         raise MotionError(f"num_frames must be at least {2 * model.num_frequencies - 1} for K={model.num_frequencies}.")
-    device = model.device
+    device = model.compute_device()
     batch, _, height, width = picture.shape
     sample_h, sample_w = model.sample_size
     work_h, work_w = working_size(height, width, model.downsample_factor, sample_h * sample_w)
