@@ -43,7 +43,7 @@ def make_motion(width: int, height: int, frames: int, generator: torch.Generator
     from gid_models.spectral import MotionTexture
 
     low_h, low_w = max(2, height // 4), max(2, width // 4)
-    amplitude = 4.0 * width / 512 / 4  # ~4 px at 512 wide, in quarter-resolution pixels
+    amplitude = 3.0 * width / 512 / 4  # ~3 px per unit of the field at 512 wide, in quarter-res pixels
     field = torch.nn.functional.interpolate(
         torch.randn(1, 4, max(2, low_h // 8), max(2, low_w // 8), generator=generator),
         size=(low_h, low_w), mode="bicubic", align_corners=False,
