@@ -120,11 +120,13 @@ def test_non_finite_flow_drops_pixels(generator):
     torch.testing.assert_close(coverage, expected_coverage)
 
 
-def test_gradcheck_float64(generator):
+@pytest.mark.parametrize("pixel_major", [False, True])
+def test_gradcheck_float64(generator, pixel_major):
     source, flow, metric = random_case(generator, n=1, c=2, h=4, w=5, flow_scale=0.7)
     flow = flow + 0.31  # keep targets away from integer positions, where floor() has kinks
     inputs = tuple(t.clone().requires_grad_(True) for t in (source, flow, metric))
-    assert torch.autograd.gradcheck(lambda s, f, m: softmax_splat(s, f, m)[0], inputs, eps=1e-6, atol=1e-6)
+    splat = lambda s, f, m: softmax_splat(s, f, m, pixel_major=pixel_major)[0]  # noqa: E731
+    assert torch.autograd.gradcheck(splat, inputs, eps=1e-6, atol=1e-6)
 
 
 def test_expanded_source_equals_materialised(generator):
@@ -160,3 +162,15 @@ def test_shape_errors_are_clear():
         softmax_splat(torch.zeros(1, 3, 4, 4), torch.zeros(1, 2, 4, 4), torch.zeros(2, 1, 4, 4))
     with pytest.raises(ValueError, match="source must be"):
         softmax_splat(torch.zeros(3, 4, 4), torch.zeros(1, 2, 4, 4), torch.zeros(1, 1, 4, 4))
+
+
+def test_pixel_major_layout_matches_channel_major(generator):
+    # The GPU layout, checked on CPU: same sums up to rounding order.
+    source, flow, metric = random_case(generator, n=3, c=5, h=9, w=11, dtype=torch.float32)
+    for shared in (False, True):
+        src = source[:1].expand(3, -1, -1, -1) if shared else source
+        z = metric[:1].expand(3, -1, -1, -1) if shared else metric
+        channel = softmax_splat(src, flow, z, pixel_major=False)
+        pixel = softmax_splat(src, flow, z, pixel_major=True)
+        torch.testing.assert_close(pixel[0], channel[0], atol=1e-6, rtol=1e-6)
+        torch.testing.assert_close(pixel[1], channel[1], atol=1e-6, rtol=1e-6)

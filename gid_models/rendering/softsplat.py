@@ -81,7 +81,7 @@ def _needs_per_output_shift(metric: torch.Tensor) -> bool:
 
 
 def softmax_splat(
-    source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
+    source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor, *, pixel_major: bool | None = None
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-warp source by flow, blending collisions with softmax weights exp(metric).
 
@@ -91,6 +91,9 @@ def softmax_splat(
     footprint at each output pixel (0 = hole, where warped is 0). Non-finite flow drops the
     pixel. Computes in float32 (float64 if any input is float64) and returns source's dtype.
     Expanded (stride-0) inputs are fine, e.g. one picture splatted by N flows.
+    pixel_major: accumulate in a (pixels, channels) buffer (coalesced atomics, the fast layout on
+    GPUs) instead of (channels, pixels) (the fast layout on CPUs); None picks by device. Both
+    give the same sums up to float rounding order.
     """
     _check_shapes(source, flow, metric)
     n, c, h, w = source.shape
@@ -115,19 +118,32 @@ def softmax_splat(
     shift = z.detach().flatten(1).amax(1).view(items, 1, 1, 1)
     softmax_weight = torch.exp(z - shift)
     stacked = torch.cat([values * softmax_weight, softmax_weight, torch.ones_like(softmax_weight)], dim=1)
-    rows = stacked.transpose(0, 1).reshape(c + 2, items, h * w).contiguous()
-    sums = torch.zeros(c + 2, n * (h + 3) * (w + 3), device=source.device, dtype=dtype)
     index, corners = footprint
-    for offset, weight in corners:
-        # Adding into the view shifted by the corner's offset saves an index tensor per corner.
-        sums[:, offset:].index_add_(1, index, (rows * weight.view(1, n, h * w)).view(c + 2, n * h * w))
+    if pixel_major is None:
+        pixel_major = source.device.type != "cpu"
+    pixel_count = n * (h + 3) * (w + 3)
+    if pixel_major:
+        rows = stacked.permute(0, 2, 3, 1).reshape(items, h * w, c + 2).contiguous()
+        sums = torch.zeros(pixel_count, c + 2, device=source.device, dtype=dtype)
+        for offset, weight in corners:
+            # Adding into the view shifted by the corner's offset saves an index tensor per corner.
+            sums[offset:].index_add_(0, index, (rows * weight.view(n, h * w, 1)).view(n * h * w, c + 2))
+        sums = sums.view(n, h + 3, w + 3, c + 2).permute(3, 0, 1, 2)
+    else:
+        rows = stacked.transpose(0, 1).reshape(c + 2, items, h * w).contiguous()
+        sums = torch.zeros(c + 2, pixel_count, device=source.device, dtype=dtype)
+        for offset, weight in corners:
+            sums[:, offset:].index_add_(1, index, (rows * weight.view(1, n, h * w)).view(c + 2, n * h * w))
     return _normalize(sums, n, c, h, w, source.dtype)
 
 
 def _splat_per_output_shift(
     values: torch.Tensor, z: torch.Tensor, footprint: Footprint, out_dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel)."""
+    """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel).
+
+    Channel-major on every device: this path only runs for extreme metric spreads.
+    """
     n, c, h, w = values.shape
     flat_z = z.reshape(-1)
     column_count = n * (h + 3) * (w + 3)
@@ -151,7 +167,8 @@ def _splat_per_output_shift(
 def _normalize(
     sums: torch.Tensor, n: int, c: int, h: int, w: int, out_dtype: torch.dtype
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    sums = sums.view(c + 2, n, h + 3, w + 3)[:, :, 1 : h + 1, 1 : w + 1].transpose(0, 1)
+    """sums: (C + 2, ...) channel-first sums viewable as (C + 2, N, H + 3, W + 3)."""
+    sums = sums.reshape(c + 2, n, h + 3, w + 3)[:, :, 1 : h + 1, 1 : w + 1].transpose(0, 1)
     numerator, denominator, coverage = sums[:, :c], sums[:, c : c + 1], sums[:, c + 1 :]
     # Where nothing landed the numerator is 0 too; dividing by 1 there keeps it 0 (and finite).
     warped = numerator / torch.where(denominator > 0, denominator, 1.0)
