@@ -160,3 +160,62 @@ def test_csv_log_appends_with_one_header(tmp_path):
     log.write(step=0, loss=1.0)
     CsvLog(tmp_path / "log.csv").write(step=1, loss=0.5)
     assert (tmp_path / "log.csv").read_text().splitlines() == ["step,loss", "0,1.0", "1,0.5"]
+
+
+def _write_shards(dataset: SyntheticLoops, folder) -> None:
+    from gid_models.train.shards import ShardWriter
+
+    with ShardWriter(folder, examples_per_shard=8) as writer:
+        for index in range(len(dataset)):
+            item = dataset[index]
+            writer.add(item["image"], item["coeffs"], num_frames=T, fps=FPS, source="synthetic", start_frame=index)
+
+
+@pytest.mark.slow
+def test_command_line_entry_points_on_shards(tmp_path):
+    from gid_models.train import fit_normalization, train_denoiser as denoiser_cli, train_vae as vae_cli
+
+    shards, out = tmp_path / "shards", tmp_path / "model"
+    _write_shards(SyntheticLoops(count=8, seed=1), shards)
+    fit_normalization.main(["--shards", str(shards), "--out", str(out / "normalization.safetensors")])
+    vae_cli.main(["--shards", str(shards), "--out", str(out), "--steps", "2", "--batch-size", "2", "--size", "tiny",
+                  "--device", "cpu"])
+    common = ["--shards", str(shards), "--out", str(out), "--steps", "2", "--batch-size", "2", "--device", "cpu"]
+    denoiser_cli.main(common + ["--stage", "1", "--size", "tiny", "--height", "16", "--width", "16"])
+    export = tmp_path / "gid_motion_cli.safetensors"
+    denoiser_cli.main(common + ["--stage", "2", "--export", str(export)])
+    for source in (out, export):
+        model = MotionModel.load(source)
+        assert model.num_frequencies == K and model.sample_size == (16, 16)
+    assert (out / "denoiser_stage2_losses.csv").is_file()
+
+
+def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:
+    import os
+
+    os.environ.update(WORLD_SIZE=str(world_size), RANK=str(rank), LOCAL_RANK=str(rank),
+                      MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    from gid_models.train.common import cleanup, setup_runtime
+
+    runtime = setup_runtime("cpu")
+    dataset = SyntheticLoops(count=8)
+    try:
+        train_vae(dataset, fit_dataset_normalization(dataset), VaeTraining(steps=3, batch_size=2, size="tiny"),
+                  out_dir=out, runtime=runtime)
+    finally:
+        cleanup(runtime)
+
+
+@pytest.mark.slow
+def test_two_process_ddp_training_on_cpu(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
+    assert (tmp_path / "motion_vae.safetensors").is_file()  # written once, by rank 0
+    assert len(list(csv.DictReader(open(tmp_path / "vae_losses.csv")))) >= 1

@@ -123,8 +123,8 @@ def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTrain
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
-            log.write(step=step, loss=float(loss))
-            LOGGER.info("%s step %d loss %.4f", name, step, float(loss))
+            log.write(step=step, loss=loss.item())
+            LOGGER.info("%s step %d loss %.4f", name, step, loss.item())
         if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
             save_checkpoint(checkpoint, denoiser, optimizer, step + 1)
     denoiser.requires_grad_(True)

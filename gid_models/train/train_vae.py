@@ -99,8 +99,8 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
         optimizer.step()
         if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
-            log.write(step=step, loss=float(loss), **parts)
-            LOGGER.info("vae step %d loss %.4f (l1 %.4f)", step, float(loss), parts["l1"])
+            log.write(step=step, loss=loss.item(), **parts)
+            LOGGER.info("vae step %d loss %.4f (l1 %.4f)", step, loss.item(), parts["l1"])
         if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
             save_checkpoint(checkpoint, vae, optimizer, step + 1)
     vae.eval()
