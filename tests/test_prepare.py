@@ -122,6 +122,12 @@ def test_shard_writer_round_trip_and_mean_power(tmp_path, generator):
     assert (item["num_frames"], item["fps"]) == (34, 24.0)
     assert dataset.records[2]["source"] == "clip2.mp4" and dataset.records[2]["start_frame"] == 20
     assert load_mean_power(tmp_path).shape == (4, 2)
+    first = load_mean_power(tmp_path)
+    with ShardWriter(tmp_path) as writer:  # more shards into the same folder: numbering and spectrum go on
+        writer.add(torch.zeros(3, 10, 12), torch.zeros(4, 4, 10, 12), num_frames=32, fps=24.0, source="still.mp4",
+                   start_frame=0)
+    assert [p.name for p in writer.paths] == ["shard-00002.safetensors"] and len(SpectralShardDataset(tmp_path)) == 4
+    torch.testing.assert_close(load_mean_power(tmp_path), first * 3 / 4)
 
 
 def test_prepare_tiny_clip_to_shards_to_dataset(tmp_path):

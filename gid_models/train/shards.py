@@ -117,11 +117,21 @@ class ShardWriter:
         """Write the last partial shard and the spectrum statistics; returns the shard paths."""
         self.flush()
         if self._power_sum is not None:
+            from safetensors import safe_open
             from safetensors.torch import save_file
 
-            mean_power = (self._power_sum / self._pixel_count).float()
-            save_file({"mean_power": mean_power}, str(self.out_dir / SPECTRUM_FILE),
-                      metadata={"format": "gid-spectrum", "num_examples": str(self.num_examples)})
+            path = self.out_dir / SPECTRUM_FILE
+            power_sum, pixels, examples = self._power_sum, self._pixel_count, self.num_examples
+            if path.is_file():  # shards added to an existing folder: pool with the earlier ones
+                with safe_open(str(path), framework="pt") as handle:
+                    earlier = handle.metadata() or {}
+                    if "pixel_count" in earlier and handle.get_tensor("mean_power").shape == power_sum.shape:
+                        earlier_pixels = int(earlier["pixel_count"])
+                        power_sum = power_sum + handle.get_tensor("mean_power").double() * earlier_pixels
+                        pixels += earlier_pixels
+                        examples += int(earlier.get("num_examples", 0))
+            save_file({"mean_power": (power_sum / pixels).float()}, str(path),
+                      metadata={"format": "gid-spectrum", "num_examples": str(examples), "pixel_count": str(pixels)})
         return self.paths
 
     def __enter__(self) -> "ShardWriter":
