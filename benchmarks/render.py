@@ -111,7 +111,8 @@ def main() -> None:
         renderer_name, width, height, device_name = args.single
         print(json.dumps(run_single(renderer_name, int(width), int(height), device_name, args.repeats, args.threads)))
         return
-    header = f"{'renderer':8} {'size':>10} {'device':6} {'frames':>6} {'fps best':>9} {'fps median':>10} {'to cpu':>8} {'peak MB':>8}"
+    header = (f"{'renderer':8} {'size':>10} {'device':6} {'frames':>6} {'fps best':>9} {'fps median':>10} "
+              f"{'to cpu':>8} {'peak MB':>8}")
     print(header)
     print("-" * len(header))
     for device_name in args.devices.split(","):
@@ -128,7 +129,8 @@ def main() -> None:
                 to_cpu = f"{r['fps_to_cpu']:8.1f}" if "fps_to_cpu" in r else f"{'-':>8}"
                 print(f"{r['renderer']:8} {r['size']:>10} {r['device']:6} {r['frames']:6d} {r['fps_best']:9.1f} "
                       f"{r['fps_median']:10.1f} {to_cpu} {r['peak_mb']:8.0f}", flush=True)
-    print(f"CPU threads: {args.threads}" + (f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""))
+    gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
+    print(f"CPU threads: {args.threads}{gpu}")
 
 
 if __name__ == "__main__":

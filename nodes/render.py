@@ -33,7 +33,9 @@ def _freeze_masks(node: str, mask: torch.Tensor | None, clips: int) -> list[torc
         raise fail(node, f"freeze_mask must be a MASK (B, H, W), got {getattr(mask, 'shape', type(mask).__name__)}.")
     mask = mask.reshape(-1, *mask.shape[-2:])
     if mask.shape[0] not in (1, clips):
-        raise fail(node, f"freeze_mask batch has {mask.shape[0]} masks for {clips} clips; give one mask or one per clip.")
+        raise fail(
+            node, f"freeze_mask batch has {mask.shape[0]} masks for {clips} clips; give one mask or one per clip."
+        )
     if not torch.isfinite(mask).all():
         raise fail(node, "freeze_mask contains NaN or infinite values.")
     return [mask[min(i, mask.shape[0] - 1)][None, None].float() for i in range(clips)]

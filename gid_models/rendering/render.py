@@ -40,7 +40,9 @@ def check_render_inputs(picture: torch.Tensor, motion: MotionTexture, freeze_mas
     """Raise ValueError (what came in, what is expected, how to fix it) for unusable inputs."""
     if not isinstance(picture, torch.Tensor) or picture.ndim != 4 or picture.shape[:2] != (1, 3):
         shape = tuple(picture.shape) if isinstance(picture, torch.Tensor) else type(picture).__name__
-        raise _fail(f"picture must be (1, 3, H, W) RGB in 0..1, got {shape}; drop alpha and render one picture at a time.")
+        raise _fail(
+            f"picture must be (1, 3, H, W) RGB in 0..1, got {shape}; drop alpha and render one picture at a time."
+        )
     if not isinstance(motion, MotionTexture):
         raise _fail(f"motion must be a MotionTexture, got {type(motion).__name__}.")
     if motion.batch_size != 1:
@@ -101,7 +103,9 @@ def _is_out_of_memory(error: BaseException) -> bool:
     return isinstance(error, RuntimeError) and ("out of memory" in message or "can't allocate memory" in message)
 
 
-def _chunk_flow(motion: MotionTexture, start: int, stop: int, height: int, width: int, device: torch.device) -> torch.Tensor:
+def _chunk_flow(
+    motion: MotionTexture, start: int, stop: int, height: int, width: int, device: torch.device
+) -> torch.Tensor:
     """Frames start..stop-1 of the motion at height x width on device: (n, 2, height, width) pixels."""
     part = MotionTexture(motion.displacements[:, start:stop].to(device).float(), fps=motion.fps)
     return part.resized(height, width).displacements[0]

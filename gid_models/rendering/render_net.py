@@ -98,7 +98,9 @@ class NeuralRenderer(nn.Module):
         for stage in self.encoder:
             x = stage(x)
             features.append(x)
-        features[0] = torch.cat([picture.to(x.dtype), features[0]], dim=1)
+        # Level 0 stays float32 even under autocast: it carries the picture, whose warped copy is
+        # the base frame (bf16 would band it); the decoder convolutions still run in bf16.
+        features[0] = torch.cat([picture.float(), features[0].float()], dim=1)
         return features
 
     def render(

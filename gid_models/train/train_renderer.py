@@ -99,7 +99,8 @@ def render_losses(prediction: torch.Tensor, target: torch.Tensor, args: argparse
 
 def save_checkpoint(folder: Path, model: NeuralRenderer, optimizer: torch.optim.Optimizer, step: int, args) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}, str(folder / "model.tmp"))
+    weights = {k: v.detach().float().cpu().contiguous() for k, v in model.state_dict().items()}
+    save_file(weights, str(folder / "model.tmp"))
     state = optimizer.state_dict()
     tensors = {
         f"{index}.{key}": value.detach().cpu().contiguous()
@@ -107,7 +108,8 @@ def save_checkpoint(folder: Path, model: NeuralRenderer, optimizer: torch.optim.
         for key, value in slots.items()
     }
     save_file(tensors, str(folder / "optimizer.tmp"), metadata={"param_groups": json.dumps(state["param_groups"])})
-    (folder / "state.tmp").write_text(json.dumps({"step": step, "channels": list(model.config.channels), "args": vars(args)}, indent=2))
+    summary = {"step": step, "channels": list(model.config.channels), "args": vars(args)}
+    (folder / "state.tmp").write_text(json.dumps(summary, indent=2))
     for name in ("model", "optimizer"):
         (folder / f"{name}.tmp").replace(folder / f"{name}.safetensors")
     (folder / "state.tmp").replace(folder / "state.json")
@@ -157,7 +159,9 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 
 @torch.no_grad()
-def validate(model: NeuralRenderer, batches: list[dict[str, torch.Tensor]], device: torch.device, args) -> dict[str, float]:
+def validate(
+    model: NeuralRenderer, batches: list[dict[str, torch.Tensor]], device: torch.device, args
+) -> dict[str, float]:
     model.eval()
     sums = {"loss": 0.0, "l1": 0.0, "gradient": 0.0, "ssim": 0.0, "l1_pixel_renderer": 0.0}
     for batch in batches:
@@ -202,9 +206,14 @@ def train(args: argparse.Namespace) -> Path:
         LOGGER.info("resumed from %s at step %d", checkpoint, step)
     elif args.resume:
         LOGGER.warning("--resume given but %s holds no checkpoint; starting fresh", checkpoint)
-    trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None) if world > 1 else model
+    trained = model
+    if world > 1:
+        device_ids = [device.index] if device.type == "cuda" else None
+        trained = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
-    sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed) if world > 1 else None
+    sampler = None
+    if world > 1:
+        sampler = torch.utils.data.DistributedSampler(dataset, num_replicas=world, rank=rank, seed=args.seed)
     loader = torch.utils.data.DataLoader(
         dataset, batch_size=args.batch_size, sampler=sampler, shuffle=sampler is None, num_workers=args.workers,
         pin_memory=device.type == "cuda", drop_last=True, persistent_workers=args.workers > 0,
@@ -236,9 +245,9 @@ def train(args: argparse.Namespace) -> Path:
             step += 1
             if rank == 0 and (step % args.log_every == 0 or step == args.steps):
                 row = {k: f"{float(v.detach()):.6f}" for k, v in terms.items()}
-                _append_csv(csv_path, {"step": step, "split": "train", **row, "lr": f"{learning_rate(step - 1, args):.3e}",
-                                       "seconds": f"{time.time() - started:.1f}"})
-                LOGGER.info("step %d loss %.4f l1 %.4f", step, float(terms["loss"].detach()), float(terms["l1"].detach()))
+                row.update(step=step, split="train", lr=f"{learning_rate(step - 1, args):.3e}")
+                _append_csv(csv_path, {**row, "seconds": f"{time.time() - started:.1f}"})
+                LOGGER.info("step %d loss %s l1 %s", step, row["loss"], row["l1"])
             if rank == 0 and (step % args.save_every == 0 or step == args.steps):
                 save_checkpoint(checkpoint, model, optimizer, step, args)
                 if val_batches:
