@@ -223,7 +223,14 @@ class MotionModel(nn.Module):
         directory = Path(directory)
         vae = load_network(MotionVAE, directory, VAE_FILE)
         denoiser = load_network(MotionDenoiser, directory, DENOISER_FILE)
-        normalization = FrequencyNormalization.load(str(directory / NORMALIZATION_FILE))
+        if not (directory / NORMALIZATION_FILE).is_file():
+            raise MotionError(f"{directory} has no {NORMALIZATION_FILE}; a GID model folder needs it.")
+        try:
+            normalization = FrequencyNormalization.load(str(directory / NORMALIZATION_FILE))
+        except MotionError:
+            raise
+        except Exception as error:  # safetensors raises several error types for damaged files
+            raise MotionError(f"{directory / NORMALIZATION_FILE} is not readable: {error}") from error
         return cls(vae, denoiser, normalization).eval()
 
     # --- single file ---------------------------------------------------------------------------------

@@ -52,12 +52,12 @@ class DenoiserTraining:
     seed: int = 0
 
 
-def _pick_slices(latents: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """count random distinct bins per example: latents (B, count, c, h, w) and their bins (B, count)."""
-    batch, k = latents.shape[:2]
+def _pick_slices(slices: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """count random distinct bins per example of (B, K, C, H, W): (B, count, C, H, W) and the bins (B, count)."""
+    batch, k = slices.shape[:2]
     picks = torch.stack([torch.randperm(k, generator=generator)[: min(count, k)] for _ in range(batch)])
-    picks = picks.to(latents.device)
-    chosen = torch.gather(latents, 1, picks.view(*picks.shape, 1, 1, 1).expand(-1, -1, *latents.shape[2:]))
+    picks = picks.to(slices.device)
+    chosen = torch.gather(slices, 1, picks.view(*picks.shape, 1, 1, 1).expand(-1, -1, *slices.shape[2:]))
     return chosen, picks
 
 
@@ -71,13 +71,14 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
         raise ValueError(f"training examples of {width}x{height} are smaller than the model factor {factor}.")
     coeffs = batch["coeffs"].float().to(device)[..., :crop_h, :crop_w]
     image = batch["image"].float().to(device)[..., :crop_h, :crop_w]
-    with torch.no_grad():
-        latents = encode_slices(model, normalize_coeffs(coeffs, model.normalization_scales))
-    batch_size, k = latents.shape[:2]
+    normalized = normalize_coeffs(coeffs, model.normalization_scales)
+    batch_size, k = normalized.shape[:2]
     if settings.stage == 1:
-        latents, bins = _pick_slices(latents, settings.slices_per_example, generator)
+        normalized, bins = _pick_slices(normalized, settings.slices_per_example, generator)
     else:
         bins = torch.arange(k, device=device).expand(batch_size, k)
+    with torch.no_grad():
+        latents = encode_slices(model, normalized)
     scheduler = make_scheduler()
     timesteps = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(device)
     noise = torch.randn(latents.shape, generator=generator).to(device)
