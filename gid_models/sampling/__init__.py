@@ -14,10 +14,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..spectral import MotionError, SpectralVolume, normalize
+from ..spectral import MotionError, SpectralVolume, denormalize_tensor, normalize
 from .ddim import make_scheduler, randn, sample_ddim
 from .guidance import LoopGuidance, decode_latents, make_guidance_loss, masked_volume
-from ..spectral import denormalize_tensor
 
 LOGGER = logging.getLogger(__name__)
 
@@ -104,7 +103,9 @@ def sample_spectral_volume(
         )
     image = picture.to(device=device, dtype=torch.float32).clamp(0, 1)
     image = F.interpolate(image, size=(work_h, work_w), mode="bilinear", align_corners=False, antialias=True)
-    condition = torch.cat([image * 2 - 1, torch.zeros_like(image)])  # conditional, then empty
+    condition = image * 2 - 1
+    if cfg != 0:
+        condition = torch.cat([condition, torch.zeros_like(condition)])  # conditional, then empty
     outside = None
     if mask is not None:
         mask = mask.to(device)
@@ -118,7 +119,9 @@ def sample_spectral_volume(
 
     def noise_fn(z: torch.Tensor, timestep: torch.Tensor) -> torch.Tensor:
         with _autocast(device):
-            eps = model.denoiser(torch.cat([z, z]), timestep, condition, frequency_index).float()
+            eps = model.denoiser(torch.cat([z, z]) if cfg != 0 else z, timestep, condition, frequency_index).float()
+        if cfg == 0:
+            return eps
         eps_conditional, eps_empty = eps.chunk(2)
         return (1 + cfg) * eps_conditional - cfg * eps_empty
 

@@ -58,7 +58,7 @@ def sample_ddim(
     guidance_loss(z0_hat) -> (B,) differentiable loss of the clean-latent estimate; None: plain DDIM.
     recurrence: times each step is run when guided (1 = no self-recurrence).
     through_denoiser: differentiate through the denoiser (exact); False treats eps as constant,
-        so grad_z = grad_z0 / sqrt(alpha_bar) (about 3x cheaper per step).
+        so grad_z = grad_z0 / sqrt(alpha_bar) (about 2x cheaper per step).
     callback(step, steps) after every step (progress, interrupt).
     """
     if steps < 1:
