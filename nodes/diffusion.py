@@ -65,9 +65,9 @@ class GIDLoadMotionModel:
 
 class GIDLoopGuidance:
     DESCRIPTION = (
-        "Loop self-guidance (paper Eq. 5-6): while sampling, pushes each pixel's position and velocity "
-        "at the last frame to match the first, so the motion loops seamlessly. Each step costs about 5x an unguided one "
-        "per self-recurrence pass (exact gradient)."
+        "Loop self-guidance (paper Eq. 5-6): while sampling, pushes each pixel's position and "
+        "velocity at the last frame to match the first, so the motion loops seamlessly. Each step "
+        "costs about 5x an unguided one per self-recurrence pass (exact gradient)."
     )
     CATEGORY = "GID/sampling"
     RETURN_TYPES = (GUIDANCE,)
