@@ -58,6 +58,83 @@ def video_ending(render_key: str, prefix: str, column: int) -> list[Node]:
     ]  # fmt: skip
 
 
+def motion_model_nodes(guided: bool) -> list[Node]:
+    """LoadImage and the motion model -> GIDSampleSpectralVolume (with loop guidance if guided)."""
+    nodes = [
+        Node("picture", "LoadImage", {"image": PICTURE}, column=0, row=0, group="Picture"),
+        Node("model", "GIDLoadMotionModel", {"model_name": "bundled"}, column=0, row=1, group="Motion"),
+        Node("sample", "GIDSampleSpectralVolume", {
+            "image": From("picture", "IMAGE"), "model": From("model", "model"), "seed": 42, "steps": 50,
+            "cfg": 1.75, "num_frames": 150, "fps": 30.0,
+            **({"guidance": From("guidance", "guidance")} if guided else {}),
+        }, column=1, row=0, group="Motion"),
+    ]  # fmt: skip
+    if guided:
+        nodes.insert(2, Node("guidance", "GIDLoopGuidance", {"u": 200.0, "self_recurrence": 2}, column=1, row=1,
+                             group="Motion"))
+    return nodes
+
+
+LOOP_NOTE = (
+    "Picture to seamless loop (Generative Image Dynamics): the motion diffusion model samples the picture's "
+    "motion as a spectral volume (16 temporal frequencies per pixel) for 150 frames at 30 fps, loop guidance "
+    "pushes the last frame's positions and velocities to match the first, and 150 frames at 30 fps are "
+    "rendered: exactly one period, so the video loops without a seam.\n"
+    "Change the seed for another motion; 50 steps is a good preview, 250 is the paper's quality. gain in "
+    "GID Spectral Volume To Motion exaggerates (>1) or calms (<1) the motion.\n"
+    "Needs trained weights: the bundled motion model ships untrained for now (the loader then says so); "
+    "put a gid_motion_*.safetensors file into ComfyUI/models/gid and pick it in the loader."
+)
+
+
+def loop_motion_and_render() -> list[Node]:
+    return [
+        Node("motion", "GIDSpectralToMotion", {
+            "spectral_volume": From("sample", "spectral_volume"), "frames": 150, "fps": 30.0, "gain": 1.0, "speed": 1.0,
+        }, column=2, row=0, group="Render"),
+        Node("render", "GIDRender", {"picture": From("picture", "IMAGE"), "motion": From("motion", "motion")},
+             column=3, row=0, group="Render"),
+    ]  # fmt: skip
+
+
+def image_to_loop() -> Workflow:
+    nodes = motion_model_nodes(guided=True) + loop_motion_and_render() + video_ending("render", "gid/loop", 4)
+    return Workflow("image_to_loop", nodes, LOOP_NOTE)
+
+
+def image_to_loop_vhs() -> Workflow:
+    nodes = motion_model_nodes(guided=True) + loop_motion_and_render()
+    nodes.append(Node("combine", "VHS_VideoCombine", {
+        "images": From("render", "frames"), "frame_rate": From("render", "fps"), "loop_count": 0,
+        "filename_prefix": "gid/loop", "format": H264_FORMAT, "pingpong": False, "save_output": True,
+        "pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False,
+    }, column=4, row=0, group="Video"))  # fmt: skip
+    note = LOOP_NOTE + "\nThe video is written by VideoHelperSuite's Video Combine (H.264 mp4, loop_count 0)."
+    return Workflow("image_to_loop_vhs", nodes, note)
+
+
+def interactive_poke() -> Workflow:
+    nodes = motion_model_nodes(guided=False) + [
+        Node("simulate", "GIDModalSimulation", {
+            "spectral_volume": From("sample", "spectral_volume"), "drags": DANDELION_DRAGS, "damping": 0.05,
+            "frames": 150, "fps": 30.0, "picture": From("picture", "IMAGE"),
+        }, column=2, row=0, group="Poke"),
+        Node("render", "GIDRender", {"picture": From("picture", "IMAGE"), "motion": From("simulate", "motion")},
+             column=3, row=0, group="Render"),
+        *video_ending("render", "gid/interactive_poke", column=4),
+    ]  # fmt: skip
+    note = (
+        "Interactive poke: the motion model samples the picture's spectral volume; each of its temporal "
+        "frequencies is a vibration mode of the scene, and GID Modal Simulation swings the modes as damped "
+        "oscillators when you drag or poke the picture (paper section 6).\n"
+        "Edit the arrows in the simulation node's picture widget (press and pull to add one; Delete removes "
+        "the selected arrow), or write the drags JSON by hand. damping sets how fast the swinging dies out.\n"
+        "Needs trained weights (see the loader); interactive_poke_from_video runs today with modes measured "
+        "from a clip."
+    )
+    return Workflow("interactive_poke", nodes, note)
+
+
 def motion_transfer() -> Workflow:
     nodes = [
         Node("clip", "LoadVideo", {"file": CLIP}, column=0, row=0, group="Motion of a video"),
@@ -78,9 +155,10 @@ def motion_transfer() -> Workflow:
     note = (
         "Motion transfer: the grass clip's motion is measured (optical flow from the first frame, its 16 "
         "lowest temporal frequencies: a spectral volume) and applied to a different picture, the dandelions.\n"
-        "The clip has 100 frames at 24 fps, so 100 output frames at the clip's rate are exactly one period of "
-        "the motion: the video loops seamlessly. Raise gain to exaggerate the swaying, lower speed for slow "
-        "motion. Use a clip from a fixed camera whose size has the picture's aspect ratio."
+        "The clip has 100 frames at 24 fps: 100 output frames at the clip's rate replay the measured motion "
+        "once, and the motion repeats with that period (a clip whose motion drifts, like this one, shows a "
+        "jump where it wraps). Raise gain to exaggerate the swaying, lower speed for slow motion. Use a clip "
+        "from a fixed camera whose size has the picture's aspect ratio."
     )
     return Workflow("motion_transfer", nodes, note)
 
@@ -115,11 +193,14 @@ def interactive_poke_from_video() -> Workflow:
 
 
 WORKFLOWS = {
+    "image_to_loop": image_to_loop,
+    "image_to_loop_vhs": image_to_loop_vhs,
+    "interactive_poke": interactive_poke,
     "motion_transfer": motion_transfer,
     "interactive_poke_from_video": interactive_poke_from_video,
 }
 # Workflows that sample motion with the motion model: they run only once trained weights ship.
-NEEDS_MOTION_MODEL: set[str] = set()
+NEEDS_MOTION_MODEL = {"image_to_loop", "image_to_loop_vhs", "interactive_poke"}
 
 
 def load_pack():
