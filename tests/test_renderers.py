@@ -224,3 +224,29 @@ def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator):
     renderer = NeuralRenderer.load(out / "renderer.safetensors")
     assert renderer.config.channels == (8, 12)
     assert (out / "renderer.json").is_file()
+
+
+class ChunkLimitedRenderer(NeuralRenderer):
+    """A renderer that fails (out of memory by default) on chunks of more than two frames."""
+
+    failure: Exception = torch.cuda.OutOfMemoryError("CUDA out of memory (test: chunk too large)")
+
+    def render(self, features, flow, importance):
+        if flow.shape[0] > 2:
+            raise self.failure
+        return super().render(features, flow, importance)
+
+
+def test_out_of_memory_halves_the_chunk(generator):
+    torch.manual_seed(0)
+    renderer = ChunkLimitedRenderer(RendererConfig(channels=(8, 12))).eval()
+    picture = smooth_picture(generator)
+    motion = random_motion(generator, frames=7)
+    calls = []
+    frames = render_motion(picture, motion, renderer=renderer, chunk_size=8,
+                           callback=lambda step, total: calls.append(step))
+    assert calls == [1, 3, 5, 6]  # 8 -> 4 -> 2 frames per chunk
+    torch.testing.assert_close(frames, render_motion(picture, motion), atol=1e-6, rtol=0)
+    renderer.failure = RuntimeError("unrelated failure")
+    with pytest.raises(RuntimeError, match="unrelated"):  # other errors are not retried
+        render_motion(picture, motion, renderer=renderer, chunk_size=8)
