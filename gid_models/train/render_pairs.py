@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 from pathlib import Path
 
 import cv2
@@ -55,7 +56,7 @@ def cached_frames(path: Path, cache_dir: Path, max_side: int | None = None) -> n
             scale = min(1.0, max_side / max(width, height, 1.0))
             size = (max(1, round(width * scale)), max(1, round(height * scale))) if scale < 1.0 else None
         frames, _ = read_video(path, size=size)
-        partial = cache.with_suffix(".partial.npy")
+        partial = cache.with_suffix(f".{os.getpid()}.partial.npy")
         np.save(partial, frames)
         partial.replace(cache)
         LOGGER.info("cached %s: %s", path.name, frames.shape)

@@ -188,7 +188,11 @@ def train(args: argparse.Namespace) -> Path:
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
     dataset_args = dict(cache_dir=cache, crop=args.crop, max_gap=args.max_gap, max_side=args.max_side)
+    if world > 1 and rank != 0:
+        dist.barrier()  # rank 0 decodes the clips into the shared cache first
     dataset = RenderPairDataset(args.clips, split="train", seed=args.seed, **dataset_args)
+    if world > 1 and rank == 0:
+        dist.barrier()
     val_batches: list[dict[str, torch.Tensor]] = []
     if rank == 0 and args.val_pairs > 0:
         try:
