@@ -97,7 +97,7 @@ def test_eval_runs_end_to_end_on_one_short_clip_and_prints_every_metric(tmp_path
     for name in list(MOTION_ROWS) + list(RENDER_ROWS) + list(METRIC_TITLES.values()):
         assert name in out, name
     lines = {line.split("  ")[0].strip(): line for line in out.splitlines()}
-    assert "missing: no trained motion model" in lines["model"]  # said clearly, no numbers
+    assert "missing: see note 1" in lines["model"] and "1. no trained motion model" in out  # said clearly, no numbers
     assert "missing" not in lines["neural renderer"] and "missing" not in lines["zero motion"]
     truth_line = next(line for line in out.splitlines() if line.startswith("ground truth"))
     assert [float(v) for v in truth_line.split()[2:4]] == [1.0, 0.0]  # truth vs itself

@@ -222,6 +222,7 @@ def format_table(results: list[ClipResult], config: EvalConfig, notes: Sequence[
         f"GID evaluation: {len(results)} clip(s) at {config.width}x{config.height}, T<={config.num_frames}, "
         f"K={config.num_frequencies}, model averaged over {len(config.seeds)} seed(s)",
     ]
+    reasons: list[str] = []
     for title, rows, keys in (("motion", MOTION_ROWS, MOTION_METRICS), ("rendering (ground-truth motion, frames 1..T-1)", RENDER_ROWS, RENDER_METRICS)):
         header = f"{title:<24}" + "".join(f"{METRIC_TITLES[k]:>36}" for k in keys)
         lines += ["", header, "-" * len(header)]
@@ -229,10 +230,14 @@ def format_table(results: list[ClipResult], config: EvalConfig, notes: Sequence[
             scored = [r.rows[row] for r in results if row in r.rows]
             if not scored:
                 why = next((r.missing[row] for r in results if row in r.missing), "not run")
-                lines.append(f"{row:<24}  missing: {why}")
+                if why not in reasons:
+                    reasons.append(why)
+                lines.append(f"{row:<24}  missing: see note {reasons.index(why) + 1}")
                 continue
             means = mean_scores(scored)
             lines.append(f"{row:<24}" + "".join(f"{means[k]:>36.4f}" for k in keys))
+    if reasons:
+        lines += ["", "missing rows:"] + [f"{i + 1}. {why}" for i, why in enumerate(reasons)]
     if notes:
         lines += ["", "notes:"] + [f"- {note}" for note in notes]
     return "\n".join(lines)
