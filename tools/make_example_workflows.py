@@ -62,12 +62,12 @@ def motion_model_nodes(guided: bool) -> list[Node]:
     """LoadImage and the motion model -> GIDSampleSpectralVolume (with loop guidance if guided)."""
     nodes = [
         Node("picture", "LoadImage", {"image": PICTURE}, column=0, row=0, group="Picture"),
-        Node("model", "GIDLoadMotionModel", {"model_name": "bundled"}, column=0, row=1, group="Motion"),
+        Node("model", "GIDLoadMotionModel", {"model_name": "bundled"}, column=1, row=0, group="Motion"),
         Node("sample", "GIDSampleSpectralVolume", {
             "image": From("picture", "IMAGE"), "model": From("model", "model"), "seed": 42, "steps": 50,
             "cfg": 1.75, "num_frames": 150, "fps": 30.0,
             **({"guidance": From("guidance", "guidance")} if guided else {}),
-        }, column=1, row=0, group="Motion"),
+        }, column=2, row=0, group="Motion"),
     ]  # fmt: skip
     if guided:
         nodes.insert(2, Node("guidance", "GIDLoopGuidance", {"u": 200.0, "self_recurrence": 2}, column=1, row=1,
@@ -91,14 +91,14 @@ def loop_motion_and_render() -> list[Node]:
     return [
         Node("motion", "GIDSpectralToMotion", {
             "spectral_volume": From("sample", "spectral_volume"), "frames": 150, "fps": 30.0, "gain": 1.0, "speed": 1.0,
-        }, column=2, row=0, group="Render"),
+        }, column=3, row=0, group="Render"),
         Node("render", "GIDRender", {"picture": From("picture", "IMAGE"), "motion": From("motion", "motion")},
-             column=3, row=0, group="Render"),
+             column=4, row=0, group="Render"),
     ]  # fmt: skip
 
 
 def image_to_loop() -> Workflow:
-    nodes = motion_model_nodes(guided=True) + loop_motion_and_render() + video_ending("render", "gid/loop", 4)
+    nodes = motion_model_nodes(guided=True) + loop_motion_and_render() + video_ending("render", "gid/loop", 5)
     return Workflow("image_to_loop", nodes, LOOP_NOTE)
 
 
@@ -108,7 +108,7 @@ def image_to_loop_vhs() -> Workflow:
         "images": From("render", "frames"), "frame_rate": From("render", "fps"), "loop_count": 0,
         "filename_prefix": "gid/loop", "format": H264_FORMAT, "pingpong": False, "save_output": True,
         "pix_fmt": "yuv420p", "crf": 19, "save_metadata": True, "trim_to_audio": False,
-    }, column=4, row=0, group="Video"))  # fmt: skip
+    }, column=5, row=0, group="Video"))  # fmt: skip
     note = LOOP_NOTE + "\nThe video is written by VideoHelperSuite's Video Combine (H.264 mp4, loop_count 0)."
     return Workflow("image_to_loop_vhs", nodes, note)
 
@@ -118,10 +118,10 @@ def interactive_poke() -> Workflow:
         Node("simulate", "GIDModalSimulation", {
             "spectral_volume": From("sample", "spectral_volume"), "drags": DANDELION_DRAGS, "damping": 0.05,
             "frames": 150, "fps": 30.0, "picture": From("picture", "IMAGE"),
-        }, column=2, row=0, group="Poke"),
+        }, column=3, row=0, group="Poke"),
         Node("render", "GIDRender", {"picture": From("picture", "IMAGE"), "motion": From("simulate", "motion")},
-             column=3, row=0, group="Render"),
-        *video_ending("render", "gid/interactive_poke", column=4),
+             column=4, row=0, group="Render"),
+        *video_ending("render", "gid/interactive_poke", column=5),
     ]  # fmt: skip
     note = (
         "Interactive poke: the motion model samples the picture's spectral volume; each of its temporal "
@@ -147,10 +147,10 @@ def motion_transfer() -> Workflow:
         Node("picture", "LoadImage", {"image": PICTURE}, column=0, row=1, group="Another picture"),
         Node("motion", "GIDSpectralToMotion", {
             "spectral_volume": From("measure", "spectral_volume"), "frames": 100, "fps": From("components", "fps"),
-        }, column=2, row=1, group="Render"),
+        }, column=3, row=0, group="Render"),
         Node("render", "GIDRender", {"picture": From("picture", "IMAGE"), "motion": From("motion", "motion")},
-             column=3, row=0, group="Render"),
-        *video_ending("render", "gid/motion_transfer", column=4),
+             column=4, row=0, group="Render"),
+        *video_ending("render", "gid/motion_transfer", column=5),
     ]  # fmt: skip
     note = (
         "Motion transfer: the grass clip's motion is measured (optical flow from the first frame, its 16 "

@@ -35,6 +35,7 @@ LOGGER = logging.getLogger("make_thumbnails")
 
 TILE_W, TILE_H = 256, 144
 GAP = 4
+LABEL_H = 18
 MAX_BYTES = 60 * 1024
 LOOP_FRAMES, LOOP_FPS = 150, 30.0  # what the loop workflows render
 POKE_FRAMES = (15, 30, 55)  # end of the drag's hold, mid-swing, after the poke (frames at 30 fps)
@@ -47,9 +48,8 @@ def to_tile(image: torch.Tensor | np.ndarray, label: str) -> np.ndarray:
     if pixels.dtype != np.uint8:
         pixels = (np.clip(pixels, 0, 1) * 255).round().astype(np.uint8)
     tile = cv2.resize(np.ascontiguousarray(pixels), (TILE_W, TILE_H), interpolation=cv2.INTER_AREA)
-    origin = (5, TILE_H - 7)
-    cv2.putText(tile, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 3, cv2.LINE_AA)
-    cv2.putText(tile, label, origin, cv2.FONT_HERSHEY_SIMPLEX, 0.42, (255, 255, 255), 1, cv2.LINE_AA)
+    tile[-LABEL_H:] = (tile[-LABEL_H:] * 0.35).astype(np.uint8)  # a dark strip under the label
+    cv2.putText(tile, label, (5, TILE_H - 6), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 255), 1, cv2.LINE_AA)
     return tile
 
 

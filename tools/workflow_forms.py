@@ -19,14 +19,16 @@ from typing import Any
 from .workflow_nodes import FRONTEND_ONLY_NODES, UPLOAD_VALUE, VHS_PREVIEW_WIDGET, NodeSpec
 
 UI_VERSION = 0.4
-COLUMN_WIDTH = 380  # canvas units between the left edges of two columns
+COLUMN_WIDTH = 400  # canvas units between the left edges of two columns
 NODE_WIDTH = 330
 ROW_GAP = 40
-GROUP_PADDING = 36  # room above a group's nodes for its title
+TITLE_HEIGHT = 30  # a node's title bar, drawn above its pos
+GROUP_HEADER = 44  # room above a group's node titles for the group's own title
 NOTE_COLOR, NOTE_BGCOLOR = "#432", "#653"
 GROUP_COLOR = "#3f789e"
 # Extra height of nodes that show a picture or a video under their widgets.
-PREVIEW_HEIGHT = {"LoadImage": 250, "LoadVideo": 250, "SaveVideo": 280, "VHS_VideoCombine": 280}
+PREVIEW_HEIGHT = {"LoadImage": 250, "LoadVideo": 250, "SaveVideo": 280, "VHS_VideoCombine": 280,
+                  "GIDModalSimulation": 260}  # the drag editor and live preview (web/js)
 NAMESPACE = uuid.UUID("6f1f4f52-8d0c-4a55-9a55-4f8c2a3c0b1d")  # stable workflow ids per name
 
 
@@ -204,8 +206,8 @@ def build_ui(workflow: Workflow, specs: dict[str, NodeSpec]) -> dict[str, Any]:
             for slot, (name, kind) in enumerate(outputs)
         ]
 
-    note_height = 40 + 18 * (workflow.note.count("\n") + 2 + len(workflow.note) // 70)
-    top = note_height + ROW_GAP + GROUP_PADDING
+    note_height = 40 + 16 * (workflow.note.count("\n") + 1 + len(workflow.note) // 100)
+    top = note_height + ROW_GAP + TITLE_HEIGHT + GROUP_HEADER
     _place(workflow, ui_nodes, top)
     nodes = list(ui_nodes.values())
     if workflow.note:
@@ -237,7 +239,7 @@ def _place(workflow: Workflow, ui_nodes: dict[str, dict], top: int) -> None:
     for row in rows:
         row_tops[row] = y
         tallest = max(ui_nodes[n.key]["size"][1] for n in workflow.nodes if n.row == row)
-        y += tallest + ROW_GAP + GROUP_PADDING
+        y += tallest + ROW_GAP + TITLE_HEIGHT + GROUP_HEADER
     for node in workflow.nodes:
         ui_nodes[node.key]["pos"] = [node.column * COLUMN_WIDTH, row_tops[node.row]]
 
@@ -248,7 +250,7 @@ def _groups(workflow: Workflow, ui_nodes: dict[str, dict]) -> list[dict]:
     for index, title in enumerate(titles):
         members = [ui_nodes[node.key] for node in workflow.nodes if node.group == title]
         left = min(m["pos"][0] for m in members) - 10
-        top = min(m["pos"][1] for m in members) - GROUP_PADDING
+        top = min(m["pos"][1] for m in members) - TITLE_HEIGHT - GROUP_HEADER
         right = max(m["pos"][0] + m["size"][0] for m in members) + 10
         bottom = max(m["pos"][1] + m["size"][1] for m in members) + 10
         groups.append({
