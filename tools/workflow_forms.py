@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from .workflow_nodes import FRONTEND_ONLY_NODES, UPLOAD_VALUE, VHS_PREVIEW_WIDGET, NodeSpec
+from .workflow_nodes import UPLOAD_VALUE, VHS_PREVIEW_WIDGET, NodeSpec
 
 UI_VERSION = 0.4
 COLUMN_WIDTH = 400  # canvas units between the left edges of two columns
@@ -258,7 +258,3 @@ def _groups(workflow: Workflow, ui_nodes: dict[str, dict]) -> list[dict]:
             "color": GROUP_COLOR, "font_size": 24, "flags": {},
         })  # fmt: skip
     return groups
-
-
-def frontend_only(node_type: str) -> bool:
-    return node_type in FRONTEND_ONLY_NODES

@@ -101,6 +101,8 @@ HOST_INPUT_TYPES: dict[str, dict[str, Any]] = {
         "output": [],
         "output_node": True,
     },
+    # images and frame_rate are VHS MultiInputs (IMAGE or LATENT, FLOAT or INT) in Python, but the
+    # frontend only sees the first type, so a link must carry that one.
     "VHS_VideoCombine": {
         "display_name": "Video Combine 🎥🅥🅗🅢",
         "input": {
@@ -119,9 +121,6 @@ HOST_INPUT_TYPES: dict[str, dict[str, Any]] = {
         "output_node": True,
         "key_value_widgets": True,
         "format_widgets": VHS_FORMAT_WIDGETS,
-        # VHS's imageOrLatent / floatOrInt accept these types on the Python side; the frontend
-        # only sees the first one (the declared type), so links must still carry that one.
-        "accepts": {"images": ("IMAGE", "LATENT"), "frame_rate": ("FLOAT", "INT")},
     },
 }
 
@@ -195,7 +194,6 @@ class NodeSpec:
     output_node: bool = False
     key_value_widgets: bool = False  # widgets_values saved as {name: value} (VideoHelperSuite)
     format_widgets: dict = field(default_factory=dict)  # format -> {name: InputSpec}
-    accepts: dict = field(default_factory=dict)  # input name -> types the backend accepts
 
     def input(self, name: str) -> InputSpec | None:
         return next((spec for spec in self.inputs if spec.name == name), None)
@@ -254,7 +252,6 @@ def host_spec(type_name: str) -> NodeSpec:
         output_node=declared.get("output_node", False),
         key_value_widgets=declared.get("key_value_widgets", False),
         format_widgets=format_widgets,
-        accepts=declared.get("accepts", {}),
     )
 
 
