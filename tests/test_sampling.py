@@ -137,3 +137,18 @@ def test_mask_zeroes_motion_outside_with_a_soft_edge(model, picture):
     assert masked.coeffs[..., 6:10, 6:10].abs().mean() > 0
     soft = feathered_mask(torch.ones(1, 1, 8, 8).tril(), 1)
     assert ((soft > 0) & (soft < 1)).any() and (soft[0, 0][torch.ones(8, 8).tril() == 0] == 0).all()
+
+
+def test_loop_guidance_works_under_inference_mode_like_comfyui(picture):
+    """ComfyUI executes nodes (model loading included) under torch.inference_mode()."""
+    def make():
+        torch.manual_seed(0)
+        normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+        return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+
+    with torch.inference_mode():
+        model = make()
+        guided, _ = sample_spectral_volume(model, picture, seed=3, steps=2, guidance=LoopGuidance(u=200.0, recurrence=1))
+    assert torch.isfinite(guided.coeffs).all()
+    plain, _ = sample_spectral_volume(make(), picture, seed=3, steps=2)
+    assert not torch.equal(guided.coeffs, plain.coeffs)

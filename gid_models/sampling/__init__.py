@@ -60,6 +60,21 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
+def _make_autograd_capable(model: torch.nn.Module) -> None:
+    """Replace parameters and buffers created under inference mode by ordinary copies, so that
+    autograd can save them for backward (must run outside inference mode)."""
+    for module in model.modules():
+        for name, parameter in list(module.named_parameters(recurse=False)):
+            if parameter.is_inference():
+                module._parameters[name] = torch.nn.Parameter(parameter.detach().clone(), parameter.requires_grad)
+        for name, buffer in list(module.named_buffers(recurse=False)):
+            if buffer is not None and buffer.is_inference():
+                module._buffers[name] = buffer.clone()
+    for name, value in list(vars(model).items()):
+        if isinstance(value, torch.Tensor) and value.is_inference():
+            setattr(model, name, value.clone())
+
+
 def sample_spectral_volume(
     model,
     picture: torch.Tensor,
@@ -84,6 +99,15 @@ def sample_spectral_volume(
     num_frames, fps: the T and frame rate the volume describes (the model's training T and fps).
     Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
     """
+    if torch.is_inference_mode_enabled() and (guidance is not None or mask is not None):
+        # Hosts such as ComfyUI run nodes under torch.inference_mode(), where the guidance
+        # gradients cannot be taken: leave it, with weights and inputs as ordinary tensors.
+        with torch.inference_mode(False):
+            _make_autograd_capable(model)
+            return sample_spectral_volume(
+                model, picture.clone(), seed=seed, steps=steps, cfg=cfg, guidance=guidance,
+                mask=None if mask is None else mask.clone(), num_frames=num_frames, fps=fps, callback=callback,
+            )
     if picture.ndim != 4 or picture.shape[1] != 3:
         raise MotionError(f"picture must be (B, 3, H, W), got {tuple(picture.shape)}.")
     if not torch.isfinite(picture).all():
