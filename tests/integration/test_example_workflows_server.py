@@ -30,7 +30,7 @@ from tools.frontend_check import Chromium, find_chromium, load_workflow, node_pr
 from tools.make_example_workflows import INPUT_FILES, NEEDS_MOTION_MODEL, PICTURE as PICTURE_NAME, WORKFLOWS, api_path, ui_path
 from tools.workflow_nodes import HOST_INPUT_TYPES, VHS_FORMAT_WIDGETS, host_spec, parse_input
 
-from .comfyui_server import ComfyUIError, ComfyUIServer, PromptResult
+from .comfyui_server import ComfyUIServer, PromptResult
 from .conftest import skip_or_fail
 
 pytestmark = pytest.mark.integration
@@ -201,7 +201,6 @@ def test_example_workflow_runs(name, comfyui_server, example_inputs):
 
 # ComfyUI runs every node inside torch.inference_mode() (execution.py), where loop guidance's
 # torch.autograd.grad fails with this message: that known failure is reported as an expected one.
-INFERENCE_MODE_BUG = "does not require grad and does not have a grad_fn"
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS_MOTION_MODEL))
@@ -210,13 +209,7 @@ def test_motion_model_workflow_runs_with_an_untrained_model(name, comfyui_server
     graph = small_graph(name)
     loader = next(node for node in graph.values() if node["class_type"] == "GIDLoadMotionModel")
     loader["inputs"]["model_name"] = untrained_model
-    try:
-        frames, fps = run_and_decode(comfyui_server, name, graph)
-    except ComfyUIError as error:
-        if INFERENCE_MODE_BUG in str(error):
-            pytest.xfail("!!! known bug: GIDSampleSpectralVolume with GIDLoopGuidance fails inside ComfyUI's "
-                         f"torch.inference_mode() ({INFERENCE_MODE_BUG})")
-        raise
+    frames, fps = run_and_decode(comfyui_server, name, graph)
     if name in LOOPS:
         assert len(frames) == MOTION_FRAMES and fps == pytest.approx(MOTION_FRAMES / 5.0, abs=0.01), (len(frames), fps)
     else:
