@@ -11,6 +11,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
@@ -145,3 +146,19 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps:
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+
+
+def find_video_files(items: Sequence[str | Path]) -> list[Path]:
+    """Video files among the given files and folders (a folder's videos sorted by name)."""
+    clips: list[Path] = []
+    for item in map(Path, items):
+        if item.is_dir():
+            clips.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
+        elif item.is_file():
+            clips.append(item)
+        else:
+            raise MotionError(f"'{item}' is neither a video file nor a folder.")
+    return clips

@@ -38,6 +38,7 @@ import numpy as np
 import torch
 
 from ..spectral import MotionError, MotionTexture, SpectralVolume
+from ..video_io import find_video_files
 from . import baselines, metrics
 
 LOGGER = logging.getLogger(__name__)
@@ -53,7 +54,6 @@ METRIC_TITLES = {
 }
 MOTION_ROWS = ("ground truth", "model", "model + loop guidance", "zero motion", "mean spectrum")
 RENDER_ROWS = ("pixel renderer", "neural renderer")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -244,14 +244,7 @@ def format_table(results: list[ClipResult], config: EvalConfig, notes: Sequence[
 
 
 def find_clips(items: Sequence[str]) -> list[Path]:
-    clips: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            clips.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
-        elif item.is_file():
-            clips.append(item)
-        else:
-            raise MotionError(f"'{item}' is neither a video file nor a folder.")
+    clips = find_video_files(items)
     if not clips:
         raise MotionError(f"no video files in {list(items)}.")
     return clips

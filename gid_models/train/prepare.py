@@ -37,6 +37,7 @@ import numpy as np
 import torch
 
 from ..spectral import MotionError, SpectralVolume
+from ..video_io import find_video_files
 from .shards import ShardWriter
 from .shots import (
     MotionStats,
@@ -52,7 +53,6 @@ from .shots import (
 LOGGER = logging.getLogger(__name__)
 
 VALIDATION_CLIPS = ("bbb_02196_02392.mp4", "bbb_05133_05290.mp4", "bbb_09150_09377.mp4", "bbb_13944_14312.mp4")
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
 
 
 @dataclass
@@ -201,14 +201,10 @@ def write_synthetic(writer: ShardWriter, count: int, seed: int, config: PrepareC
 
 def find_clips(items: Sequence[str], include_validation: bool) -> list[Path]:
     """Video files among the given files and folders, without the validation clips unless asked."""
-    clips: list[Path] = []
-    for item in map(Path, items):
-        if item.is_dir():
-            clips.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
-        elif item.is_file():
-            clips.append(item)
-        else:
-            raise MotionError(f"--clips: '{item}' is neither a video file nor a folder.")
+    try:
+        clips = find_video_files(items)
+    except MotionError as error:
+        raise MotionError(f"--clips: {error}") from error
     if not include_validation:
         skipped = [p.name for p in clips if p.name in VALIDATION_CLIPS]
         if skipped:
