@@ -155,6 +155,17 @@ def test_resume_continues_from_the_checkpoint(dataset, tmp_path):
     assert steps == [0, 1, 2, 3, 4, 5]
 
 
+def test_fixed_noise_loss_is_repeatable_and_tells_examples_apart(dataset):
+    from gid_models.train.validation import fixed_noise_loss
+
+    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(SIZE, SIZE),
+                               normalization=fit_dataset_normalization(dataset))
+    first = fixed_noise_loss(model, dataset, stage=1, max_examples=4)
+    assert first == fixed_noise_loss(model, dataset, stage=1, max_examples=4)
+    assert 0 < first < 2
+    assert fixed_noise_loss(model, SyntheticLoops(count=4, seed=7), stage=1) != first
+
+
 def test_csv_log_appends_with_one_header(tmp_path):
     log = CsvLog(tmp_path / "log.csv")
     log.write(step=0, loss=1.0)
@@ -179,9 +190,13 @@ def test_command_line_entry_points_on_shards(tmp_path):
     _write_shards(SyntheticLoops(count=8, seed=1), shards)
     fit_normalization.main(["--shards", str(shards), "--out", str(out / "normalization.safetensors")])
     vae_cli.main(["--shards", str(shards), "--out", str(out), "--steps", "2", "--batch-size", "2", "--size", "tiny",
-                  "--device", "cpu"])
+                  "--crop", "8", "--device", "cpu"])
     common = ["--shards", str(shards), "--out", str(out), "--steps", "2", "--batch-size", "2", "--device", "cpu"]
-    denoiser_cli.main(common + ["--stage", "1", "--size", "tiny", "--height", "16", "--width", "16"])
+    denoiser_cli.main(common + ["--stage", "1", "--size", "tiny", "--height", "16", "--width", "16",
+                                "--val-shards", str(shards), "--val-every", "1"])
+    rows = list(csv.DictReader(open(out / "denoiser_stage1_validation.csv")))
+    assert [int(row["step"]) for row in rows] == [0, 1, 2]
+    assert all(float(row["train_fixed_noise"]) > 0 and float(row["val_fixed_noise"]) > 0 for row in rows)
     export = tmp_path / "gid_motion_cli.safetensors"
     denoiser_cli.main(common + ["--stage", "2", "--export", str(export)])
     for source in (out, export):

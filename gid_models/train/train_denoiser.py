@@ -25,7 +25,7 @@ from torch.utils.data import Dataset
 
 from ..networks.denoiser import MotionDenoiser
 from ..networks.motion_model import (
-    DENOISER_FILE, NORMALIZATION_FILE, TINY_DENOISER, VAE_FILE, MotionModel, load_network, save_network,
+    DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network, save_network, size_configs,
 )
 from ..networks.vae import MotionVAE
 from ..sampling.ddim import make_scheduler
@@ -33,6 +33,7 @@ from ..spectral import FrequencyNormalization
 from ..sampling.guidance import encode_slices
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 from .train_vae import normalize_coeffs
+from .validation import fixed_noise_loss
 
 LOGGER = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class DenoiserTraining:
     log_every: int = 50
     save_every: int = 1000
     seed: int = 0
+    val_every: int = 250  # fixed-noise loss on train and validation examples (validation.py)
 
 
 def _pick_slices(slices: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -91,9 +93,24 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
     return F.mse_loss(prediction.float(), noise)
 
 
+def _log_validation(log: CsvLog, model: MotionModel, train_set: Dataset, val_set: Dataset, step: int,
+                    settings: DenoiserTraining, device: torch.device) -> None:
+    """One row of fixed-noise losses on the training and validation examples (their gap = overfitting)."""
+    train_loss = fixed_noise_loss(model, train_set, stage=settings.stage, device=device)
+    val_loss = fixed_noise_loss(model, val_set, stage=settings.stage, device=device)
+    log.write(step=step, train_fixed_noise=train_loss, val_fixed_noise=val_loss)
+    LOGGER.info("denoiser stage %d step %d fixed-noise loss: train %.4f, validation %.4f",
+                settings.stage, step, train_loss, val_loss)
+
+
 def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTraining,
-                   out_dir: str | Path | None = None, runtime: Runtime | None = None) -> MotionModel:
-    """Train stage 1 or 2 of model.denoiser in place (its VAE and normalization stay fixed)."""
+                   out_dir: str | Path | None = None, runtime: Runtime | None = None,
+                   val_dataset: Dataset | None = None, train_eval_dataset: Dataset | None = None) -> MotionModel:
+    """Train stage 1 or 2 of model.denoiser in place (its VAE and normalization stay fixed).
+    With val_dataset (un-augmented validation examples) and out_dir, every settings.val_every
+    steps writes the fixed-noise loss of training examples (train_eval_dataset: the training
+    set without augmentation; default dataset) and validation examples to
+    denoiser_stage{N}_validation.csv."""
     if settings.stage not in (1, 2):
         raise ValueError(f"stage must be 1 or 2, got {settings.stage}.")
     runtime = runtime or setup_runtime()
@@ -117,7 +134,12 @@ def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTrain
     network = wrap_ddp(denoiser, runtime)
     generator = torch.Generator().manual_seed(settings.seed + 1000 * runtime.rank + start)
     stream = batches(dataset, settings.batch_size, runtime, seed=settings.seed + start)
+    val_log = None
+    if val_dataset is not None and out_dir is not None and runtime.is_main and len(val_dataset) > 0:
+        val_log = CsvLog(out_dir / f"{name}_validation.csv")
     for step in range(start, settings.steps):
+        if val_log is not None and step % settings.val_every == 0:
+            _log_validation(val_log, model, train_eval_dataset or dataset, val_dataset, step, settings, runtime.device)
         loss = denoiser_step_loss(model, network, next(stream), settings, generator, runtime.device)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -128,6 +150,9 @@ def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTrain
             LOGGER.info("%s step %d loss %.4f", name, step, loss.item())
         if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
             save_checkpoint(checkpoint, denoiser, optimizer, step + 1)
+    if val_log is not None and settings.steps > start:
+        _log_validation(val_log, model, train_eval_dataset or dataset, val_dataset, settings.steps, settings,
+                        runtime.device)
     denoiser.requires_grad_(True)
     denoiser.eval()
     if out_dir is not None and runtime.is_main:
@@ -141,7 +166,7 @@ def new_stage1_model(out_dir: Path, size: str, sample_size: tuple[int, int]) -> 
     """An untrained denoiser of the given size around the trained VAE and normalization in out_dir."""
     vae = load_network(MotionVAE, out_dir, VAE_FILE)
     normalization = FrequencyNormalization.load(str(out_dir / NORMALIZATION_FILE))
-    config = dict(TINY_DENOISER) if size == "tiny" else {}
+    config = size_configs(size)[1]
     config["image_patch"] = vae.downsample_factor
     denoiser = MotionDenoiser(num_frequencies=normalization.num_frequencies, sample_size=sample_size, **config)
     return MotionModel(vae, denoiser, normalization)
@@ -156,10 +181,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--size", choices=["default", "tiny"], default="default", help="new stage-1 U-Net size")
+    parser.add_argument("--size", choices=["default", "cpu", "tiny"], default="cpu", help="new stage-1 U-Net size")
     parser.add_argument("--height", type=int, default=160, help="training picture height (pixels)")
     parser.add_argument("--width", type=int, default=256, help="training picture width (pixels)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--val-shards", nargs="*", default=None,
+                        help="validation shards: fixed-noise loss on them and on training examples every --val-every steps")
+    parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--export", default=None, help="also write a single gid_motion_*.safetensors file (fp16)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
@@ -169,14 +197,16 @@ def main(argv: list[str] | None = None) -> None:
     runtime = setup_runtime(args.device)
     out = Path(args.out)
     settings = DenoiserTraining(stage=args.stage, steps=args.steps, batch_size=args.batch_size,
-                                learning_rate=args.lr, save_every=args.save_every)
+                                learning_rate=args.lr, save_every=args.save_every, val_every=args.val_every)
     dataset = SpectralShardDataset(args.shards, augment=True)
     if args.stage == 2 or (out / f"{DENOISER_FILE}.json").is_file():
         model = MotionModel.load_directory(out)
     else:
         model = new_stage1_model(out, args.size, (args.height, args.width))
     try:
-        model = train_denoiser(dataset, model, settings, out, runtime)
+        val_dataset = SpectralShardDataset(args.val_shards) if args.val_shards else None
+        model = train_denoiser(dataset, model, settings, out, runtime, val_dataset=val_dataset,
+                               train_eval_dataset=SpectralShardDataset(args.shards))
         if args.export and runtime.is_main:
             model.save_file(args.export)
     finally:

@@ -18,7 +18,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from ..networks.motion_model import NORMALIZATION_FILE, TINY_VAE, VAE_FILE, save_network
+from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, save_network, size_configs
 from ..networks.vae import MotionVAE, vae_loss
 from ..spectral import FrequencyNormalization
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
@@ -37,7 +37,8 @@ class VaeTraining:
     log_every: int = 50
     save_every: int = 1000
     seed: int = 0
-    size: str = "default"
+    size: str = "cpu"
+    crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
 
 
 def normalize_coeffs(coeffs: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -53,6 +54,16 @@ def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generat
     picks = torch.stack([torch.randperm(k, generator=generator)[:count] for _ in range(batch)]).to(normalized.device)
     chosen = torch.gather(normalized, 1, picks.view(batch, count, 1, 1, 1).expand(-1, -1, *normalized.shape[2:]))
     return rearrange(chosen, "b k c h w -> (b k) c h w")
+
+
+def random_crop(coeffs: torch.Tensor, crop: int, generator: torch.Generator) -> torch.Tensor:
+    """One random crop x crop window (pixels) of (B, K, C, H, W), the same for the whole batch.
+    The VAE is convolutional, so crops teach it the same mapping at a fraction of the cost."""
+    height, width = coeffs.shape[-2:]
+    crop_h, crop_w = min(crop, height), min(crop, width)
+    top = int(torch.randint(height - crop_h + 1, (1,), generator=generator))
+    left = int(torch.randint(width - crop_w + 1, (1,), generator=generator))
+    return coeffs[..., top: top + crop_h, left: left + crop_w]
 
 
 @torch.no_grad()
@@ -74,7 +85,7 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
     runtime = runtime or setup_runtime()
     torch.manual_seed(settings.seed)
     if vae is None:
-        vae = MotionVAE(**(TINY_VAE if settings.size == "tiny" else {}))
+        vae = MotionVAE(**size_configs(settings.size)[0])
     vae = vae.to(runtime.device).train()
     optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
     out_dir = Path(out_dir) if out_dir is not None else None
@@ -90,6 +101,8 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         coeffs = batch["coeffs"].float().to(runtime.device)
         height, width = coeffs.shape[-2:]
         coeffs = coeffs[..., : height - height % factor, : width - width % factor]
+        if settings.crop:
+            coeffs = random_crop(coeffs, settings.crop, generator)
         target = random_slices(normalize_coeffs(coeffs, normalization.scales), settings.slices_per_example, generator)
         with autocast(runtime.device):
             reconstruction, mean, logvar = network(target)
@@ -120,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=defaults.steps)
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
     parser.add_argument("--lr", type=float, default=defaults.learning_rate)
-    parser.add_argument("--size", choices=["default", "tiny"], default=defaults.size)
+    parser.add_argument("--size", choices=["default", "cpu", "tiny"], default=defaults.size)
+    parser.add_argument("--crop", type=int, default=defaults.crop, help="train on random CROPxCROP windows (pixels; 0 = whole slices)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
@@ -129,7 +143,7 @@ def main(argv: list[str] | None = None) -> None:
 
     runtime = setup_runtime(args.device)
     settings = VaeTraining(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                           size=args.size, save_every=args.save_every)
+                           size=args.size, save_every=args.save_every, crop=args.crop)
     normalization = FrequencyNormalization.load(str(Path(args.out) / NORMALIZATION_FILE))
     try:
         train_vae(SpectralShardDataset(args.shards, augment=True), normalization, settings, args.out, runtime)
