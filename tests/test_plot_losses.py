@@ -1,0 +1,122 @@
+"""tools.plot_losses: the training-loss figure from CSVs in the trainers' formats (fast, no torch)."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from tools.line_chart import ema, log_ticks, nice_ticks, smoothing_weight, uses_log_scale
+from tools.plot_losses import latest_rows, main, plot_losses
+
+RENDERER_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds"]
+
+
+def _write(path: Path, header: list[str], rows: list[list]) -> None:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+@pytest.fixture
+def logs(tmp_path: Path) -> Path:
+    """Small logs of every stage, written the way the trainers write them."""
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "training_logs"
+    folder.mkdir()
+    steps = np.arange(0, 2000, 50)
+    decay = np.exp(-steps / 600)
+    l1 = 0.05 + 0.4 * decay * rng.lognormal(0, 0.2, len(steps))
+    gradient = 0.1 + 0.2 * decay
+    kl = 100 + 900 * (1 - decay)  # the KL grows while l1 falls: spans decades, log axis
+    _write(folder / "vae_losses.csv", ["step", "loss", "l1", "gradient", "kl"],
+           [[s, a + 0.2 * g + 1e-6 * k, a, g, k] for s, a, g, k in zip(steps, l1, gradient, kl)])
+    for stage in (1, 2):
+        noise = 0.3 + 0.6 * decay * rng.lognormal(0, 0.3, len(steps))
+        _write(folder / f"denoiser_stage{stage}_losses.csv", ["step", "loss"], [[s, v] for s, v in zip(steps, noise)])
+    rows = []
+    for step, value in zip(steps + 25, l1):
+        rows.append([step, "train", 1.5 * value, value, 0.02, 0.1, "", "1.000e-04", step / 10])
+        if step % 500 == 25:
+            rows.append([step, "val", 1.6 * value, 1.1 * value, 0.02, 0.1, 0.045, "", step / 10])
+    _write(folder / "renderer_losses.csv", RENDERER_FIELDS, rows)
+    return folder
+
+
+def _coloured_pixels(picture: np.ndarray) -> np.ndarray:
+    """(H, W) bool: pixels of a curve colour (background, grid, text and axes are grey)."""
+    return cv2.cvtColor(picture, cv2.COLOR_BGR2HSV)[..., 1] > 60
+
+
+def test_figure_has_a_panel_with_curves_per_stage(logs: Path, tmp_path: Path):
+    out = tmp_path / "docs" / "training_losses.png"
+    main(["--logs", str(logs), "--out", str(out)])
+    picture = cv2.imread(str(out))
+    assert picture is not None and picture.shape == (900, 1600, 3)
+    coloured = _coloured_pixels(picture)
+    # 2x2 grid under a 40-pixel title strip; a legend alone colours a few hundred pixels, curves thousands
+    for top in (40, 470):
+        for left in (0, 800):
+            assert coloured[top: top + 430, left: left + 800].sum() > 1500, (top, left)
+
+
+def test_size_is_an_argument_and_a_missing_file_is_skipped(logs: Path, tmp_path: Path, caplog):
+    (logs / "renderer_losses.csv").unlink()
+    (logs / "denoiser_stage2_losses.csv").unlink()
+    with caplog.at_level(logging.WARNING, logger="plot_losses"):
+        out = plot_losses(logs, tmp_path / "two.png", width=1200, height=500)
+    assert "renderer_losses.csv" in caplog.text and "denoiser_stage2_losses.csv" in caplog.text
+    picture = cv2.imread(str(out))
+    assert picture.shape == (500, 1200, 3)
+    coloured = _coloured_pixels(picture)
+    assert coloured[40:, :600].sum() > 1500 and coloured[40:, 600:].sum() > 1500  # two panels side by side
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "is empty"),
+    ("step,loss\n", "no logged rows"),
+    ("loss,l1\n0.5,0.4\n", "no 'step' column"),
+    ("step,loss\n0,0.5\n50,abc\n", "line 3: column 'loss' holds 'abc'"),
+    ("step,loss\n0,0.5\n50,0.4,9\n", "line 3: 3 values for the 2 columns"),
+])
+def test_malformed_file_is_named_in_the_error(logs: Path, tmp_path: Path, text: str, message: str):
+    (logs / "denoiser_stage1_losses.csv").write_text(text)
+    with pytest.raises(ValueError, match="denoiser_stage1_losses.csv") as error:
+        plot_losses(logs, tmp_path / "out.png")
+    assert message in str(error.value)
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_command_line_reports_errors_without_a_traceback(logs: Path, tmp_path: Path, capsys):
+    _write(logs / "renderer_losses.csv", RENDERER_FIELDS, [[25, "test", 0.1, 0.05, 0.02, 0.1, "", "", 1]])
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--logs", str(logs), "--out", str(tmp_path / "out.png")])
+    assert exit_info.value.code == 1
+    assert "renderer_losses.csv" in capsys.readouterr().err
+
+
+def test_empty_log_folder_is_an_error(tmp_path: Path):
+    with pytest.raises(ValueError, match="no training loss CSV"):
+        plot_losses(tmp_path, tmp_path / "out.png")
+
+
+def test_resumed_run_keeps_the_last_rows_of_repeated_steps():
+    steps = np.array([0, 50, 100, 50, 100, 150], dtype=float)
+    assert latest_rows(steps, np.arange(6)).tolist() == [0, 3, 4, 5]
+
+
+def test_axis_helpers():
+    np.testing.assert_allclose(ema(np.full(5, 2.0), 0.9), 2.0)
+    smoothed = ema(np.array([0.0, 1.0] * 20), 0.9)
+    assert smoothed[-10:].std() < 0.1
+    assert smoothing_weight(0.9, 1000) == 0.9 and smoothing_weight(0.9, 40) == 0.5 and smoothing_weight(0.9, 10) == 0.0
+    assert uses_log_scale(np.array([0.05, 2.0])) and not uses_log_scale(np.array([0.3, 1.2]))
+    assert not uses_log_scale(np.array([0.0, 5.0]))
+    np.testing.assert_allclose(nice_ticks(0.0, 2000.0), [0, 500, 1000, 1500, 2000])
+    np.testing.assert_allclose(log_ticks(0.03, 200.0), [0.1, 1, 10, 100])
+    np.testing.assert_allclose(log_ticks(0.03, 0.6), [0.05, 0.1, 0.2, 0.5])
