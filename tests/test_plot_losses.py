@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from tools.line_chart import ema, log_ticks, nice_ticks, smoothing_weight, uses_log_scale
-from tools.plot_losses import latest_rows, main, plot_losses
+from tools.plot_losses import denoiser_panel, latest_rows, main, plot_losses
 
 RENDERER_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds"]
 
@@ -39,6 +39,8 @@ def logs(tmp_path: Path) -> Path:
     for stage in (1, 2):
         noise = 0.3 + 0.6 * decay * rng.lognormal(0, 0.3, len(steps))
         _write(folder / f"denoiser_stage{stage}_losses.csv", ["step", "loss"], [[s, v] for s, v in zip(steps, noise)])
+    _write(folder / "denoiser_stage1_validation.csv", ["step", "train_fixed_noise", "val_fixed_noise"],
+           [[s, 0.2 + 0.5 * d, 0.35 + 0.4 * d] for s, d in zip(steps[::5], decay[::5])])
     rows = []
     for step, value in zip(steps + 25, l1):
         rows.append([step, "train", 1.5 * value, value, 0.02, 0.1, "", "1.000e-04", step / 10])
@@ -90,6 +92,17 @@ def test_malformed_file_is_named_in_the_error(logs: Path, tmp_path: Path, text: 
         plot_losses(logs, tmp_path / "out.png")
     assert message in str(error.value)
     assert not (tmp_path / "out.png").exists()
+
+
+def test_denoiser_validation_log_adds_markers(logs: Path):
+    with_validation = denoiser_panel(logs / "denoiser_stage1_losses.csv", "stage 1")
+    assert [s.name for s in with_validation.series] == [
+        "loss", "fixed-noise loss, train examples", "fixed-noise loss, validation"]
+    assert all(s.markers for s in with_validation.series[1:]) and len(with_validation.series[1].steps) == 8
+    assert len(denoiser_panel(logs / "denoiser_stage2_losses.csv", "stage 2").series) == 1
+    (logs / "denoiser_stage1_validation.csv").write_text("step,val_fixed_noise\n0,oops\n")
+    with pytest.raises(ValueError, match="denoiser_stage1_validation.csv, line 2"):
+        denoiser_panel(logs / "denoiser_stage1_losses.csv", "stage 1")
 
 
 def test_command_line_reports_errors_without_a_traceback(logs: Path, tmp_path: Path, capsys):

@@ -7,10 +7,12 @@ Reads, from the log folder, whichever of these exist (a missing one is skipped w
   vae_losses.csv                 step + every loss part (loss, l1, gradient, kl)   train_vae
   denoiser_stage1_losses.csv     step, loss                                        train_denoiser
   denoiser_stage2_losses.csv     step, loss                                        train_denoiser
+    + denoiser_stage{1,2}_validation.csv, when present: step, train_fixed_noise, val_fixed_noise
   renderer_losses.csv            step, split (train / val), loss, l1, ..., l1_pixel_renderer
                                  (train_renderer writes it as losses.csv)
-One panel per file in a grid: every loss column as a curve; for the renderer, train loss and l1
-as curves and the validation l1 (neural and pixel renderer) as markers.
+One panel per stage in a grid: every loss column as a curve, validation figures as markers (the
+denoiser's fixed-noise loss on training and validation examples; the renderer's validation l1,
+neural and pixel renderer, under its train loss and l1 curves).
 """
 
 from __future__ import annotations
@@ -112,6 +114,26 @@ def stage_panel(path: Path, title: str) -> Panel:
     return Panel(title, series)
 
 
+VALIDATION_NAMES = {"train_fixed_noise": "fixed-noise loss, train examples",
+                    "val_fixed_noise": "fixed-noise loss, validation"}
+
+
+def denoiser_panel(path: Path, title: str) -> Panel:
+    """A denoiser stage's loss curve, plus as markers the columns of its sibling
+    *_validation.csv (train_denoiser --val-shards) when there is one."""
+    panel = stage_panel(path, title)
+    validation = path.with_name(path.name.replace("_losses.csv", "_validation.csv"))
+    if not validation.is_file():
+        return panel
+    table = LossTable.read(validation)
+    steps = table.numbers("step")
+    rows = latest_rows(steps, np.arange(len(steps)))
+    columns = [name for name in table.header if name != "step"]
+    markers = [_series(VALIDATION_NAMES.get(name, name), steps[rows], table.numbers(name)[rows],
+                       ("circle", "square")[index % 2]) for index, name in enumerate(columns)]
+    return Panel(title, panel.series + [s for s in markers if s is not None])
+
+
 def renderer_panel(path: Path, title: str) -> Panel:
     """train_renderer's losses.csv: train loss and l1 as lines, validation l1 (and the pixel
     renderer's l1 on the same held-out pairs, the figure to beat) as markers."""
@@ -138,8 +160,8 @@ def renderer_panel(path: Path, title: str) -> Panel:
 
 STAGES: list[tuple[str, str, Callable[[Path, str], Panel]]] = [
     ("vae_losses.csv", "Motion VAE", stage_panel),
-    ("denoiser_stage1_losses.csv", "Denoiser stage 1: 2D U-Net", stage_panel),
-    ("denoiser_stage2_losses.csv", "Denoiser stage 2: frequency attention", stage_panel),
+    ("denoiser_stage1_losses.csv", "Denoiser stage 1: 2D U-Net", denoiser_panel),
+    ("denoiser_stage2_losses.csv", "Denoiser stage 2: frequency attention", denoiser_panel),
     ("renderer_losses.csv", "Neural renderer", renderer_panel),
 ]
 
