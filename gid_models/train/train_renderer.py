@@ -1,6 +1,6 @@
 """Train the neural renderer on (I_0, I_t, flow I_0 -> I_t) pairs from real clips (paper Sec. 5).
 
-    python -m gid_models.train.train_renderer --clips DIR --out DIR [--resume] [--steps N] ...
+    python -m gid_models.train.train_renderer --clips DIR --out DIR [--resume] [--init FILE] [--steps N] ...
     torchrun --nproc_per_node 8 -m gid_models.train.train_renderer --clips DIR --out DIR
 
 Loss: L1 + multi-scale gradient L1 (strides 1, 2, 4) + (1 - SSIM), weights on the command line
@@ -41,6 +41,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clips", required=True, help="folder of training videos (searched recursively)")
     parser.add_argument("--out", required=True, help="output folder (checkpoints, losses.csv, renderer.safetensors)")
     parser.add_argument("--resume", action="store_true", help="continue from out/checkpoint")
+    parser.add_argument("--init", default=None, help="start from these renderer weights (a renderer.safetensors; "
+                        "its channels replace --channels); a checkpoint found by --resume wins over it")
+    parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     parser.add_argument("--steps", type=int, default=20_000)
     parser.add_argument("--batch-size", type=int, default=8, help="per process")
     parser.add_argument("--lr", type=float, default=2e-4)
@@ -132,17 +135,18 @@ def load_checkpoint(folder: Path, model: NeuralRenderer, optimizer: torch.optim.
 
 # -- training -------------------------------------------------------------------------------------
 
-def setup_distributed() -> tuple[int, int, torch.device]:
-    """(rank, world size, device); initialises torch.distributed when torchrun set WORLD_SIZE > 1."""
+def setup_distributed(device_type: str | None = None) -> tuple[int, int, torch.device]:
+    """(rank, world size, device); joins torch.distributed when torchrun set WORLD_SIZE > 1 (or
+    reuses the process group a caller such as `gid train` already set up)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    if torch.cuda.is_available():
+    if torch.cuda.is_available() and device_type != "cpu":
         torch.cuda.set_device(local_rank)
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
-    if world > 1:
+    if world > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     return rank, world, device
 
@@ -180,7 +184,8 @@ def validate(
 
 
 def train(args: argparse.Namespace) -> Path:
-    rank, world, device = setup_distributed()
+    owns_process_group = not dist.is_initialized()
+    rank, world, device = setup_distributed(args.device)
     out = Path(args.out)
     checkpoint = out / "checkpoint"
     torch.manual_seed(args.seed + rank)
@@ -201,8 +206,12 @@ def train(args: argparse.Namespace) -> Path:
         except ValueError as error:
             LOGGER.warning("no validation: %s", error)
 
-    channels = tuple(int(c) for c in args.channels.split(","))
-    model = NeuralRenderer(RendererConfig(channels=channels)).to(device)
+    if args.init:
+        model = NeuralRenderer.load(args.init).to(device)
+        LOGGER.info("starting from %s (channels %s)", args.init, list(model.config.channels))
+    else:
+        channels = tuple(int(c) for c in args.channels.split(","))
+        model = NeuralRenderer(RendererConfig(channels=channels)).to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.99), weight_decay=0.0)
     step = 0
     if args.resume and (checkpoint / "state.json").is_file():
@@ -266,7 +275,8 @@ def train(args: argparse.Namespace) -> Path:
         LOGGER.info("saved %s (%d parameters)", final, model.num_parameters())
     if world > 1:
         dist.barrier()
-        dist.destroy_process_group()
+        if owns_process_group:
+            dist.destroy_process_group()
     return final
 
 

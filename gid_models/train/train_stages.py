@@ -1,0 +1,223 @@
+"""The stages of `gid train`, each a call into its own entry point: skipped when its checkpoint
+reached the asked steps and its output exists, otherwise run (resuming) and timed.
+
+A stage returns its record for train_summary.json: status, steps_run, total_steps, wall_seconds,
+seconds_per_1000_steps, device, batch_size (per process) and world_size (processes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import shlex
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import torch.distributed as dist
+
+from ..networks.motion_model import DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network
+from ..networks.vae import MotionVAE
+from ..spectral import FrequencyNormalization
+from . import prepare, train_renderer
+from .common import Runtime
+from .fit_normalization import fit_dataset_normalization
+from .shards import SpectralShardDataset
+from .train_denoiser import DenoiserTraining, new_stage1_model, train_denoiser
+from .train_vae import VaeTraining, train_vae
+
+LOGGER = logging.getLogger("gid.train")
+
+CHECKPOINTS = {"vae": "vae", "stage1": "denoiser_stage1", "stage2": "denoiser_stage2"}
+MOTION_ORDER = ("normalization", "vae", "stage1", "stage2")  # each one's output is the next one's input
+MOTION_FILES = (NORMALIZATION_FILE, f"{VAE_FILE}.json", f"{VAE_FILE}.safetensors",
+                f"{DENOISER_FILE}.json", f"{DENOISER_FILE}.safetensors")
+RENDERER_FILE, RENDERER_RUN = "renderer.safetensors", "renderer_run"
+RENDERER_CHANNELS = {"tiny": "8,16"}  # other sizes keep train_renderer's default pyramid
+RENDERER_BATCH = 8
+
+
+@dataclass
+class Job:
+    """One `gid train` run: what to train, on what, where, and the process group it runs in."""
+
+    args: argparse.Namespace
+    out: Path
+    init: Path | None  # the model folder fine-tuned from; None = scratch
+    stages: tuple[str, ...]
+    runtime: Runtime
+    shards: list[str] | None = None
+
+    def dataset(self, augment: bool = True) -> SpectralShardDataset:
+        return SpectralShardDataset(self.shards, augment=augment)
+
+    def batch_size(self, default: int) -> int:
+        return self.args.batch_size or default
+
+    def barrier(self) -> None:
+        if self.runtime.distributed:
+            dist.barrier()
+
+
+def require(path: Path, what: str, stage: str) -> None:
+    if not path.is_file():
+        raise ValueError(f"stage {stage} needs {what} ({path}), which is not there: add the stage that makes it to "
+                         "--stages, or fine-tune a trained model with --init shipped or --init FOLDER.")
+
+
+# -- stages ---------------------------------------------------------------------------------------
+
+def checkpoint_step(folder: Path) -> int:
+    """The step a checkpoint folder's state.json records (0 when there is none)."""
+    state = folder / "state.json"
+    return int(json.loads(state.read_text())["step"]) if state.is_file() else 0
+
+
+def timed_stage(job: Job, name: str, checkpoint: Path, output: Path, steps: int, batch_size: int,
+                train: Callable[[], object]) -> dict:
+    """Run train() unless the checkpoint already reached `steps` and the output exists; the figures."""
+    start = checkpoint_step(checkpoint)
+    record = {"total_steps": steps, "device": str(job.runtime.device), "batch_size": batch_size,
+              "world_size": job.runtime.world_size}
+    if start >= steps and output.is_file():
+        LOGGER.info("%s: finished earlier (%d/%d steps, %s); skipped", name, start, steps, output.name)
+        return {**record, "status": "skipped", "steps_run": 0}
+    LOGGER.info("%s: steps %d -> %d, batch %d per process x %d process(es) on %s",
+                name, start, steps, batch_size, job.runtime.world_size, job.runtime.device)
+    began = time.perf_counter()
+    train()
+    job.barrier()
+    wall = time.perf_counter() - began
+    steps_run = max(0, steps - start)
+    if steps_run and job.runtime.is_main:
+        set_aside_later_checkpoints(job, name)
+    per_thousand = round(1000 * wall / steps_run, 2) if steps_run else None
+    LOGGER.info("%s: %d steps in %.1f s (%s s per 1,000 steps)", name, steps_run, wall, per_thousand)
+    return {**record, "status": "trained", "steps_run": steps_run, "wall_seconds": round(wall, 2),
+            "seconds_per_1000_steps": per_thousand}
+
+
+def set_aside_later_checkpoints(job: Job, name: str) -> None:
+    """A refitted normalization, retrained VAE or stage 1 makes later stages' checkpoints stale: move
+    them aside so those stages continue from the new weights instead of restoring old ones."""
+    later = MOTION_ORDER[MOTION_ORDER.index(name) + 1:] if name in MOTION_ORDER else ()
+    for stage in later:
+        folder = job.out / "checkpoints" / CHECKPOINTS[stage]
+        if folder.is_dir():
+            stale = folder.with_name(folder.name + ".stale")
+            shutil.rmtree(stale, ignore_errors=True)
+            folder.replace(stale)
+            LOGGER.info("%s changed: moved %s aside to %s; %s starts again", name, folder.name, stale.name, stage)
+
+
+def stage_normalization(job: Job) -> dict:
+    output = job.out / NORMALIZATION_FILE
+    if output.is_file():
+        LOGGER.info("normalization: %s exists; skipped", output.name)
+        return {"status": "skipped", "steps_run": 0}
+    began = time.perf_counter()
+    dataset = job.dataset(augment=False)
+    if job.runtime.is_main:
+        fit_dataset_normalization(dataset).save(str(output))
+        LOGGER.info("normalization: fitted on %d examples -> %s", len(dataset), output)
+        set_aside_later_checkpoints(job, "normalization")
+    job.barrier()
+    return {"status": "trained", "examples": len(dataset), "wall_seconds": round(time.perf_counter() - began, 2),
+            "device": "cpu"}
+
+
+def stage_vae(job: Job) -> dict:
+    require(job.out / NORMALIZATION_FILE, "the normalization", "vae")
+    settings = VaeTraining(steps=job.args.vae_steps, batch_size=job.batch_size(VaeTraining.batch_size),
+                           size=job.args.size or "cpu", crop=job.args.vae_crop)
+
+    def train() -> None:
+        normalization = FrequencyNormalization.load(str(job.out / NORMALIZATION_FILE))
+        existing = (job.out / f"{VAE_FILE}.json").is_file()  # continue from it (fine-tuning or an earlier run)
+        vae = load_network(MotionVAE, job.out, VAE_FILE) if existing else None
+        train_vae(job.dataset(), normalization, settings, job.out, job.runtime, vae=vae)
+
+    return timed_stage(job, "vae", job.out / "checkpoints" / "vae", job.out / f"{VAE_FILE}.safetensors",
+                       settings.steps, settings.batch_size, train)
+
+
+def stage_denoiser(job: Job, stage: int) -> dict:
+    name = f"stage{stage}"
+    require(job.out / f"{VAE_FILE}.safetensors", "a trained motion VAE", name)
+    if stage == 2:
+        require(job.out / f"{DENOISER_FILE}.safetensors", "the stage-1 denoiser", name)
+    steps = job.args.stage1_steps if stage == 1 else job.args.stage2_steps
+    settings = DenoiserTraining(stage=stage, steps=steps, batch_size=job.batch_size(DenoiserTraining.batch_size))
+
+    def train() -> None:
+        dataset = job.dataset()
+        if (job.out / f"{DENOISER_FILE}.json").is_file():
+            model = MotionModel.load_directory(job.out)
+        else:
+            sample_size = tuple(dataset[0]["image"].shape[-2:])
+            model = new_stage1_model(job.out, job.args.size or "cpu", sample_size)
+        val_dataset = SpectralShardDataset(job.args.val_shards) if job.args.val_shards else None
+        train_denoiser(dataset, model, settings, job.out, job.runtime, val_dataset=val_dataset,
+                       train_eval_dataset=job.dataset(augment=False))
+
+    return timed_stage(job, name, job.out / "checkpoints" / CHECKPOINTS[name],
+                       job.out / f"{DENOISER_FILE}.safetensors", steps, settings.batch_size, train)
+
+
+def renderer_clip_folder(job: Job) -> Path:
+    """train_renderer reads one folder: the --clips folder itself, or links to the given clips."""
+    items = [Path(item) for item in job.args.clips]
+    if len(items) == 1 and items[0].is_dir():
+        return items[0]
+    folder = job.out / RENDERER_RUN / "clips"
+    if job.runtime.is_main:
+        folder.mkdir(parents=True, exist_ok=True)
+        clips = prepare.find_clips(job.args.clips, include_validation=True)
+        for index, clip in enumerate(clips):
+            link = folder / clip.name
+            if link.exists() and link.resolve() != clip.resolve():
+                link = folder / f"{index:04d}_{clip.name}"
+            if not link.exists():
+                link_or_copy(clip.resolve(), link)
+    job.barrier()
+    return folder
+
+
+def link_or_copy(source: Path, link: Path) -> None:
+    try:
+        link.symlink_to(source)
+    except OSError:  # e.g. Windows without the symlink privilege
+        try:
+            os.link(source, link)
+        except OSError:
+            shutil.copy2(source, link)
+
+
+def stage_renderer(job: Job) -> dict:
+    run_dir, final = job.out / RENDERER_RUN, job.out / RENDERER_FILE
+    batch_size = job.batch_size(RENDERER_BATCH)
+    argv = ["--out", str(run_dir), "--steps", str(job.args.renderer_steps),
+            "--batch-size", str(batch_size), "--crop", str(job.args.renderer_crop),
+            "--device", job.runtime.device.type]
+    if (run_dir / "checkpoint" / "state.json").is_file():
+        argv.append("--resume")
+    if job.args.size in RENDERER_CHANNELS:
+        argv += ["--channels", RENDERER_CHANNELS[job.args.size]]
+    if job.init is not None and final.is_file():
+        argv += ["--init", str(final)]
+    elif job.init is not None:
+        LOGGER.info("renderer: %s holds no renderer, so it starts from scratch", job.init)
+
+    def train() -> None:
+        options = train_renderer.parse_args(
+            ["--clips", str(renderer_clip_folder(job)), *argv, *shlex.split(job.args.renderer_args)])
+        written = train_renderer.train(options)
+        if job.runtime.is_main:
+            shutil.copy2(written, final)
+            shutil.copy2(written.with_suffix(".json"), final.with_suffix(".json"))
+
+    return timed_stage(job, "renderer", run_dir / "checkpoint", final, job.args.renderer_steps, batch_size, train)

@@ -1,0 +1,165 @@
+"""`gid train`: the whole chain on a tiny clip, resuming, fine-tuning, clear errors; train_renderer --init."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from gid_models import cli
+from gid_models.networks import MotionModel
+from gid_models.rendering import NeuralRenderer, RendererConfig
+from gid_models.train import train_all, train_renderer
+from gid_models.video_io import write_video
+from synthetic_clips import OscillatingRegion, render_clip
+
+# 48 frames, T=32 windows every 8 frames, K=4, 48x32 examples: 3 windows x 3 crops = 9 examples.
+PREPARE_ARGS = ("--frames 32 --stride 8 --frequencies 4 --size 48x32 --scales 1.0,0.7 --max-crops-per-scale 2 "
+                "--flow-width 96")
+TINY_STEPS = ["--vae-steps", "3", "--stage1-steps", "3", "--stage2-steps", "2", "--renderer-steps", "2"]
+TINY = ["--size", "tiny", "--batch-size", "2", "--device", "cpu", "--renderer-crop", "32",
+        "--prepare-args", PREPARE_ARGS, "--renderer-args", "--workers 0 --val-pairs 0 --log-every 1"]
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def clips(tmp_path_factory):
+    """A folder with one 96x64 clip: a patch sways 2 px along x with a period of 16 frames."""
+    folder = tmp_path_factory.mktemp("clips")
+    region = OscillatingRegion(left=20, top=12, right=76, bottom=52, amplitude=2.0, frequency_bin=3)
+    write_video(folder / "sway.mp4", render_clip([region], num_frames=48, seed=1).frames, 24.0)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def trained(clips, tmp_path_factory):
+    """MODEL_DIR after one `gid train` from scratch of every stage, with an export."""
+    out = tmp_path_factory.mktemp("model")
+    export = out.parent / f"{out.name}_export" / "gid_motion_mine.safetensors"
+    argv = ["train", "--out", str(out), "--clips", str(clips), "--init", "scratch", "--export", str(export)]
+    assert cli.main(argv + TINY + TINY_STEPS) == 0
+    return out, export, argv
+
+
+def summary(out):
+    return json.loads((out / "train_summary.json").read_text())["stages"]
+
+
+def test_scratch_run_trains_every_stage_and_writes_loadable_files(trained):
+    out, export, _ = trained
+    assert sorted(p.name for p in (out / "shards").glob("shard-*.safetensors"))
+    model = MotionModel.load_directory(out)
+    assert model.num_frequencies == 4 and model.sample_size == (32, 48)
+    assert NeuralRenderer.load(out / "renderer.safetensors").config.channels == (8, 16)
+    exported = MotionModel.load(export)
+    torch.testing.assert_close(exported.normalization_scales, model.normalization_scales)
+    assert NeuralRenderer.load(export.with_name("renderer_mine.safetensors")).config.channels == (8, 16)
+    stages = summary(out)
+    assert list(stages) == list(train_all.STAGES)
+    assert stages["normalization"]["status"] == "trained"
+    expected_steps = {"vae": 3, "stage1": 3, "stage2": 2, "renderer": 2}
+    for name, steps in expected_steps.items():
+        record = stages[name]
+        assert (record["status"], record["steps_run"], record["total_steps"]) == ("trained", steps, steps)
+        assert record["wall_seconds"] > 0 and record["seconds_per_1000_steps"] == pytest.approx(
+            1000 * record["wall_seconds"] / steps, abs=1000 * 0.005 / steps + 0.01)  # both rounded to 0.01
+        assert (record["device"], record["batch_size"], record["world_size"]) == ("cpu", 2, 1)
+    for stage, folder in (("vae", "vae"), ("stage1", "denoiser_stage1"), ("stage2", "denoiser_stage2")):
+        assert json.loads((out / "checkpoints" / folder / "state.json").read_text())["step"] == expected_steps[stage]
+
+
+def test_rerun_skips_finished_stages_and_resumes_a_longer_one(trained, caplog):
+    out, _, argv = trained
+    denoiser_before = load_file(str(out / "denoiser.safetensors"))
+    vae_before = (out / "motion_vae.safetensors").read_bytes()
+    with caplog.at_level(logging.INFO):
+        assert cli.main(argv[:-2] + TINY + TINY_STEPS) == 0
+    assert "reusing the shards" in caplog.text
+    assert all(record["status"] == "skipped (finished earlier)" for record in summary(out).values())
+    assert summary(out)["vae"]["steps_run"] == 3  # the figures of the run that trained it stay
+    assert (out / "motion_vae.safetensors").read_bytes() == vae_before
+    assert cli.main(argv[:-2] + TINY + TINY_STEPS + ["--stage2-steps", "3"]) == 0  # the last one wins
+    stages = summary(out)
+    stage2 = stages["stage2"]
+    assert (stage2["status"], stage2["steps_run"], stage2["total_steps"]) == ("trained", 1, 3)
+    assert stages["stage1"]["status"] == "skipped (finished earlier)"
+    assert json.loads((out / "checkpoints" / "denoiser_stage2" / "state.json").read_text())["step"] == 3
+    after = load_file(str(out / "denoiser.safetensors"))
+    changed = [name for name in after if not torch.equal(after[name], denoiser_before[name])]
+    assert changed and all("frequency" in name for name in changed), changed[:3]  # stage 2 trains only those
+
+
+def test_fine_tune_from_the_shipped_model_copies_it_and_continues(trained, clips, tmp_path, monkeypatch):
+    shipped, _, _ = trained
+    monkeypatch.setattr(train_all, "BUNDLED_DIR", shipped)  # stand-in for gid_models/weights
+    out = tmp_path / "fine"
+    argv = ["--out", str(out), "--shards", str(shipped / "shards"), "--clips", str(clips / "sway.mp4"),
+            "--batch-size", "2", "--device", "cpu", "--renderer-crop", "32",
+            "--renderer-args", "--workers 0 --val-pairs 0", "--val-shards", str(shipped / "shards"),
+            "--stage1-steps", "2", "--stage2-steps", "1", "--renderer-steps", "1"]
+    assert train_all.main(argv) == 0  # no --init: shipped by default
+    for name in ("normalization.safetensors", "motion_vae.safetensors", "motion_vae.json"):
+        assert (out / name).read_bytes() == (shipped / name).read_bytes()
+    stages = summary(out)
+    assert list(stages) == ["stage1", "stage2", "renderer"]
+    assert [stages[s]["steps_run"] for s in stages] == [2, 1, 1]
+    assert (out / "denoiser_stage1_validation.csv").is_file() and (out / "denoiser_stage2_validation.csv").is_file()
+    model = MotionModel.load_directory(out)
+    start = MotionModel.load_directory(shipped).denoiser
+    assert model.denoiser.config == start.config  # no --size needed: the shipped network's
+    change = max((a - b).abs().max().item() for a, b in zip(model.denoiser.parameters(), start.parameters()))
+    assert 0 < change < 0.01  # a few small steps away from the shipped weights, not a fresh network
+    # the renderer continued from the shipped one: its channels, not train_renderer's default
+    assert NeuralRenderer.load(out / "renderer.safetensors").config.channels == (8, 16)
+    assert (out / "renderer_run" / "clips" / "sway.mp4").resolve() == (clips / "sway.mp4").resolve()
+
+
+@pytest.mark.parametrize("case, expected", [
+    ("nothing", "nothing to train on"),
+    ("empty clips", "no video files found"),
+    ("empty shards", "no shard files found"),
+    ("no vae", "stage stage1 needs a trained motion VAE"),
+    ("renderer without clips", "give --clips as well as --shards"),
+    ("bad init", "is not a model folder"),
+    ("bad export", "name the file gid_motion_NAME.safetensors"),
+])
+def test_bad_calls_are_clear_errors(case, expected, trained, tmp_path, caplog):
+    shards = str(trained[0] / "shards")
+    (tmp_path / "empty").mkdir()
+    argv = {
+        "nothing": [],
+        "empty clips": ["--clips", str(tmp_path / "empty")],
+        "empty shards": ["--shards", str(tmp_path / "empty")],
+        "no vae": ["--shards", shards, "--stages", "stage1"],
+        "renderer without clips": ["--shards", shards, "--stages", "renderer"],
+        "bad init": ["--shards", shards, "--init", str(tmp_path / "empty")],
+        "bad export": ["--shards", shards, "--export", str(tmp_path / "mine.safetensors")],
+    }[case]
+    init = [] if case == "bad init" else ["--init", "scratch"]
+    with caplog.at_level(logging.ERROR):
+        assert train_all.main(["--out", str(tmp_path / "model"), "--device", "cpu", *init, *argv]) == 2
+    assert expected in caplog.text
+
+
+def test_train_renderer_init_starts_from_the_given_weights(clips, tmp_path):
+    start = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    start.save(tmp_path / "start.safetensors")
+    out = tmp_path / "run"
+    train_renderer.main(["--clips", str(clips), "--out", str(out), "--init", str(tmp_path / "start.safetensors"),
+                         "--channels", "16,16", "--steps", "1", "--lr", "0", "--batch-size", "1", "--crop", "32",
+                         "--workers", "0", "--val-pairs", "0", "--device", "cpu"])
+    trained = NeuralRenderer.load(out / "renderer.safetensors")
+    assert trained.config.channels == (8, 12)  # the init file's, not --channels
+    reference = NeuralRenderer.load(tmp_path / "start.safetensors")
+    for name, value in trained.state_dict().items():
+        torch.testing.assert_close(value, reference.state_dict()[name])  # lr 0: exactly the init weights
