@@ -7,8 +7,9 @@ growth over the idle process) belongs to that configuration alone; on CUDA the p
 torch.cuda.max_memory_allocated. The motion is a smooth random oscillation of a few pixels at a
 quarter of the resolution (what the motion model produces), resized by render_motion. fps counts
 frames rendered into a buffer on the compute device; "to cpu" also copies them to the host (what
-the ComfyUI node does). The neural renderer is untrained here: its speed does not depend on its
-weights.
+the ComfyUI node does). The neural renderer is the bundled one (gid_models/weights/) when it ships,
+else an untrained one of the default size (the same network; its speed does not depend on its
+weights); the last line says which.
 """
 
 from __future__ import annotations
@@ -53,8 +54,15 @@ def make_motion(width: int, height: int, frames: int, generator: torch.Generator
     return MotionTexture(displacements[None].contiguous(), fps=30.0)
 
 
+def neural_renderer():
+    """The bundled neural renderer, or an untrained one of the default size when none ships."""
+    from gid_models.rendering import NeuralRenderer
+
+    return NeuralRenderer.from_bundled() if NeuralRenderer.bundled_available() else NeuralRenderer().eval()
+
+
 def run_single(renderer_name: str, width: int, height: int, device_name: str, repeats: int, threads: int) -> dict:
-    from gid_models.rendering import NeuralRenderer, render_motion
+    from gid_models.rendering import render_motion
 
     torch.set_num_threads(threads)
     device = torch.device(device_name)
@@ -62,7 +70,7 @@ def run_single(renderer_name: str, width: int, height: int, device_name: str, re
     frames = frames_to_render(renderer_name, device_name, width)
     picture = torch.rand(1, 3, height, width, generator=generator).to(device)
     motion = make_motion(width, height, frames, generator).to(device)
-    renderer = NeuralRenderer().eval().to(device) if renderer_name == "neural" else None
+    renderer = neural_renderer().to(device) if renderer_name == "neural" else None
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     baseline_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -129,8 +137,11 @@ def main() -> None:
                 to_cpu = f"{r['fps_to_cpu']:8.1f}" if "fps_to_cpu" in r else f"{'-':>8}"
                 print(f"{r['renderer']:8} {r['size']:>10} {r['device']:6} {r['frames']:6d} {r['fps_best']:9.1f} "
                       f"{r['fps_median']:10.1f} {to_cpu} {r['peak_mb']:8.0f}", flush=True)
+    from gid_models.rendering import NeuralRenderer
+
     gpu = f"; GPU: {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
-    print(f"CPU threads: {args.threads}{gpu}")
+    weights = "bundled" if NeuralRenderer.bundled_available() else "untrained (none ships in gid_models/weights/)"
+    print(f"CPU threads: {args.threads}{gpu}; neural renderer: {weights}")
 
 
 if __name__ == "__main__":

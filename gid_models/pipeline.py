@@ -90,15 +90,14 @@ def volume_from_model(
     volume, _ = sample_spectral_volume(
         model, picture.to(device), seed=seed, steps=steps, guidance=guidance, mask=mask, callback=callback
     )
-    return MotionSource(volume, f"motion sampled by the bundled model (seed {seed}, {steps} steps)")
+    return MotionSource(volume, f"motion sampled by the bundled motion model in gid_models/weights/ "
+                                f"(seed {seed}, {steps} steps{', loop guidance' if loop else ''})")
 
 
 def bundled_model_available() -> bool:
-    """True when trained motion-model weights ship with the pack."""
-    try:
-        from .networks import MotionModel
-    except ImportError:
-        return False
+    """True when the shipped motion-model files are in gid_models/weights/."""
+    from .networks import MotionModel
+
     return MotionModel.bundled_available()
 
 
@@ -122,7 +121,8 @@ def motion_for_picture(
             picture, seed=seed, steps=steps, loop=loop, mask=mask, device=device, callback=callback
         )
     LOGGER.warning(
-        "no trained motion model is bundled yet: using motion extracted from the bundled clip %s",
+        "the bundled motion model is missing from gid_models/weights/: using motion extracted from the "
+        "bundled clip %s instead (reinstall the pack to restore the model)",
         BUNDLED_CLIP.name,
     )
     return volume_from_video(BUNDLED_CLIP, callback=callback)
@@ -136,19 +136,18 @@ def render(
     freeze_mask: torch.Tensor | None = None,
     callback: StepCallback | None = None,
 ) -> torch.Tensor:
-    """Frames (T, 3, H, W) in 0..1 of the picture moved by the motion (pixel renderer, or the
-    bundled neural renderer when one ships)."""
-    from .rendering import render_motion
+    """Frames (T, 3, H, W) in 0..1 of the picture moved by the motion: with the bundled neural
+    renderer, or the pixel renderer when its weights are missing."""
+    from .rendering import NeuralRenderer, render_motion
 
     device = torch.device(device)
-    renderer = None
-    try:
-        from .rendering import NeuralRenderer
-
-        if NeuralRenderer.bundled_available():
-            renderer = NeuralRenderer.from_bundled().to(device)
-    except (ImportError, AttributeError):
+    if NeuralRenderer.bundled_available():
+        renderer = NeuralRenderer.from_bundled().to(device)
+        LOGGER.info("rendering with the bundled neural renderer (gid_models/weights/renderer.safetensors)")
+    else:
         renderer = None
+        LOGGER.warning("the bundled neural renderer is missing from gid_models/weights/: rendering with the "
+                       "pixel renderer (splat + pull-push fill)")
     motion = motion.resized(picture.shape[-2], picture.shape[-1]).to(device)
     mask = None if freeze_mask is None else freeze_mask.to(device)
     frames = render_motion(picture.to(device), motion, renderer=renderer, freeze_mask=mask, callback=callback)

@@ -26,8 +26,8 @@ BUNDLED = "bundled"
 class GIDLoadMotionModel:
     DESCRIPTION = (
         "Loads the motion diffusion model (motion VAE + denoiser + normalization statistics). "
-        "'bundled' is the model shipped with the pack; other entries are gid_motion_*.safetensors "
-        "files in ComfyUI/models/gid/."
+        "'bundled' is the model shipped with the pack in gid_models/weights/ (trained on clips of Big Buck "
+        "Bunny; see MODEL_CARD.md there); other entries are gid_motion_*.safetensors files in ComfyUI/models/gid/."
     )
     CATEGORY = "GID/loaders"
     RETURN_TYPES = (MODEL,)

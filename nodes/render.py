@@ -6,14 +6,15 @@ import logging
 
 import torch
 
-from ..gid_models.rendering import NeuralRenderer, render_motion
+from ..gid_models.rendering import NeuralRenderer, render_motion, render_net
 from ..gid_models.spectral import MotionTexture
 from . import _comfy, types
 from .errors import fail, image_batch_to_nchw, node_errors
 
 LOGGER = logging.getLogger("ComfyUI-GID")
 
-NO_RENDERER_ENTRY = "(no trained renderer available yet)"
+BUNDLED = "bundled"  # the renderer shipped in gid_models/weights/ (as GIDLoadMotionModel's "bundled")
+RENDERER_PREFIX = "renderer"
 
 
 def _clip_count(node: str, pictures: int, motions: int) -> int:
@@ -73,7 +74,8 @@ class GIDRender:
             "optional": {
                 "renderer": (
                     types.RENDERER,
-                    {"tooltip": "Trained neural renderer from GIDLoadRenderer; leave empty for the pixel renderer."},
+                    {"tooltip": "Neural renderer from GIDLoadRenderer ('bundled' is the trained one shipped with the "
+                                "pack). Leave empty for the pixel renderer (splat + pull-push fill, faster)."},
                 ),
                 "freeze_mask": (
                     types.MASK,
@@ -121,14 +123,22 @@ class GIDRender:
         return (video, fps, max(1, int(round(fps))))
 
 
+def user_renderer_files() -> list[str]:
+    """renderer*.safetensors in ComfyUI/models/gid (the bundled file, also on that folder's search
+    path, is listed once as BUNDLED instead)."""
+    bundled = render_net.BUNDLED_WEIGHTS.resolve()
+    return [name for name in _comfy.list_model_files(RENDERER_PREFIX)
+            if _comfy.model_file_path(name).resolve() != bundled]
+
+
 class GIDLoadRenderer:
-    """Loads trained neural-renderer weights."""
+    """Loads neural-renderer weights: the bundled ones or a renderer*.safetensors file."""
 
     DESCRIPTION = (
-        "Loads a trained neural renderer (renderer*.safetensors) from ComfyUI/models/gid or the pack's "
-        "bundled weights. No trained renderer ships yet: train one with "
-        "`python -m gid_models.train.train_renderer`; until then GIDRender without a renderer uses "
-        "the pixel renderer."
+        "Loads a neural renderer for GIDRender. 'bundled' is the renderer shipped with the pack in "
+        "gid_models/weights/ (trained on clips of Big Buck Bunny; see MODEL_CARD.md there); other entries "
+        "are renderer*.safetensors files in ComfyUI/models/gid (train your own with "
+        "`python -m gid_models.train.train_renderer`). Without a renderer, GIDRender uses the pixel renderer."
     )
     CATEGORY = "GID/loaders"
     FUNCTION = "load"
@@ -138,28 +148,42 @@ class GIDLoadRenderer:
 
     @classmethod
     def INPUT_TYPES(cls):
-        names = _comfy.list_model_files("renderer") or [NO_RENDERER_ENTRY]
         return {
             "required": {
                 "renderer_name": (
-                    names,
-                    {"tooltip": "Renderer weights in ComfyUI/models/gid (files named renderer*.safetensors)."},
+                    [BUNDLED] + user_renderer_files(),
+                    {"default": BUNDLED,
+                     "tooltip": "'bundled' (shipped with the pack) or a renderer*.safetensors file from "
+                                "ComfyUI/models/gid."},
                 ),
             }
         }
 
     def load(self, renderer_name):
         node = "GIDLoadRenderer"
-        if renderer_name == NO_RENDERER_ENTRY or renderer_name not in _comfy.list_model_files("renderer"):
+        if renderer_name == BUNDLED:
+            path = render_net.BUNDLED_WEIGHTS
+            if not NeuralRenderer.bundled_available():
+                raise fail(
+                    node,
+                    f"the bundled renderer is missing ({path} does not exist); reinstall the pack to restore it, "
+                    "pick a renderer*.safetensors file from ComfyUI/models/gid, or leave GIDRender's renderer "
+                    "input empty to use the pixel renderer.",
+                )
+        elif renderer_name in user_renderer_files():
+            path = _comfy.model_file_path(renderer_name)
+        else:
             raise fail(
                 node,
-                f"no trained renderer named '{renderer_name}' is available (found: "
-                f"{_comfy.list_model_files('renderer') or 'none'}). No trained renderer ships yet: train one "
-                "with `python -m gid_models.train.train_renderer` and put renderer*.safetensors in "
-                "ComfyUI/models/gid, or leave GIDRender's renderer input empty to use the pixel renderer.",
+                f"no renderer named '{renderer_name}' (found: {[BUNDLED] + user_renderer_files()}); put "
+                "renderer*.safetensors files in ComfyUI/models/gid and refresh, or leave GIDRender's renderer "
+                "input empty to use the pixel renderer.",
             )
         with node_errors(node):
-            return (NeuralRenderer.load(_comfy.model_file_path(renderer_name)),)
+            renderer = NeuralRenderer.load(path)
+        LOGGER.info("%s: loaded the neural renderer %s (%s, channels %s)", node, renderer_name, path,
+                    renderer.config.channels)
+        return (renderer,)
 
 
 NODE_CLASS_MAPPINGS = {"GIDRender": GIDRender, "GIDLoadRenderer": GIDLoadRenderer}

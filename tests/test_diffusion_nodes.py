@@ -71,12 +71,32 @@ def test_loader_refuses_pickles_with_the_node_name(pack, tiny_model, gid_folder)
         pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]().load("gid_motion_missing.safetensors")
 
 
-def test_bundled_model_loads_or_says_how_to_train_one(pack, networks):
+@pytest.fixture
+def weights_dir(networks, tmp_path, monkeypatch):
+    """An empty stand-in for gid_models/weights/, where the bundled motion model ships."""
+    monkeypatch.setattr(networks.motion_model, "BUNDLED_DIR", tmp_path)
+    return tmp_path
+
+
+def test_loader_loads_the_bundled_model_folder(pack, tiny_model, weights_dir):
+    tiny_model.save(weights_dir)
+    (model,) = pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]().load("bundled")
+    assert model.num_frequencies == K and model.sample_size == (16, 16) and not model.training
+
+
+def test_loader_without_bundled_weights_says_what_to_do(pack, weights_dir):
+    with pytest.raises(ValueError, match=r"\[GIDLoadMotionModel\] the bundled motion model is missing.*gid_motion_"):
+        pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]().load("bundled")
+
+
+def test_shipped_model_loads_or_says_it_is_missing(pack, networks):
+    """The real gid_models/weights/, with or without the shipped model."""
     loader = pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]()
     if networks.MotionModel.bundled_available():
-        assert loader.load("bundled")[0].num_frequencies > 0
+        (model,) = loader.load("bundled")
+        assert model.num_frequencies > 0 and all(side % model.downsample_factor == 0 for side in model.sample_size)
     else:
-        with pytest.raises(ValueError, match=r"\[GIDLoadMotionModel\].*not been trained yet"):
+        with pytest.raises(ValueError, match=r"\[GIDLoadMotionModel\] the bundled motion model is missing"):
             loader.load("bundled")
 
 

@@ -148,5 +148,5 @@ def test_other_safetensors_file_is_refused(tmp_path):
 
 def test_missing_bundled_model_explains_how_to_get_one(tmp_path):
     assert not MotionModel.bundled_available(tmp_path)
-    with pytest.raises(MotionError, match="has not been trained yet"):
+    with pytest.raises(MotionError, match=r"bundled motion model is missing.*denoiser\.safetensors.*gid train"):
         MotionModel.from_bundled(tmp_path)

@@ -114,12 +114,47 @@ def test_render_is_interruptible(pack, spectral, comfy_shim, generator):
         node.render(picture_batch(generator), motion(spectral, generator))
 
 
-def test_load_renderer_without_weights_says_what_to_do(pack, comfy_shim):
-    loader = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]
-    names = loader.INPUT_TYPES()["required"]["renderer_name"][0]
-    assert names, "the combo always has an entry"
-    with pytest.raises(ValueError, match=r"\[GIDLoadRenderer\].*pixel renderer"):
-        loader().load("(no trained renderer available yet)")
+@pytest.fixture
+def weights_dir(pack, comfy_shim, tmp_path, monkeypatch):
+    """An empty stand-in for gid_models/weights/, where the bundled renderer ships."""
+    monkeypatch.setattr(importlib.import_module("comfyui_gid.nodes._comfy"), "BUNDLED_WEIGHTS_DIR", tmp_path)
+    render_net = importlib.import_module("comfyui_gid.gid_models.rendering.render_net")
+    monkeypatch.setattr(render_net, "BUNDLED_WEIGHTS", tmp_path / "renderer.safetensors")
+    return tmp_path
+
+
+def renderer_choices(pack):
+    return pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"].INPUT_TYPES()["required"]["renderer_name"]
+
+
+def test_load_renderer_lists_and_loads_the_bundled_renderer(pack, rendering, weights_dir):
+    rendering.NeuralRenderer(rendering.RendererConfig(channels=(8, 12))).save(weights_dir / "renderer.safetensors")
+    names, options = renderer_choices(pack)
+    assert names == ["bundled"] and options["default"] == "bundled"  # the shipped file is not listed twice
+    (renderer,) = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]().load("bundled")
+    assert isinstance(renderer, rendering.NeuralRenderer) and renderer.config.channels == (8, 12)
+    assert not renderer.training
+
+
+def test_load_renderer_without_bundled_weights_says_what_to_do(pack, weights_dir):
+    assert renderer_choices(pack)[0] == ["bundled"]
+    loader = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]()
+    with pytest.raises(ValueError, match=r"\[GIDLoadRenderer\] the bundled renderer is missing.*pixel renderer"):
+        loader.load("bundled")
+    with pytest.raises(ValueError, match=r"\[GIDLoadRenderer\] no renderer named 'renderer_gone.safetensors'"):
+        loader.load("renderer_gone.safetensors")
+
+
+def test_shipped_renderer_loads_or_says_it_is_missing(pack, rendering, comfy_shim):
+    """The real gid_models/weights/, with or without the shipped renderer."""
+    names = renderer_choices(pack)[0]
+    assert names[0] == "bundled" and "renderer.safetensors" not in names
+    loader = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]()
+    if rendering.NeuralRenderer.bundled_available():
+        assert isinstance(loader.load("bundled")[0], rendering.NeuralRenderer)
+    else:
+        with pytest.raises(ValueError, match=r"\[GIDLoadRenderer\] the bundled renderer is missing"):
+            loader.load("bundled")
 
 
 def test_load_renderer_reads_model_folder(pack, rendering, comfy_shim, tmp_path):
@@ -133,7 +168,8 @@ def test_load_renderer_reads_model_folder(pack, rendering, comfy_shim, tmp_path)
     rendering.NeuralRenderer(rendering.RendererConfig(channels=(8, 12))).save(path)
     try:
         loader = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]
-        assert "renderer_tiny.safetensors" in loader.INPUT_TYPES()["required"]["renderer_name"][0]
+        assert renderer_choices(pack)[0][0] == "bundled"
+        assert "renderer_tiny.safetensors" in renderer_choices(pack)[0]
         (renderer,) = loader().load("renderer_tiny.safetensors")
         assert isinstance(renderer, rendering.NeuralRenderer) and renderer.config.channels == (8, 12)
     finally:

@@ -82,8 +82,10 @@ LOOP_NOTE = (
     "rendered: exactly one period, so the video loops without a seam.\n"
     "Change the seed for another motion; 50 steps is a good preview, 250 is the paper's quality. gain in "
     "GID Spectral Volume To Motion exaggerates (>1) or calms (<1) the motion.\n"
-    "Needs trained weights: the bundled motion model ships untrained for now (the loader then says so); "
-    "put a gid_motion_*.safetensors file into ComfyUI/models/gid and pick it in the loader."
+    "The loader's 'bundled' model ships with the pack (small, trained on clips of Big Buck Bunny: see "
+    "gid_models/weights/MODEL_CARD.md); your own gid_motion_*.safetensors files in ComfyUI/models/gid are "
+    "listed there too. GID Render uses the pixel renderer; connect GID Load Renderer to its renderer input "
+    "for the neural one."
 )
 
 
@@ -129,8 +131,8 @@ def interactive_poke() -> Workflow:
         "oscillators when you drag or poke the picture (paper section 6).\n"
         "Edit the arrows in the simulation node's picture widget (press and pull to add one; Delete removes "
         "the selected arrow), or write the drags JSON by hand. damping sets how fast the swinging dies out.\n"
-        "Needs trained weights (see the loader); interactive_poke_from_video runs today with modes measured "
-        "from a clip."
+        "The motion model is the one bundled with the pack (see the loader); interactive_poke_from_video "
+        "measures the modes from a clip instead."
     )
     return Workflow("interactive_poke", nodes, note)
 
@@ -199,7 +201,7 @@ WORKFLOWS = {
     "motion_transfer": motion_transfer,
     "interactive_poke_from_video": interactive_poke_from_video,
 }
-# Workflows that sample motion with the motion model: they run only once trained weights ship.
+# Workflows that sample motion with the motion model (its weights ship in gid_models/weights/).
 NEEDS_MOTION_MODEL = {"image_to_loop", "image_to_loop_vhs", "interactive_poke"}
 
 

@@ -7,8 +7,10 @@ Each thumbnail is a 2x2 grid of 256x144 tiles computed with gid_models, the same
 run. Loops: the first frame, the frame half a period later, the motion's flow colours and an X-t
 slice (a picture row through time: the loop's stripes). Pokes: the picture with its drag arrows
 and three frames of the response. The loop and poke workflows of the motion model show the
-model's motion when trained weights ship; until then they show, like the `gid` command line, the
-motion measured from the bundled grass clip (rerun this tool after training).
+bundled model's motion (50 steps, loop guidance: minutes on CPU), rendered like the `gid` command
+line (the bundled neural renderer); if the model's files are missing from gid_models/weights/ they
+show the motion measured from the bundled grass clip instead, with a warning. Rerun this tool
+whenever the shipped weights change.
 """
 
 from __future__ import annotations
@@ -132,14 +134,15 @@ class Sources:
         return self._clip_volume
 
     def model_volume(self) -> SpectralVolume:
-        """The motion model's volume for the picture, or the clip's until weights ship."""
+        """The bundled motion model's volume for the picture, or the clip's if the model is missing."""
         if self._model_volume is None:
             if bundled_model_available():
                 self._model_volume = volume_from_model(
                     self.picture, seed=SEED, steps=50, loop=True, mask=None, device=torch.device("cpu")
                 ).volume
             else:
-                LOGGER.warning("no trained motion model ships yet: model workflows show the bundled clip's motion")
+                LOGGER.warning("the bundled motion model is missing from gid_models/weights/: the model "
+                               "workflows' thumbnails show the bundled clip's motion instead")
                 self._model_volume = self.clip_volume()
         return self._model_volume
 

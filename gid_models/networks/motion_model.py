@@ -301,21 +301,24 @@ class MotionModel(nn.Module):
         return cls.load_directory(path) if path.is_dir() else cls.load_file(path)
 
     @staticmethod
-    def bundled_available(directory: str | Path = BUNDLED_DIR) -> bool:
-        directory = Path(directory)
+    def bundled_available(directory: str | Path | None = None) -> bool:
+        """True when directory (default: the shipped gid_models/weights/) holds every model file."""
+        directory = Path(BUNDLED_DIR if directory is None else directory)
         return all((directory / name).is_file() for name in (
             f"{VAE_FILE}.safetensors", f"{VAE_FILE}.json", f"{DENOISER_FILE}.safetensors",
             f"{DENOISER_FILE}.json", NORMALIZATION_FILE,
         ))
 
     @classmethod
-    def from_bundled(cls, directory: str | Path = BUNDLED_DIR) -> "MotionModel":
+    def from_bundled(cls, directory: str | Path | None = None) -> "MotionModel":
+        """The shipped model of gid_models/weights/ (or of directory, same layout)."""
+        directory = Path(BUNDLED_DIR if directory is None else directory)
         if not cls.bundled_available(directory):
             raise MotionError(
-                "the bundled motion model has not been trained yet (gid_models/weights/ has no "
-                "denoiser.safetensors). Train one with `python -m gid_models.train.train_vae` and "
-                "`python -m gid_models.train.train_denoiser` (see their --help), then copy the output "
-                "folder's files into gid_models/weights/, or put an exported gid_motion_*.safetensors "
-                "file into ComfyUI/models/gid/ and pick it in the loader."
+                f"the bundled motion model is missing or incomplete ({directory} needs {VAE_FILE}.safetensors, "
+                f"{VAE_FILE}.json, {DENOISER_FILE}.safetensors, {DENOISER_FILE}.json and {NORMALIZATION_FILE}). "
+                "Reinstall the pack to restore them, train a model with `gid train` (see its --help) and copy "
+                "its files there, or put an exported gid_motion_*.safetensors file into ComfyUI/models/gid/ "
+                "and pick it in the loader."
             )
         return cls.load_directory(directory)

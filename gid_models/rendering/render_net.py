@@ -164,15 +164,16 @@ class NeuralRenderer(nn.Module):
 
     @staticmethod
     def bundled_available() -> bool:
-        """True once trained weights ship as gid_models/weights/renderer.safetensors (none yet)."""
+        """True when the shipped weights gid_models/weights/renderer.safetensors are present."""
         return BUNDLED_WEIGHTS.is_file()
 
     @classmethod
     def from_bundled(cls) -> "NeuralRenderer":
         if not cls.bundled_available():
             raise FileNotFoundError(
-                "no trained neural renderer ships with this version; render without one (the pixel "
-                "renderer) or train one with `python -m gid_models.train.train_renderer`."
+                f"the bundled neural renderer is missing ({BUNDLED_WEIGHTS} does not exist); reinstall the "
+                "pack to restore it, render without one (the pixel renderer) or train one with "
+                "`python -m gid_models.train.train_renderer`."
             )
         return cls.load(BUNDLED_WEIGHTS)
 

@@ -7,10 +7,13 @@
   lowered (edited in memory; the shipped files keep their real sizes). Every video it saves is
   decoded and checked: frame count, size, frame rate, the loop seam for loops, and that a poke
   moves the picture and settles.
-- Workflows that sample motion with the motion model run in full only when trained weights ship in
-  gid_models/weights/; until then that test is skipped with the reason. Their wiring still runs
-  today: with an untrained tiny model file put into the server's models/gid folder, each must
-  produce a video of the right length, size and rate (the motion itself is noise then).
+- Workflows that sample motion with the motion model run with the bundled model of
+  gid_models/weights/ (few steps: the sampler works at about the model's training size, 256x160,
+  whatever the picture size, so the step count sets the cost) and get the same checks, loop seam
+  included. When the bundled model's files are missing (a user deleted them), that test is
+  skipped with the reason and their wiring runs instead with an untrained tiny model file put
+  into the server's models/gid folder: each must produce a video of the right length, size and
+  rate (the motion itself is noise then).
 - Each UI form is opened in the server's own frontend in headless Chromium (tools/frontend_check.py):
   no node may show as missing or red, and the API form the frontend queues for it must be exactly
   the shipped API form.
@@ -187,8 +190,9 @@ def test_host_node_descriptions_match_the_server(object_info):
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
 def test_example_workflow_runs(name, comfyui_server, example_inputs):
     if name in NEEDS_MOTION_MODEL and not motion_model_available():
-        pytest.skip(f"!!! {name} samples motion with the motion model, and no trained weights ship in "
-                    "gid_models/weights/ yet (GIDLoadMotionModel would stop with 'not trained yet')")
+        pytest.skip(f"!!! {name} samples motion with the bundled motion model, whose files are missing from "
+                    "gid_models/weights/ (GIDLoadMotionModel would stop with 'missing'); its wiring runs with "
+                    "an untrained tiny model instead")
     frames, fps = run_and_decode(comfyui_server, name, small_graph(name))
     picture = read_picture(INPUT_FILES[PICTURE_NAME])
     if name in LOOPS:
@@ -199,13 +203,12 @@ def test_example_workflow_runs(name, comfyui_server, example_inputs):
         check_poke(name, frames, fps)
 
 
-# ComfyUI runs every node inside torch.inference_mode() (execution.py), where loop guidance's
-# torch.autograd.grad fails with this message: that known failure is reported as an expected one.
-
-
 @pytest.mark.parametrize("name", sorted(NEEDS_MOTION_MODEL))
 def test_motion_model_workflow_runs_with_an_untrained_model(name, comfyui_server, example_inputs, untrained_model):
-    """The graph runs end to end and writes a video of the right length, size and rate."""
+    """Without the bundled model: the graph runs end to end and writes a video of the right length,
+    size and rate."""
+    if motion_model_available():
+        pytest.skip(f"{name} runs with the bundled motion model in test_example_workflow_runs")
     graph = small_graph(name)
     loader = next(node for node in graph.values() if node["class_type"] == "GIDLoadMotionModel")
     loader["inputs"]["model_name"] = untrained_model
