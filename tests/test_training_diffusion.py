@@ -166,6 +166,31 @@ def test_fixed_noise_loss_is_repeatable_and_tells_examples_apart(dataset):
     assert fixed_noise_loss(model, SyntheticLoops(count=4, seed=7), stage=1) != first
 
 
+@pytest.mark.parametrize("stage", [1, 2])
+def test_cached_latents_give_the_same_loss_as_encoding_every_step(trained, dataset, stage):
+    from torch.utils.data import default_collate
+
+    from gid_models.train.latent_cache import LatentCacheDataset
+    from gid_models.train.shards import flip_horizontal, reverse_time
+    from gid_models.train.train_denoiser import denoiser_step_loss
+
+    model, _ = trained
+    items = [dataset[i] for i in range(3)]
+    settings = DenoiserTraining(stage=stage, batch_size=3)
+    losses = []
+    for batch in (default_collate([{"image": i["image"], "coeffs": i["coeffs"]} for i in items]),
+                  default_collate([LatentCacheDataset(items, model, augment=False)[i] for i in range(3)])):
+        generator = torch.Generator().manual_seed(7)
+        with torch.no_grad():
+            losses.append(denoiser_step_loss(model, model.denoiser, batch, settings, generator, torch.device("cpu")))
+    assert losses[1].item() == pytest.approx(losses[0].item(), rel=1e-5)
+    # the augmented cache holds the four flip x time-reversal variants of each example
+    cache = LatentCacheDataset(items[:1], model, augment=True)
+    image, coeffs, mask = flip_horizontal(items[0]["image"], reverse_time(items[0]["coeffs"]), torch.ones(1, SIZE, SIZE))
+    plain = LatentCacheDataset([{"image": image, "coeffs": coeffs, "mask": mask}], model, augment=False)
+    assert torch.allclose(cache.latents[0][3], plain.latents[0][0]) and torch.equal(cache.images[0][3], image)
+
+
 def test_csv_log_appends_with_one_header(tmp_path):
     log = CsvLog(tmp_path / "log.csv")
     log.write(step=0, loss=1.0)
@@ -198,7 +223,7 @@ def test_command_line_entry_points_on_shards(tmp_path):
     assert [int(row["step"]) for row in rows] == [0, 1, 2]
     assert all(float(row["train_fixed_noise"]) > 0 and float(row["val_fixed_noise"]) > 0 for row in rows)
     export = tmp_path / "gid_motion_cli.safetensors"
-    denoiser_cli.main(common + ["--stage", "2", "--export", str(export)])
+    denoiser_cli.main(common + ["--stage", "2", "--export", str(export), "--cache-latents"])
     for source in (out, export):
         model = MotionModel.load(source)
         assert model.num_frequencies == K and model.sample_size == (16, 16)

@@ -66,6 +66,14 @@ def _pick_slices(slices: torch.Tensor, count: int, generator: torch.Generator) -
 def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict, settings: DenoiserTraining,
                        generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Noise-prediction MSE of one batch (network: the denoiser, maybe DDP-wrapped)."""
+    if "latents" in batch:  # a LatentCacheDataset batch: the VAE's work is already done
+        latents, image = batch["latents"].float().to(device), batch["image"].float().to(device)
+        batch_size, k = latents.shape[:2]
+        if settings.stage == 1:
+            latents, bins = _pick_slices(latents, settings.slices_per_example, generator)
+        else:
+            bins = torch.arange(k, device=device).expand(batch_size, k)
+        return _noise_prediction_loss(network, latents, image, bins, settings, generator, device)
     factor = model.downsample_factor
     height, width = batch["coeffs"].shape[-2:]
     crop_h, crop_w = height - height % factor, width - width % factor
@@ -81,6 +89,13 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
         bins = torch.arange(k, device=device).expand(batch_size, k)
     with torch.no_grad():
         latents = encode_slices(model, normalized)
+    return _noise_prediction_loss(network, latents, image, bins, settings, generator, device)
+
+
+def _noise_prediction_loss(network: torch.nn.Module, latents: torch.Tensor, image: torch.Tensor, bins: torch.Tensor,
+                           settings: DenoiserTraining, generator: torch.Generator, device: torch.device) -> torch.Tensor:
+    """Eq. 3 on clean latents (B, k, c, h, w) of the frequency bins (B, k), picture (B, 3, H, W) 0..1."""
+    batch_size = latents.shape[0]
     scheduler = make_scheduler()
     timesteps = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(device)
     noise = torch.randn(latents.shape, generator=generator).to(device)
@@ -190,6 +205,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--export", default=None, help="also write a single gid_motion_*.safetensors file (fp16)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
+    parser.add_argument("--cache-latents", action="store_true",
+                        help="encode every example (4 flip/time-reversal variants) once instead of every step: "
+                             "about twice as fast on a CPU, about 2.6 MB of memory per 256x160 example")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     from .shards import SpectralShardDataset
@@ -203,6 +221,10 @@ def main(argv: list[str] | None = None) -> None:
         model = MotionModel.load_directory(out)
     else:
         model = new_stage1_model(out, args.size, (args.height, args.width))
+    if args.cache_latents:
+        from .latent_cache import LatentCacheDataset
+
+        dataset = LatentCacheDataset(SpectralShardDataset(args.shards), model.to(runtime.device), device=runtime.device)
     try:
         val_dataset = SpectralShardDataset(args.val_shards) if args.val_shards else None
         model = train_denoiser(dataset, model, settings, out, runtime, val_dataset=val_dataset,
