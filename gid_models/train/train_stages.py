@@ -145,6 +145,9 @@ def stage_vae(job: Job) -> dict:
                        settings.steps, settings.batch_size, train)
 
 
+LATENT_CACHE_MAX_EXAMPLES = 512  # about 1.3 GB of cached latents at 256x160, K = 16
+
+
 def stage_denoiser(job: Job, stage: int) -> dict:
     name = f"stage{stage}"
     require(job.out / f"{VAE_FILE}.safetensors", "a trained motion VAE", name)
@@ -160,6 +163,10 @@ def stage_denoiser(job: Job, stage: int) -> dict:
         else:
             sample_size = tuple(dataset[0]["image"].shape[-2:])
             model = new_stage1_model(job.out, job.args.size or "cpu", sample_size)
+        if len(dataset) <= LATENT_CACHE_MAX_EXAMPLES:  # encode once, not every step (about 2x faster on CPU)
+            from .latent_cache import LatentCacheDataset
+
+            dataset = LatentCacheDataset(job.dataset(augment=False), model.to(job.runtime.device), device=job.runtime.device)
         val_dataset = SpectralShardDataset(job.args.val_shards) if job.args.val_shards else None
         train_denoiser(dataset, model, settings, job.out, job.runtime, val_dataset=val_dataset,
                        train_eval_dataset=job.dataset(augment=False))
