@@ -146,8 +146,9 @@ def render(
         LOGGER.info("rendering with the bundled neural renderer (gid_models/weights/renderer.safetensors)")
     else:
         renderer = None
-        LOGGER.warning("the bundled neural renderer is missing from gid_models/weights/: rendering with the "
-                       "pixel renderer (splat + pull-push fill)")
+        LOGGER.info("no neural renderer in gid_models/weights/ (none ships yet: the trained one did not beat "
+                    "the pixel renderer, see MODEL_CARD.md): rendering with the pixel renderer (splat + "
+                    "pull-push fill)")
     motion = motion.resized(picture.shape[-2], picture.shape[-1]).to(device)
     mask = None if freeze_mask is None else freeze_mask.to(device)
     frames = render_motion(picture.to(device), motion, renderer=renderer, freeze_mask=mask, callback=callback)
