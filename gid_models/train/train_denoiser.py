@@ -63,17 +63,21 @@ def _pick_slices(slices: torch.Tensor, count: int, generator: torch.Generator) -
     return chosen, picks
 
 
+def _stage_bins(slices: torch.Tensor, settings: DenoiserTraining, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Slices (B, K, ...) a stage trains on and their bins (B, k): random single slices in stage 1, all K in 2."""
+    if settings.stage == 1:
+        return _pick_slices(slices, settings.slices_per_example, generator)
+    batch_size, k = slices.shape[:2]
+    return slices, torch.arange(k, device=slices.device).expand(batch_size, k)
+
+
 def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict, settings: DenoiserTraining,
                        generator: torch.Generator, device: torch.device) -> torch.Tensor:
     """Noise-prediction MSE of one batch (network: the denoiser, maybe DDP-wrapped)."""
     if "latents" in batch:  # a LatentCacheDataset batch: the VAE's work is already done
-        latents, image = batch["latents"].float().to(device), batch["image"].float().to(device)
-        batch_size, k = latents.shape[:2]
-        if settings.stage == 1:
-            latents, bins = _pick_slices(latents, settings.slices_per_example, generator)
-        else:
-            bins = torch.arange(k, device=device).expand(batch_size, k)
-        return _noise_prediction_loss(network, latents, image, bins, settings, generator, device)
+        latents, bins = _stage_bins(batch["latents"].float().to(device), settings, generator)
+        return _noise_prediction_loss(network, latents, batch["image"].float().to(device), bins, settings,
+                                      generator, device)
     factor = model.downsample_factor
     height, width = batch["coeffs"].shape[-2:]
     crop_h, crop_w = height - height % factor, width - width % factor
@@ -81,12 +85,7 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
         raise ValueError(f"training examples of {width}x{height} are smaller than the model factor {factor}.")
     coeffs = batch["coeffs"].float().to(device)[..., :crop_h, :crop_w]
     image = batch["image"].float().to(device)[..., :crop_h, :crop_w]
-    normalized = normalize_coeffs(coeffs, model.normalization_scales)
-    batch_size, k = normalized.shape[:2]
-    if settings.stage == 1:
-        normalized, bins = _pick_slices(normalized, settings.slices_per_example, generator)
-    else:
-        bins = torch.arange(k, device=device).expand(batch_size, k)
+    normalized, bins = _stage_bins(normalize_coeffs(coeffs, model.normalization_scales), settings, generator)
     with torch.no_grad():
         latents = encode_slices(model, normalized)
     return _noise_prediction_loss(network, latents, image, bins, settings, generator, device)
