@@ -191,6 +191,34 @@ def test_cached_latents_give_the_same_loss_as_encoding_every_step(trained, datas
     assert torch.allclose(cache.latents[0][3], plain.latents[0][0]) and torch.equal(cache.images[0][3], image)
 
 
+def test_min_snr_weighting_down_weights_only_the_low_noise_steps():
+    from gid_models.sampling.ddim import make_scheduler
+    from gid_models.train.train_denoiser import min_snr_weights
+
+    alphas = make_scheduler().alphas_cumprod
+    weights = min_snr_weights(alphas, gamma=5.0)
+    snr = alphas / (1 - alphas)
+    assert torch.equal(weights[snr <= 5], torch.ones(int((snr <= 5).sum())))
+    assert torch.allclose(weights[snr > 5], 5 / snr[snr > 5])
+    assert weights[0] < 0.01 and weights[-1] == 1  # t = 0: SNR ~ 1000; t = 999: SNR ~ 0.005
+    assert torch.equal(min_snr_weights(alphas, gamma=0.0), torch.ones_like(alphas))
+
+
+def test_min_snr_weighting_scales_the_loss_per_example(trained, dataset):
+    from torch.utils.data import default_collate
+
+    from gid_models.train.train_denoiser import denoiser_step_loss
+
+    model, _ = trained
+    batch = default_collate([{"image": dataset[i]["image"], "coeffs": dataset[i]["coeffs"]} for i in range(4)])
+    losses = {}
+    for gamma in (0.0, 5.0):
+        with torch.no_grad():
+            losses[gamma] = denoiser_step_loss(model, model.denoiser, batch, DenoiserTraining(snr_gamma=gamma),
+                                               torch.Generator().manual_seed(3), torch.device("cpu")).item()
+    assert 0 < losses[5.0] <= losses[0.0]
+
+
 def test_csv_log_appends_with_one_header(tmp_path):
     log = CsvLog(tmp_path / "log.csv")
     log.write(step=0, loss=1.0)
