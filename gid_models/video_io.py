@@ -143,9 +143,19 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps:
             _write_animated(temp_path, pixels, fps, PILLOW_FORMATS[suffix])
         if temp_path.stat().st_size == 0:
             raise MotionError(f"writing '{path}' produced an empty file.")
+        # mkstemp makes the file private (0600); give it the mode a plain open() would have, or
+        # keep the mode of the file it replaces
+        os.chmod(temp_path, path.stat().st_mode & 0o7777 if path.exists() else _new_file_mode())
         os.replace(temp_path, path)
     finally:
         temp_path.unlink(missing_ok=True)
+
+
+def _new_file_mode() -> int:
+    """0o666 less the process umask: the permissions open() gives a new file."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
 
 
 VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}

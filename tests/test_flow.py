@@ -1,6 +1,8 @@
 """Motion from video: optical-flow trajectories, camera motion, spectral volumes, video files."""
 
 import math
+import os
+import stat
 
 import numpy as np
 import pytest
@@ -131,6 +133,19 @@ def test_video_round_trip(tmp_path, clip, suffix):
 
         with Image.open(path) as animation:
             assert animation.n_frames == 12 and animation.info.get("loop") == 0
+
+
+def test_written_videos_get_ordinary_file_permissions(tmp_path):
+    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    umask = os.umask(0o022)
+    try:
+        write_video(tmp_path / "new.gif", frames, 24.0)
+        assert stat.S_IMODE((tmp_path / "new.gif").stat().st_mode) == 0o644  # not mkstemp's 0600
+        os.chmod(tmp_path / "new.gif", 0o640)
+        write_video(tmp_path / "new.gif", frames, 24.0)  # replacing a file keeps its mode
+        assert stat.S_IMODE((tmp_path / "new.gif").stat().st_mode) == 0o640
+    finally:
+        os.umask(umask)
 
 
 def test_video_errors_are_clear(tmp_path):
