@@ -212,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         args.run(args)
-    except (MotionError, ValueError, FileNotFoundError) as error:
+    except (MotionError, ValueError, FileNotFoundError, MemoryError) as error:
         LOGGER.error("%s", error)
         return 2
     return 0

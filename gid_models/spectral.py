@@ -22,6 +22,8 @@ from typing import Iterable
 import torch
 import torch.nn.functional as F
 
+from .memory import require_memory
+
 DEFAULT_NUM_FREQUENCIES = 16
 DEFAULT_NUM_FRAMES = 150
 DEFAULT_FPS = 30.0
@@ -273,6 +275,9 @@ def spectral_to_trajectories(
     volume.require_physical("spectral_to_trajectories")
     if times is None:
         times = torch.arange(volume.num_frames, dtype=torch.float64)
+    output_bytes = 4 * volume.batch_size * len(times) * 2 * volume.height * volume.width
+    require_memory(2 * output_bytes, volume.coeffs.device, f"motion of {len(times)} frames at "
+                   f"{volume.width}x{volume.height}", "make fewer frames or lower the resolution.")
     coeffs = volume.coeffs.float()
     k = torch.arange(volume.num_frequencies, dtype=torch.float64)
     angle = 2.0 * math.pi * torch.outer(times.double() % volume.num_frames, k) / volume.num_frames

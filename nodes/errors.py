@@ -29,8 +29,9 @@ def node_errors(node: str) -> Iterator[None]:
             "or free VRAM (unload other models)."
         ) from error
     except MemoryError as error:
+        detail = f" ({error})" if str(error) else ""
         raise RuntimeError(
-            f"[{node}] ran out of memory; lower the resolution or frame count."
+            f"[{node}] ran out of memory{detail}; lower the resolution or frame count."
         ) from error
     except ValueError as error:
         raise NodeInputError(f"[{node}] {error}") from error

@@ -1,6 +1,7 @@
 """Motion nodes on real tensors: video -> volume -> motion, normalization, and their error messages."""
 
 import importlib
+import math
 import os
 from pathlib import Path
 
@@ -84,6 +85,18 @@ def test_spectral_to_motion_outputs_motion_and_fps(pack, spectral, generator):
     torch.testing.assert_close(motion.displacements, expected)
     calm, _ = node(pack, "GIDSpectralToMotion").synthesize(volume, 48, 24.0, 0.0, 1.0)
     torch.testing.assert_close(calm.displacements, coeffs[:, 0, 0::2][:, None].expand(-1, 48, -1, -1, -1))  # only the mean offset
+
+
+def test_spectral_to_motion_refuses_motion_larger_than_memory(pack, spectral):
+    """10,000 frames at a size whose motion needs 1.5x all of this machine's memory: a clear error
+    naming the node and the fix, before anything that large is allocated."""
+    from gid_models.memory import total_memory_bytes
+
+    side = math.ceil(math.sqrt(1.5 * total_memory_bytes("cpu") / (16 * 10000)))  # 16 bytes per pixel and frame
+    volume = spectral.SpectralVolume(torch.zeros(1, 2, 4, side, side), num_frames=150, fps=30.0)
+    with pytest.raises(RuntimeError, match=rf"\[GIDSpectralToMotion\] ran out of memory \(motion of 10000 frames at "
+                                           rf"{side}x{side} needs about .* GiB, more than all .* fewer frames"):
+        node(pack, "GIDSpectralToMotion").synthesize(volume, 10000, 30.0, 1.0, 1.0)
 
 
 def test_normalize_round_trip_and_refusals(pack, spectral, generator, comfy_shim):

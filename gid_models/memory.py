@@ -1,0 +1,37 @@
+"""Refuse allocations that cannot fit in the machine's memory, before they are attempted.
+
+A tensor larger than all of the device's memory would not raise a clean error everywhere: on
+Linux the kernel may kill the process (and with it the ComfyUI server) instead of failing the
+allocation. Only sizes above the *total* memory are refused, so nothing that might fit is.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+GIB = float(1 << 30)
+
+
+def total_memory_bytes(device: torch.device | str) -> int | None:
+    """All memory of the device in bytes (physical RAM for the CPU), or None when unknown."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        return int(torch.cuda.get_device_properties(device).total_memory)
+    if device.type != "cpu":
+        return None
+    try:
+        return int(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(num_bytes: int, device: torch.device | str, what: str, fix: str) -> None:
+    """Raise MemoryError naming `what` and `fix` when num_bytes exceed all of the device's memory."""
+    total = total_memory_bytes(device)
+    if total is not None and num_bytes > total:
+        raise MemoryError(
+            f"{what} needs about {num_bytes / GIB:.1f} GiB, more than all {total / GIB:.1f} GiB of "
+            f"{torch.device(device).type} memory; {fix}"
+        )
