@@ -1,4 +1,5 @@
-"""Refuse allocations that cannot fit in the machine's memory, before they are attempted.
+"""Memory of a device: the free part (to size work chunks) and the total (to refuse allocations
+that cannot fit, before they are attempted).
 
 A tensor larger than all of the device's memory would not raise a clean error everywhere: on
 Linux the kernel may kill the process (and with it the ComfyUI server) instead of failing the
@@ -12,6 +13,19 @@ import os
 import torch
 
 GIB = float(1 << 30)
+UNKNOWN_FREE_BYTES = 4 << 30  # assumed when the platform cannot say
+
+
+def free_memory_bytes(device: torch.device | str) -> int:
+    """Free memory of the device in bytes (free physical RAM for the CPU; 4 GiB when unknown)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return int(free)
+    try:
+        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):
+        return UNKNOWN_FREE_BYTES
 
 
 def total_memory_bytes(device: torch.device | str) -> int | None:

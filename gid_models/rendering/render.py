@@ -10,12 +10,12 @@ halved whenever a chunk runs out of memory.
 from __future__ import annotations
 
 import logging
-import os
 from typing import Callable
 
 import torch
 import torch.nn.functional as F
 
+from ..memory import free_memory_bytes
 from ..spectral import MotionTexture
 from .importance import importance_at
 from .pixel import render_pixel_frames
@@ -65,16 +65,6 @@ def check_render_inputs(picture: torch.Tensor, motion: MotionTexture, freeze_mas
         raise _fail(f"freeze_mask must be (1, 1, H, W) in 0..1, got {tuple(freeze_mask.shape)}.")
 
 
-def _available_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 4 << 30
-
-
 def bytes_per_frame(height: int, width: int, renderer: NeuralRenderer | None) -> int:
     """Estimated working memory of one frame in a chunk, in bytes."""
     per_pixel = PIXEL_RENDERER_BYTES_PER_PIXEL
@@ -89,7 +79,7 @@ def pick_chunk_size(
     height: int, width: int, num_frames: int, device: torch.device, renderer: NeuralRenderer | None = None
 ) -> int:
     """Frames per chunk: what fits in half the free memory, at most CPU_CHUNK_PIXELS on CPU."""
-    budget = _available_bytes(device) // 2
+    budget = free_memory_bytes(device) // 2
     chunk = max(1, budget // bytes_per_frame(height, width, renderer))
     if device.type != "cuda":
         chunk = min(chunk, max(1, CPU_CHUNK_PIXELS // (height * width)))
