@@ -5,7 +5,7 @@
     gid poke PICTURE --at X,Y --drag DX,DY -o out.mp4
     gid transfer VIDEO PICTURE -o out.mp4
     gid extract VIDEO -o volume.safetensors
-    gid prepare | train | eval ...   (training and evaluation tools)
+    gid prepare | train | calibrate | eval ...   (training and evaluation tools)
 
 Coordinates of --at and --drag are pixels of the picture as given.
 """
@@ -29,6 +29,7 @@ LOGGER = logging.getLogger("gid")
 TOOL_MODULES = {
     "prepare": ("gid_models.train.prepare", "turn clips into training shards"),
     "train": ("gid_models.train.train_all", "train the motion model and renderer"),
+    "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains on training shards"),
     "eval": ("gid_models.evaluation.run", "evaluate motion prediction on unseen clips"),
 }
 

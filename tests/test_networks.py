@@ -110,6 +110,32 @@ def test_single_file_round_trip_fp16(tiny_model, tmp_path):
     torch.testing.assert_close(loaded.normalization_scales, tiny_model.normalization_scales)
 
 
+def test_output_gains_round_trip_in_both_layouts(tmp_path):
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16))
+    gains = torch.tensor([1.0, 3.5, 7.25, 12.0])
+    model.set_output_gains(gains)
+    from_folder = MotionModel.load(model.save(tmp_path / "model"))
+    from_file = MotionModel.load(model.save_file(tmp_path / "gid_motion_calibrated.safetensors"))
+    for loaded in (from_folder, from_file):
+        torch.testing.assert_close(loaded.output_gains, gains)
+        assert loaded.calibrated
+    model.set_output_gains(torch.ones(K))  # saving an uncalibrated model removes the stale gains file
+    model.save(tmp_path / "model")
+    assert not (tmp_path / "model" / "calibration.safetensors").exists()
+    assert not MotionModel.load(tmp_path / "model").calibrated
+
+
+@pytest.mark.parametrize("gains", [torch.ones(K + 1), torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([1.0, float("nan"), 1.0, 1.0])])
+def test_bad_output_gains_are_refused(tmp_path, gains):
+    from safetensors.torch import save_file
+
+    folder = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16)).save(tmp_path / "model")
+    save_file({"output_gains": gains}, str(folder / "calibration.safetensors"))
+    with pytest.raises(MotionError, match="calibration.safetensors: expected 4 finite positive gains"):
+        MotionModel.load(folder)
+
+
 def test_pickled_file_is_refused(tiny_model, tmp_path):
     path = tmp_path / "gid_motion_pickle.safetensors"
     torch.save(tiny_model.state_dict(), path)

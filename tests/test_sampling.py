@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from gid_models.networks import MotionModel
-from gid_models.sampling import LoopGuidance, sample_spectral_volume, working_size
+from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
     amplitude_bound, decode_latents, feathered_mask, loop_loss, make_guidance_loss, seam_frames,
@@ -43,6 +43,10 @@ def picture() -> torch.Tensor:
 def test_shapes_and_normalized_output(model, picture):
     volume, normalized = sample_spectral_volume(model, picture, seed=0, steps=3, num_frames=T, fps=15.0)
     assert volume.coeffs.shape == (1, K, 4, 16, 16)
+    condition = conditions[0][0]
+    torch.testing.assert_close(condition[:, 4:20, 4:20], picture[0] * 2 - 1)
+    torch.testing.assert_close(condition[:, :, 3], condition[:, :, 5])  # mirrored about the edge pixel
+    torch.testing.assert_close(condition[:, 0], condition[:, 8])
     assert volume.num_frames == T and volume.fps == 15.0 and not volume.normalized
     assert normalized.normalized
     torch.testing.assert_close(denormalize(normalized).coeffs, volume.coeffs, rtol=1e-4, atol=1e-6)
@@ -54,6 +58,49 @@ def test_same_seed_same_volume_other_seed_differs(model, picture):
     other, _ = sample_spectral_volume(model, picture, seed=8, steps=3, num_frames=T)
     assert torch.equal(first.coeffs, again.coeffs)
     assert (first.coeffs - other.coeffs).abs().mean() > 1e-3 * first.coeffs.abs().mean()
+
+
+def test_output_gains_scale_each_bin_of_the_sampled_motion(picture):
+    torch.manual_seed(0)
+    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+    plain, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
+    gains = torch.tensor([2.0, 5.0, 0.5, 9.0])
+    model.set_output_gains(gains)
+    scaled, normalized = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
+    torch.testing.assert_close(scaled.coeffs, plain.coeffs * gains.view(1, K, 1, 1, 1), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(denormalize(normalized).coeffs, scaled.coeffs, rtol=1e-4, atol=1e-6)
+
+
+def test_sampling_canvas_has_a_reflected_margin_that_is_cropped_away(model):
+    """The denoiser samples a canvas larger than the picture by a reflected margin on every side
+    (its zero-padding edge band falls there); the volume is the picture's size and its motion
+    depends on the picture, not on the canvas border."""
+    assert model.downsample_factor == 4
+    # about a tenth of the shorter side, in whole multiples of the model's factor (at least one)
+    assert sampling_margin(model, 160, 256) == 16 and sampling_margin(model, 16, 16) == 4
+    assert sampling_margin(model, 4, 64) == 0  # a reflection must be narrower than the picture
+    seen, conditions = [], []
+    original = model.denoiser.forward
+
+    def spy(sample, timestep, condition, frequency_index):
+        seen.append((tuple(sample.shape), tuple(condition.shape)))
+        conditions.append(condition)
+        return original(sample, timestep, condition, frequency_index)
+
+    model.denoiser.forward = spy
+    try:
+        picture = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))  # the model's own size
+        volume, _ = sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=T, fps=15.0)
+    finally:
+        del model.denoiser.forward
+    # canvas 16 + 2 * 4 pixels, latent half of it (VAE factor 2); conditional and empty pictures
+    assert seen[0] == ((2, K, 4, 12, 12), (2, 3, 24, 24))
+    assert volume.coeffs.shape == (1, K, 4, 16, 16)
+    condition = conditions[0][0]
+    torch.testing.assert_close(condition[:, 4:20, 4:20], picture[0] * 2 - 1)
+    torch.testing.assert_close(condition[:, :, 3], condition[:, :, 5])  # mirrored about the edge pixel
+    torch.testing.assert_close(condition[:, 0], condition[:, 8])
 
 
 def test_noise_comes_from_the_cpu_generator():

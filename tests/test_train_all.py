@@ -13,6 +13,7 @@ from gid_models import cli
 from gid_models.networks import MotionModel
 from gid_models.rendering import NeuralRenderer, RendererConfig
 from gid_models.train import train_all, train_renderer
+from gid_models.train.shards import SpectralShardDataset
 from gid_models.video_io import write_video
 from synthetic_clips import OscillatingRegion, render_clip
 
@@ -76,6 +77,10 @@ def test_scratch_run_trains_every_stage_and_writes_loadable_files(trained):
         assert (record["device"], record["batch_size"], record["world_size"]) == ("cpu", 2, 1)
     for stage, folder in (("vae", "vae"), ("stage1", "denoiser_stage1"), ("stage2", "denoiser_stage2")):
         assert json.loads((out / "checkpoints" / folder / "state.json").read_text())["step"] == expected_steps[stage]
+    examples = len(SpectralShardDataset(str(out / "shards")))
+    assert (stages["calibrate"]["status"], stages["calibrate"]["examples"]) == ("trained", examples)
+    assert model.calibrated and exported.calibrated  # fitted after stage 2, exported with the model
+    torch.testing.assert_close(exported.output_gains, model.output_gains)
 
 
 def test_rerun_skips_finished_stages_and_resumes_a_longer_one(trained, caplog):
@@ -93,6 +98,7 @@ def test_rerun_skips_finished_stages_and_resumes_a_longer_one(trained, caplog):
     stage2 = stages["stage2"]
     assert (stage2["status"], stage2["steps_run"], stage2["total_steps"]) == ("trained", 1, 3)
     assert stages["stage1"]["status"] == "skipped (finished earlier)"
+    assert stages["calibrate"]["status"] == "trained"  # the gains of the old stage-2 weights were stale
     assert json.loads((out / "checkpoints" / "denoiser_stage2" / "state.json").read_text())["step"] == 3
     after = load_file(str(out / "denoiser.safetensors"))
     changed = [name for name in after if not torch.equal(after[name], denoiser_before[name])]
@@ -111,8 +117,9 @@ def test_fine_tune_from_the_shipped_model_copies_it_and_continues(trained, clips
     for name in ("normalization.safetensors", "motion_vae.safetensors", "motion_vae.json"):
         assert (out / name).read_bytes() == (shipped / name).read_bytes()
     stages = summary(out)
-    assert list(stages) == ["stage1", "stage2", "renderer"]
-    assert [stages[s]["steps_run"] for s in stages] == [2, 1, 1]
+    assert list(stages) == ["stage1", "stage2", "calibrate", "renderer"]
+    assert [stages[s]["steps_run"] for s in ("stage1", "stage2", "renderer")] == [2, 1, 1]
+    assert stages["calibrate"]["status"] == "trained" and MotionModel.load_directory(out).calibrated
     assert (out / "denoiser_stage1_validation.csv").is_file() and (out / "denoiser_stage2_validation.csv").is_file()
     model = MotionModel.load_directory(out)
     start = MotionModel.load_directory(shipped).denoiser

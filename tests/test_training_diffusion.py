@@ -15,6 +15,7 @@ from gid_models.networks.motion_model import TINY_DENOISER
 from gid_models.sampling import LoopGuidance, sample_spectral_volume
 from gid_models.sampling.guidance import loop_loss
 from gid_models.spectral import trajectories_to_spectral
+from gid_models.train.calibrate import bin_power, fit_output_gains
 from gid_models.train.common import CsvLog, Runtime, load_checkpoint, save_checkpoint
 from gid_models.train.fit_normalization import fit_dataset_normalization
 from gid_models.train.train_denoiser import DenoiserTraining, train_denoiser
@@ -236,8 +237,42 @@ def _write_shards(dataset: SyntheticLoops, folder) -> None:
 
 
 @pytest.mark.slow
+@pytest.mark.slow
+def test_calibration_makes_the_sampled_power_of_each_bin_match_the_data(trained, dataset):
+    model = MotionModel.load(trained[1]).eval()  # a copy: the shared fixture stays uncalibrated
+    items = [dataset[i] for i in range(4)]
+    gains, record = fit_output_gains(model, items, steps=4, seeds=2)
+    assert record["examples"] == 4 and record["seeds"] == 2 and len(record["gains"]) == K
+    model.set_output_gains(gains)
+    sampled = sum(
+        bin_power(sample_spectral_volume(model, item["image"][None], seed=seed, steps=4, num_frames=T, fps=FPS)[0].coeffs)
+        for item in items for seed in range(2)
+    ) / 8
+    data = sum(bin_power(item["coeffs"][None]) for item in items) / 4
+    active = data > 1e-6 * data.max()  # bin 0 (no mean offset in these loops) stays as sampled
+    torch.testing.assert_close(sampled[active], data[active], rtol=1e-3, atol=0.0)
+
+
+def test_decoder_only_fine_tune_keeps_the_encoder_and_latent_scale(dataset, tmp_path):
+    normalization = fit_dataset_normalization(dataset)
+    vae = train_vae(dataset, normalization, VaeTraining(steps=3, batch_size=4, size="tiny"), runtime=Runtime())
+    encoder = {k: v.clone() for k, v in vae.state_dict().items() if not k.startswith("decoder")}
+    decoder = {k: v.clone() for k, v in vae.state_dict().items() if k.startswith("decoder")}
+    scale = vae.config.scaling_factor
+    tuned = train_vae(dataset, normalization, VaeTraining(steps=5, batch_size=4, learning_rate=1e-2, decoder_only=True),
+                      out_dir=tmp_path, runtime=Runtime(), vae=vae)
+    state = tuned.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in encoder.items())
+    assert any(not torch.equal(state[k], v) for k, v in decoder.items())
+    assert tuned.config.scaling_factor == scale
+    assert (tmp_path / "vae_decoder_losses.csv").is_file() and (tmp_path / "checkpoints" / "vae_decoder").is_dir()
+    with pytest.raises(ValueError, match="fine-tunes a trained VAE"):
+        train_vae(dataset, normalization, VaeTraining(steps=1, decoder_only=True), runtime=Runtime())
+
+
 def test_command_line_entry_points_on_shards(tmp_path):
-    from gid_models.train import fit_normalization, train_denoiser as denoiser_cli, train_vae as vae_cli
+    from gid_models.train import calibrate as calibrate_cli, fit_normalization, train_denoiser as denoiser_cli
+    from gid_models.train import train_vae as vae_cli
 
     shards, out = tmp_path / "shards", tmp_path / "model"
     _write_shards(SyntheticLoops(count=8, seed=1), shards)
@@ -256,6 +291,9 @@ def test_command_line_entry_points_on_shards(tmp_path):
         model = MotionModel.load(source)
         assert model.num_frequencies == K and model.sample_size == (16, 16)
     assert (out / "denoiser_stage2_losses.csv").is_file()
+    calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--steps", "2", "--max-examples", "2", "--device", "cpu"])
+    calibrated = MotionModel.load(out)
+    assert calibrated.calibrated and calibrated.output_gains.shape == (K,)
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:

@@ -31,7 +31,9 @@ from gid_models.preview import flow_to_color, xt_slice
 from gid_models.spectral import MotionTexture, SpectralVolume
 from gid_models.video_io import read_video
 
-from .make_example_workflows import CLIP, DANDELION_DRAGS, GRASS_DRAGS, INPUT_FILES, PICTURE, WORKFLOW_DIR, WORKFLOWS
+from .make_example_workflows import (
+    CLIP, DANDELION_DRAGS, GRASS_DRAGS, INPUT_FILES, LOOP_SEED, PICTURE, POKE_SEED, WORKFLOW_DIR, WORKFLOWS,
+)
 
 LOGGER = logging.getLogger("make_thumbnails")
 
@@ -119,7 +121,7 @@ class Sources:
 
     def __init__(self):
         self._clip_volume = None
-        self._model_volume = None
+        self._model_volumes: dict[tuple[int, bool], SpectralVolume] = {}
         self.picture = load_picture(INPUT_FILES[PICTURE])
         frames, self.clip_fps = read_video(INPUT_FILES[CLIP], max_frames=150)
         self.clip_frames = frames
@@ -133,27 +135,29 @@ class Sources:
             ).volume
         return self._clip_volume
 
-    def model_volume(self) -> SpectralVolume:
-        """The bundled motion model's volume for the picture, or the clip's if the model is missing."""
-        if self._model_volume is None:
+    def model_volume(self, seed: int, loop: bool) -> SpectralVolume:
+        """The bundled motion model's volume for the picture (as the workflow of that seed and loop
+        guidance samples it), or the clip's if the model is missing."""
+        key = (seed, loop)
+        if key not in self._model_volumes:
             if bundled_model_available():
-                self._model_volume = volume_from_model(
-                    self.picture, seed=SEED, steps=50, loop=True, mask=None, device=torch.device("cpu")
+                self._model_volumes[key] = volume_from_model(
+                    self.picture, seed=seed, steps=50, loop=loop, mask=None, device=torch.device("cpu")
                 ).volume
             else:
                 LOGGER.warning("the bundled motion model is missing from gid_models/weights/: the model "
                                "workflows' thumbnails show the bundled clip's motion instead")
-                self._model_volume = self.clip_volume()
-        return self._model_volume
+                self._model_volumes[key] = self.clip_volume()
+        return self._model_volumes[key]
 
 
 def thumbnail(name: str, sources: Sources) -> np.ndarray:
     if name in ("image_to_loop", "image_to_loop_vhs"):
-        return loop_thumbnail(sources.picture, sources.model_volume(), "loop")
+        return loop_thumbnail(sources.picture, sources.model_volume(LOOP_SEED, loop=True), "loop")
     if name == "motion_transfer":
         return loop_thumbnail(sources.picture, sources.clip_volume(), "transfer")
     if name == "interactive_poke":
-        return poke_thumbnail(sources.picture, sources.model_volume(), DANDELION_DRAGS)
+        return poke_thumbnail(sources.picture, sources.model_volume(POKE_SEED, loop=False), DANDELION_DRAGS)
     if name == "interactive_poke_from_video":
         return poke_thumbnail(sources.clip_first, sources.clip_volume(), GRASS_DRAGS)
     raise KeyError(f"no thumbnail recipe for {name}")

@@ -3,9 +3,11 @@
 Files (safetensors only, never pickle):
 - a directory (the shipped layout under gid_models/weights/):
     motion_vae.safetensors + motion_vae.json, denoiser.safetensors + denoiser.json,
-    normalization.safetensors (FrequencyNormalization.save)
+    normalization.safetensors (FrequencyNormalization.save), and optionally calibration.safetensors
+    ("output_gains", written by gid_models.train.calibrate; absent means gains of 1)
 - one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): tensors
-  "vae.*", "denoiser.*", "normalization.scales" with both configs in the metadata.
+  "vae.*", "denoiser.*", "normalization.scales" (and optionally "calibration.output_gains") with
+  both configs in the metadata.
 Every load checks the format tag, the config keys and every tensor name and shape against the
 network its config builds, and refuses anything else with a message saying what is wrong.
 """
@@ -29,6 +31,7 @@ LOGGER = logging.getLogger(__name__)
 
 BUNDLED_DIR = Path(__file__).resolve().parent.parent / "weights"
 VAE_FILE, DENOISER_FILE, NORMALIZATION_FILE = "motion_vae", "denoiser", "normalization.safetensors"
+CALIBRATION_FILE = "calibration.safetensors"
 SINGLE_FILE_FORMAT = "gid-motion-model"
 SINGLE_FILE_PREFIX = "gid_motion"
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and zip (torch.save) files
@@ -168,6 +171,7 @@ class MotionModel(nn.Module):
         self.vae = vae
         self.denoiser = denoiser
         self.register_buffer("normalization_scales", normalization.scales.float().clone())
+        self.register_buffer("output_gains", torch.ones(normalization.num_frequencies))
         self.quantile = normalization.quantile
 
     # --- construction ---------------------------------------------------------------------
@@ -197,6 +201,20 @@ class MotionModel(nn.Module):
             raise MotionError(f"normalization has K={normalization.num_frequencies}, the model K={self.num_frequencies}.")
         self.normalization_scales.copy_(normalization.scales.to(self.normalization_scales))
         self.quantile = normalization.quantile
+
+    def set_output_gains(self, gains: torch.Tensor, source: str = "output gains") -> None:
+        """Per-bin amplitude gains (K,) applied to sampled motion in pixels (see train/calibrate.py)."""
+        gains = torch.as_tensor(gains).detach().float().cpu()
+        if gains.shape != (self.num_frequencies,) or not torch.isfinite(gains).all() or (gains <= 0).any():
+            raise MotionError(
+                f"{source}: expected {self.num_frequencies} finite positive gains, got shape {tuple(gains.shape)}"
+                f"{'' if gains.numel() == 0 else f' from {gains.min().item():.3g} to {gains.max().item():.3g}'}."
+            )
+        self.output_gains.copy_(gains.to(self.output_gains))
+
+    @property
+    def calibrated(self) -> bool:
+        return bool((self.output_gains != 1).any())
 
     @property
     def num_frequencies(self) -> int:
@@ -231,6 +249,13 @@ class MotionModel(nn.Module):
         save_network(self.vae, directory, VAE_FILE, dtype)
         save_network(self.denoiser, directory, DENOISER_FILE, dtype)
         self.normalization.save(str(directory / NORMALIZATION_FILE))
+        calibration = directory / CALIBRATION_FILE
+        if self.calibrated:
+            from safetensors.torch import save_file
+
+            save_file({"output_gains": self.output_gains.detach().float().cpu().contiguous()}, str(calibration))
+        elif calibration.is_file():
+            calibration.unlink()  # a stale file would calibrate the new weights with the old model's gains
         return directory
 
     @classmethod
@@ -246,7 +271,11 @@ class MotionModel(nn.Module):
             raise
         except Exception as error:  # safetensors raises several error types for damaged files
             raise MotionError(f"{directory / NORMALIZATION_FILE} is not readable: {error}") from error
-        return cls(vae, denoiser, normalization).eval()
+        model = cls(vae, denoiser, normalization)
+        if (directory / CALIBRATION_FILE).is_file():
+            tensors = _open_safetensors(directory / CALIBRATION_FILE)["tensors"]
+            model.set_output_gains(tensors.get("output_gains", torch.empty(0)), str(directory / CALIBRATION_FILE))
+        return model.eval()
 
     # --- single file ---------------------------------------------------------------------------------
     def save_file(self, path: str | Path, dtype: torch.dtype = torch.float16) -> Path:
@@ -257,6 +286,8 @@ class MotionModel(nn.Module):
         for prefix, network in (("vae.", self.vae), ("denoiser.", self.denoiser)):
             tensors.update({prefix + k: v.detach().to("cpu", dtype).contiguous() for k, v in network.state_dict().items()})
         tensors["normalization.scales"] = self.normalization_scales.detach().float().cpu().contiguous()
+        if self.calibrated:
+            tensors["calibration.output_gains"] = self.output_gains.detach().float().cpu().contiguous()
         metadata = {
             "format": SINGLE_FILE_FORMAT,
             "vae_config": json.dumps(_config_dict(self.vae)),
@@ -291,7 +322,10 @@ class MotionModel(nn.Module):
         if scales is None or scales.ndim != 1 or not torch.isfinite(scales).all() or (scales <= 0).any():
             raise MotionError(f"{path.name}: normalization scales are missing or invalid.")
         normalization = FrequencyNormalization(scales.float(), float(metadata.get("quantile", 0.95)))
-        return cls(vae, denoiser, normalization).eval()
+        model = cls(vae, denoiser, normalization)
+        if "calibration.output_gains" in tensors:
+            model.set_output_gains(tensors["calibration.output_gains"], f"{path.name} (calibration)")
+        return model.eval()
 
     # --- any source -------------------------------------------------------------------------------------
     @classmethod

@@ -52,6 +52,13 @@ def decode_latents(model, latents: torch.Tensor) -> torch.Tensor:
     return rearrange(decoded, "(b k) c h w -> b k c h w", b=latents.shape[0])
 
 
+def latents_to_pixels(model, latents: torch.Tensor) -> torch.Tensor:
+    """Scaled latents (B, K, c, h, w) -> coefficients in pixels (B, K, 4, h * f, w * f): decoded,
+    denormalized and multiplied by the model's per-bin output gains; differentiable."""
+    pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
+    return pixels * model.output_gains.to(pixels).view(1, -1, 1, 1, 1)
+
+
 def encode_slices(model, normalized: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
     """Normalized slices (B, K, 4, H, W) -> scaled latents (B, K, c, H / f, W / f)."""
     flat = rearrange(normalized, "b k c h w -> (b k) c h w")
@@ -88,14 +95,15 @@ def mask_loss(pixels: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
 
 
 def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tensor | None,
-                       num_frames: int, fps: float):
-    """The sampler's guidance loss z0_hat -> (B,), weights included, or None without guidance."""
+                       num_frames: int, fps: float, margin: int = 0):
+    """The sampler's guidance loss z0_hat -> (B,), weights included, or None without guidance.
+    margin: pixels on every side of the decoded canvas that lie outside the picture (not guided)."""
     if (guidance is None or guidance.u == 0) and outside is None:
         return None
-    scales = model.normalization_scales
-
     def loss(clean_latents: torch.Tensor) -> torch.Tensor:
-        pixels = denormalize_tensor(decode_latents(model, clean_latents), scales)
+        pixels = latents_to_pixels(model, clean_latents)
+        if margin > 0:
+            pixels = pixels[..., margin:-margin, margin:-margin]
         total = pixels.new_zeros(pixels.shape[0])
         if guidance is not None and guidance.u > 0:
             total = total + guidance.u * loop_loss(pixels, num_frames, fps)

@@ -8,10 +8,11 @@ Stages, each a call into its own entry point that keeps a checkpoint under MODEL
   vae            the motion VAE on normalized slices (train_vae)
   stage1         the denoiser's 2D U-Net on single frequency slices (train_denoiser, stage 1)
   stage2         its frequency attention on all K slices at once (train_denoiser, stage 2)
+  calibrate      per-frequency output gains so sampled motion is as strong as the data's (calibrate)
   renderer       the neural renderer on frame pairs of the clips (train_renderer)
 
 MODEL_DIR ends up in the layout of gid_models/weights/ (normalization.safetensors,
-motion_vae.*, denoiser.*, renderer.*), plus shards/ (when made from --clips), checkpoints/,
+motion_vae.*, denoiser.*, calibration.safetensors, renderer.*), plus shards/ (when made from --clips), checkpoints/,
 renderer_run/ (the renderer's checkpoint, losses and clip cache), loss CSVs and
 train_summary.json (per stage: steps run, wall seconds, seconds per 1,000 steps, device, batch).
 """
@@ -38,14 +39,15 @@ from .common import Runtime, cleanup, setup_runtime
 from .shards import shard_paths
 from .train_denoiser import DenoiserTraining
 from .train_stages import (
-    MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, stage_denoiser, stage_normalization, stage_renderer, stage_vae,
+    MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, stage_calibrate, stage_denoiser, stage_normalization,
+    stage_renderer, stage_vae,
 )
 from .train_vae import VaeTraining
 
 LOGGER = logging.getLogger("gid.train")
 
-STAGES = ("normalization", "vae", "stage1", "stage2", "renderer")
-FINE_TUNE_STAGES = ("stage1", "stage2", "renderer")
+STAGES = ("normalization", "vae", "stage1", "stage2", "calibrate", "renderer")
+FINE_TUNE_STAGES = ("stage1", "stage2", "calibrate", "renderer")
 SUMMARY_FILE = "train_summary.json"
 GROUP_TIMEOUT = timedelta(hours=12)  # other ranks wait at a barrier while rank 0 prepares the shards
 
@@ -78,6 +80,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, default in (("vae", VaeTraining.steps), ("stage1", DenoiserTraining.steps),
                           ("stage2", DenoiserTraining.steps), ("renderer", 20_000)):
         parser.add_argument(f"--{name}-steps", type=int, default=default, metavar="N", help=f"default {default}")
+    parser.add_argument("--calibrate-steps", type=int, default=25, metavar="N",
+                        help="DDIM steps per sample when fitting the output gains (default 25)")
+    parser.add_argument("--calibrate-examples", type=int, default=32, metavar="N",
+                        help="training examples sampled when fitting the output gains (default 32)")
     parser.add_argument("--batch-size", type=int, default=None, metavar="N", help="per process, every stage "
                         f"(default: vae {VaeTraining.batch_size}, denoiser {DenoiserTraining.batch_size}, "
                         f"renderer {RENDERER_BATCH})")
@@ -278,6 +284,8 @@ def run(args: argparse.Namespace) -> Path:
                 records[name] = stage_vae(job)
             elif name in ("stage1", "stage2"):
                 records[name] = stage_denoiser(job, int(name[-1]))
+            elif name == "calibrate":
+                records[name] = stage_calibrate(job)
             else:
                 records[name] = stage_renderer(job)
         summary = job.out / SUMMARY_FILE

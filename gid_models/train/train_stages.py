@@ -20,10 +20,13 @@ from typing import Callable
 
 import torch.distributed as dist
 
-from ..networks.motion_model import DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network
+from ..networks.motion_model import (
+    CALIBRATION_FILE, DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network,
+)
 from ..networks.vae import MotionVAE
 from ..spectral import FrequencyNormalization
 from . import prepare, train_renderer
+from .calibrate import fit_output_gains, format_table, write_calibration
 from .common import Runtime
 from .fit_normalization import fit_dataset_normalization
 from .shards import SpectralShardDataset
@@ -105,6 +108,9 @@ def set_aside_later_checkpoints(job: Job, name: str) -> None:
     """A refitted normalization, retrained VAE or stage 1 makes later stages' checkpoints stale: move
     them aside so those stages continue from the new weights instead of restoring old ones."""
     later = MOTION_ORDER[MOTION_ORDER.index(name) + 1:] if name in MOTION_ORDER else ()
+    if name in MOTION_ORDER and (job.out / CALIBRATION_FILE).is_file():
+        (job.out / CALIBRATION_FILE).unlink()  # gains fitted to the old weights; the calibrate stage refits them
+        LOGGER.info("%s changed: removed %s (stage calibrate fits it again)", name, CALIBRATION_FILE)
     for stage in later:
         folder = job.out / "checkpoints" / CHECKPOINTS[stage]
         if folder.is_dir():
@@ -173,6 +179,27 @@ def stage_denoiser(job: Job, stage: int) -> dict:
 
     return timed_stage(job, name, job.out / "checkpoints" / CHECKPOINTS[name],
                        job.out / f"{DENOISER_FILE}.safetensors", steps, settings.batch_size, train)
+
+
+def stage_calibrate(job: Job) -> dict:
+    """Per-bin output gains of the trained model (train/calibrate.py), on the training shards."""
+    output, weights = job.out / CALIBRATION_FILE, job.out / f"{DENOISER_FILE}.safetensors"
+    require(weights, "a trained denoiser", "calibrate")
+    if output.is_file() and output.stat().st_mtime >= weights.stat().st_mtime:
+        LOGGER.info("calibrate: %s is newer than the denoiser; skipped", output.name)
+        return {"status": "skipped", "steps_run": 0}
+    began = time.perf_counter()
+    record: dict = {}
+    if job.runtime.is_main:
+        model = MotionModel.load_directory(job.out).to(job.runtime.device)
+        gains, record = fit_output_gains(model, job.dataset(augment=False), steps=job.args.calibrate_steps,
+                                         max_examples=job.args.calibrate_examples)
+        write_calibration(job.out, gains, record)
+        LOGGER.info("calibrate: %d examples, %d DDIM steps -> %s\n%s", record["examples"], record["steps"],
+                    output.name, format_table(record))
+    job.barrier()
+    return {"status": "trained", "examples": record.get("examples"), "ddim_steps": job.args.calibrate_steps,
+            "wall_seconds": round(time.perf_counter() - began, 2), "device": str(job.runtime.device)}
 
 
 def renderer_clip_folder(job: Job) -> Path:

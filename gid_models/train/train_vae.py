@@ -5,6 +5,13 @@
 
 MODEL_DIR must hold normalization.safetensors (fit_normalization); it receives motion_vae.json +
 motion_vae.safetensors, losses in vae_losses.csv and a resumable checkpoint in checkpoints/vae/.
+
+    python -m gid_models.train.train_vae --shards DATA/ --out MODEL_DIR --decoder-only --steps 600
+
+fine-tunes only the decoder of MODEL_DIR's trained VAE (losses in vae_decoder_losses.csv,
+checkpoint in checkpoints/vae_decoder/). The encoder, and so the latent space a denoiser was
+trained in, stays exactly as it was: a better decoder improves a trained model without
+retraining its denoiser.
 """
 
 from __future__ import annotations
@@ -18,7 +25,7 @@ import torch
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, save_network, size_configs
+from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, load_network, save_network, size_configs
 from ..networks.vae import MotionVAE, vae_loss
 from ..spectral import FrequencyNormalization
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
@@ -39,6 +46,7 @@ class VaeTraining:
     seed: int = 0
     size: str = "cpu"
     crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
+    decoder_only: bool = False  # freeze the encoder (keeps the latent space): needs a trained vae
 
 
 def normalize_coeffs(coeffs: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -84,14 +92,20 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
     """Train (or continue) a MotionVAE; saves it into out_dir when given. Returns it in eval mode."""
     runtime = runtime or setup_runtime()
     torch.manual_seed(settings.seed)
+    if vae is None and settings.decoder_only:
+        raise ValueError("decoder-only training fine-tunes a trained VAE: give one (MODEL_DIR/motion_vae.*).")
     if vae is None:
         vae = MotionVAE(**size_configs(settings.size)[0])
     vae = vae.to(runtime.device).train()
-    optimizer = torch.optim.AdamW(vae.parameters(), lr=settings.learning_rate, weight_decay=0.0)
+    for name, parameter in vae.named_parameters():
+        parameter.requires_grad_(not settings.decoder_only or name.startswith("decoder"))
+    trainable = [parameter for parameter in vae.parameters() if parameter.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
     out_dir = Path(out_dir) if out_dir is not None else None
-    checkpoint = out_dir / "checkpoints" / "vae" if out_dir is not None else None
+    run_name = "vae_decoder" if settings.decoder_only else "vae"
+    checkpoint = out_dir / "checkpoints" / run_name if out_dir is not None else None
     start = load_checkpoint(checkpoint, vae, optimizer) if checkpoint is not None else 0
-    log = CsvLog(out_dir / "vae_losses.csv", enabled=runtime.is_main) if out_dir is not None else None
+    log = CsvLog(out_dir / f"{run_name}_losses.csv", enabled=runtime.is_main) if out_dir is not None else None
     network = wrap_ddp(vae, runtime)
     generator = torch.Generator().manual_seed(settings.seed + 1000 * runtime.rank + start)
     factor = vae.downsample_factor
@@ -109,7 +123,7 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         loss, parts = vae_loss(reconstruction.float(), target, mean.float(), logvar.float())
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(vae.parameters(), 1.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
             log.write(step=step, loss=loss.item(), **parts)
@@ -117,7 +131,10 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
             save_checkpoint(checkpoint, vae, optimizer, step + 1)
     vae.eval()
-    vae.register_to_config(scaling_factor=latent_scaling_factor(vae, dataset, normalization, runtime.device))
+    for parameter in vae.parameters():
+        parameter.requires_grad_(True)
+    if not settings.decoder_only:  # a frozen encoder keeps its latents, and so their scale
+        vae.register_to_config(scaling_factor=latent_scaling_factor(vae, dataset, normalization, runtime.device))
     if out_dir is not None and runtime.is_main:
         if checkpoint is not None and settings.steps > start:
             save_checkpoint(checkpoint, vae, optimizer, settings.steps)
@@ -136,6 +153,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=["default", "cpu", "tiny"], default=defaults.size)
     parser.add_argument("--crop", type=int, default=defaults.crop, help="train on random CROPxCROP windows (pixels; 0 = whole slices)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--decoder-only", action="store_true", help="fine-tune only the decoder of MODEL_DIR's "
+                        "trained VAE (its encoder and latent space stay; a denoiser trained on them stays valid)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
@@ -143,10 +162,11 @@ def main(argv: list[str] | None = None) -> None:
 
     runtime = setup_runtime(args.device)
     settings = VaeTraining(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                           size=args.size, save_every=args.save_every, crop=args.crop)
+                           size=args.size, save_every=args.save_every, crop=args.crop, decoder_only=args.decoder_only)
     normalization = FrequencyNormalization.load(str(Path(args.out) / NORMALIZATION_FILE))
+    vae = load_network(MotionVAE, args.out, VAE_FILE) if args.decoder_only else None
     try:
-        train_vae(SpectralShardDataset(args.shards, augment=True), normalization, settings, args.out, runtime)
+        train_vae(SpectralShardDataset(args.shards, augment=True), normalization, settings, args.out, runtime, vae=vae)
     finally:
         cleanup(runtime)
 

@@ -261,6 +261,7 @@ def check_loop(name: str, frames: np.ndarray, fps: float, picture: np.ndarray) -
     assert len(frames) == MOTION_FRAMES, (name, len(frames))
     across = check_moving_picture(name, frames, picture)
     seam = mean_abs(frames[-1], frames[0])
+    LOGGER.info("%s: mean |last frame - frame 0| %.4f", name, seam)
     assert seam < 0.5 * across, f"{name}: loop seam {seam:.4f} vs frame 0 to T/2 {across:.4f}"
 
 
