@@ -43,10 +43,6 @@ def picture() -> torch.Tensor:
 def test_shapes_and_normalized_output(model, picture):
     volume, normalized = sample_spectral_volume(model, picture, seed=0, steps=3, num_frames=T, fps=15.0)
     assert volume.coeffs.shape == (1, K, 4, 16, 16)
-    condition = conditions[0][0]
-    torch.testing.assert_close(condition[:, 4:20, 4:20], picture[0] * 2 - 1)
-    torch.testing.assert_close(condition[:, :, 3], condition[:, :, 5])  # mirrored about the edge pixel
-    torch.testing.assert_close(condition[:, 0], condition[:, 8])
     assert volume.num_frames == T and volume.fps == 15.0 and not volume.normalized
     assert normalized.normalized
     torch.testing.assert_close(denormalize(normalized).coeffs, volume.coeffs, rtol=1e-4, atol=1e-6)
