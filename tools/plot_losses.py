@@ -5,6 +5,7 @@
 
 Reads, from the log folder, whichever of these exist (a missing one is skipped with a note):
   vae_losses.csv                 step + every loss part (loss, l1, gradient, kl)   train_vae
+  vae_decoder_losses.csv         the same, for a decoder-only fine-tune           train_vae --decoder-only
   denoiser_stage1_losses.csv     step, loss                                        train_denoiser
   denoiser_stage2_losses.csv     step, loss                                        train_denoiser
     + denoiser_stage{1,2}_validation.csv, when present: step, train_fixed_noise, val_fixed_noise
@@ -160,6 +161,7 @@ def renderer_panel(path: Path, title: str) -> Panel:
 
 STAGES: list[tuple[str, str, Callable[[Path, str], Panel]]] = [
     ("vae_losses.csv", "Motion VAE", stage_panel),
+    ("vae_decoder_losses.csv", "Motion VAE decoder fine-tune", stage_panel),
     ("denoiser_stage1_losses.csv", "Denoiser stage 1: 2D U-Net", denoiser_panel),
     ("denoiser_stage2_losses.csv", "Denoiser stage 2: frequency attention", denoiser_panel),
     ("renderer_losses.csv", "Neural renderer", renderer_panel),
