@@ -14,7 +14,7 @@ from gid_models.networks.denoiser import MotionDenoiser
 from gid_models.networks.motion_model import TINY_DENOISER
 from gid_models.sampling import LoopGuidance, sample_spectral_volume
 from gid_models.sampling.guidance import loop_loss
-from gid_models.spectral import trajectories_to_spectral
+from gid_models.spectral import SpectralVolume, trajectories_to_spectral
 from gid_models.train.calibrate import bin_power, fit_output_gains
 from gid_models.train.common import CsvLog, Runtime, load_checkpoint, save_checkpoint
 from gid_models.train.fit_normalization import fit_dataset_normalization
@@ -245,10 +245,10 @@ def test_calibration_makes_the_sampled_power_of_each_bin_match_the_data(trained,
     assert record["examples"] == 4 and record["seeds"] == 2 and len(record["gains"]) == K
     model.set_output_gains(gains)
     sampled = sum(
-        bin_power(sample_spectral_volume(model, item["image"][None], seed=seed, steps=4, num_frames=T, fps=FPS)[0].coeffs)
+        bin_power(sample_spectral_volume(model, item["image"][None], seed=seed, steps=4, num_frames=T, fps=FPS)[0])
         for item in items for seed in range(2)
     ) / 8
-    data = sum(bin_power(item["coeffs"][None]) for item in items) / 4
+    data = sum(bin_power(SpectralVolume(item["coeffs"][None], T, FPS)) for item in items) / 4
     active = data > 1e-6 * data.max()  # bin 0 (no mean offset in these loops) stays as sampled
     torch.testing.assert_close(sampled[active], data[active], rtol=1e-3, atol=0.0)
 

@@ -29,8 +29,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..evaluation.metrics import power_spectrum
 from ..networks.motion_model import CALIBRATION_FILE, MotionModel
 from ..sampling import DEFAULT_STEPS, sample_spectral_volume
+from ..spectral import SpectralVolume
 from .shards import SpectralShardDataset
 
 LOGGER = logging.getLogger("gid.train")
@@ -39,10 +41,9 @@ MAX_GAIN = 100.0
 """Largest gain fitted: a bin the model leaves (nearly) still is not blown up from noise."""
 
 
-def bin_power(coeffs: torch.Tensor) -> torch.Tensor:
-    """(K,) float64 mean over batch and pixels of |S_k|^2 (4 channels summed), coeffs (B, K, 4, H, W)
-    in pixels."""
-    return coeffs.double().pow(2).sum(2).mean((0, 2, 3))
+def bin_power(volume: SpectralVolume) -> torch.Tensor:
+    """(K,) float64 power per bin, pixels^2, averaged over the volume's batch (metrics.power_spectrum)."""
+    return power_spectrum(volume).double().mean(0).cpu()
 
 
 def fit_output_gains(
@@ -67,16 +68,16 @@ def fit_output_gains(
     done, total = 0, count * seeds
     for index in range(count):
         item = dataset[index]
-        coeffs = item["coeffs"][None]
-        if coeffs.shape[1] != model.num_frequencies:
-            raise ValueError(f"the shards hold K={coeffs.shape[1]}, the model K={model.num_frequencies}.")
-        data_power += bin_power(coeffs)
+        truth = SpectralVolume(item["coeffs"][None], num_frames=int(item["num_frames"]), fps=float(item["fps"]))
+        if truth.num_frequencies != model.num_frequencies:
+            raise ValueError(f"the shards hold K={truth.num_frequencies}, the model K={model.num_frequencies}.")
+        data_power += bin_power(truth)
         picture = item["image"][None].to(model.compute_device())
         for seed in range(seeds):
             with torch.no_grad():
                 sampled, _ = sample_spectral_volume(
-                    model, picture, seed=seed, steps=steps, num_frames=int(item["num_frames"]), fps=float(item["fps"]))
-            sampled_power += bin_power(sampled.coeffs.cpu()) / seeds
+                    model, picture, seed=seed, steps=steps, num_frames=truth.num_frames, fps=truth.fps)
+            sampled_power += bin_power(sampled) / seeds
             done += 1
             if callback is not None:
                 callback(done, total)
