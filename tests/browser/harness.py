@@ -13,9 +13,11 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import threading
+import time
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -95,6 +97,27 @@ def serve(root: Path, temp_dir: Path) -> Iterator[tuple[str, list, threading.Eve
         server.server_close()
 
 
+def _stop_process_group(process: subprocess.Popen) -> None:
+    """SIGTERM Chromium's process group, give the leader 10 s, then SIGKILL whatever of it is left."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(10)
+    with contextlib.suppress(ProcessLookupError):  # the leader's orphaned children, or a hung leader
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+
+
+def _remove_profile(profile: str, attempts: int = 20) -> None:
+    """Remove the profile folder, retrying while exiting children still flush files into it."""
+    for _ in range(attempts):
+        shutil.rmtree(profile, ignore_errors=True)
+        if not os.path.exists(profile):
+            return
+        time.sleep(0.1)
+    LOGGER.warning("could not remove Chromium's profile %s; it is left in the temp folder", profile)
+
+
 def _parse_report(text: str) -> tuple[str, str]:
     status, _, payload = text.strip().partition(" ")
     return status, payload
@@ -108,17 +131,16 @@ def run_page(chromium: str, url: str, received: threading.Event, reports: list,
     waits on work it does not track (image decoding), so the DOM could be dumped before the check
     ran, and requestAnimationFrame hardly runs under it.
     """
-    with tempfile.TemporaryDirectory(prefix="gid-chromium-") as profile:
-        command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url]
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            if not received.wait(timeout_s):
-                raise RuntimeError(f"the page did not report within {timeout_s} s")
-        finally:
-            process.terminate()
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+    profile = tempfile.mkdtemp(prefix="gid-chromium-")
+    command = [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", url]
+    # Its own session, so the renderer and utility children are stopped with it: a child left
+    # running keeps writing into the profile while it is being removed.
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        if not received.wait(timeout_s):
+            raise RuntimeError(f"the page did not report within {timeout_s} s")
+    finally:
+        _stop_process_group(process)
+        _remove_profile(profile)
     return _parse_report(reports[-1])
