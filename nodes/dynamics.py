@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from ..gid_models.dynamics import EMPTY_DRAGS_JSON, INTEGRATORS, ModalBasis, drags_from_json
-from ..gid_models.dynamics.modal import simulate_modal_coordinates, synthesize_motion
+from ..gid_models.dynamics.modal import require_motion_memory, simulate_modal_coordinates, synthesize_motion
 from ..gid_models.spectral import MotionTexture, SpectralVolume
 from . import _comfy, types
 from .errors import fail, image_batch_to_nchw, node_errors
@@ -128,6 +128,7 @@ class GIDModalSimulation:
             parsed = drags_from_json(drags, volume.width, volume.height, default_hold=float(hold_frames))
             if not parsed:
                 LOGGER.info("[%s] no drags given: the motion is still", node)
+            require_motion_memory(volume, int(frames))
             motions = []
             progress = _comfy.progress_bar(volume.batch_size)
             for index in range(volume.batch_size):

@@ -6,7 +6,7 @@ import logging
 
 import torch
 
-from ..gid_models.rendering import NeuralRenderer, render_motion, render_net
+from ..gid_models.rendering import NeuralRenderer, render_motion, render_net, require_frames_memory
 from ..gid_models.spectral import MotionTexture
 from . import _comfy, types
 from .errors import fail, image_batch_to_nchw, node_errors
@@ -100,6 +100,8 @@ class GIDRender:
             device = _comfy.load_model_to_device(renderer.eval())
         output_device = _comfy.intermediate_device()
         frames_per_clip = motion.num_frames
+        with node_errors(node):  # joining several clips holds every frame twice
+            require_frames_memory(clips * frames_per_clip, *pictures.shape[-2:], output_device, 1 if clips == 1 else 2)
         progress = _comfy.step_callback(clips * frames_per_clip)
         _comfy.throw_if_interrupted()
         videos = []

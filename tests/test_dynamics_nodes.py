@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import shutil
 import subprocess
 from pathlib import Path
@@ -117,6 +118,21 @@ def test_bad_volumes_and_settings_name_the_node(pack, spectral, generator):
         run(pack, torch.zeros(3), drags_json())
     with pytest.raises(ValueError, match=r"^\[GIDModalSimulation\].*sub-steps"):
         run(pack, vol, drags_json(), stiffness_scale=1e9, fps=1.0, integrator="euler")
+
+
+def test_motion_larger_than_memory_is_refused_before_it_is_simulated(pack, spectral, dynamics, generator):
+    """10,000 frames at a size whose motion needs 1.5x all of this machine's memory: a clear error
+    naming the node and the fix, before anything that large is allocated (the kernel would
+    otherwise kill the ComfyUI server)."""
+    from comfyui_gid.gid_models.memory import total_memory_bytes
+
+    side = math.ceil(math.sqrt(1.5 * total_memory_bytes("cpu") / (16 * 10000)))  # 16 bytes per pixel and frame
+    big = volume(spectral, generator, height=side, width=side)
+    message = rf"motion of 10000 frames at {side}x{side} needs about .* GiB, more than all .* fewer frames"
+    with pytest.raises(RuntimeError, match=rf"^\[{NODE}\] ran out of memory \(simulated {message}"):
+        run(pack, big, drags_json({"x": 0.5, "y": 0.5, "dx": 0.1, "dy": 0.0}), frames=10000)
+    with pytest.raises(MemoryError, match=message):
+        dynamics.simulate(big, [], 10000, 30.0)
 
 
 def test_widget_json_from_the_browser_module_is_read_identically(dynamics):

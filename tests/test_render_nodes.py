@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import math
 
 import pytest
 import torch
@@ -105,6 +106,27 @@ def test_render_rejects_bad_inputs(pack, spectral, generator):
         node.render(picture[:0], motion(spectral, generator))
     with pytest.raises(ValueError, match=r"\[GIDRender\].*freeze_mask batch"):
         node.render(picture, motion(spectral, generator), freeze_mask=torch.ones(3, 24, 32))
+
+
+def test_frames_larger_than_memory_are_refused_before_rendering(pack, spectral, rendering, generator):
+    """10,000 frames on a picture whose frames need 1.5x all of this machine's memory: a clear error
+    naming the node and the fix, before the frame buffer is allocated (the kernel would otherwise
+    kill the ComfyUI server); two clips are refused at half that size, as they are joined."""
+    from comfyui_gid.gid_models.memory import total_memory_bytes
+
+    node = pack.NODE_CLASS_MAPPINGS["GIDRender"]()
+    side = math.ceil(math.sqrt(1.5 * total_memory_bytes("cpu") / (12 * 10000)))  # 12 bytes per pixel and frame
+    picture = torch.full((1, side, side, 3), 0.5)
+    long_motion = spectral.MotionTexture(torch.zeros(1, 10000, 2, 4, 4), fps=24.0)
+    message = rf"10000 rendered frames at {side}x{side} needs about .* GiB, more than all .* fewer frames"
+    with pytest.raises(RuntimeError, match=rf"^\[GIDRender\] ran out of memory \({message}"):
+        node.render(picture, long_motion)
+    with pytest.raises(MemoryError, match=message):
+        rendering.render_motion(picture.movedim(-1, 1), long_motion)
+    half = math.ceil(side / math.sqrt(2.0))
+    two_clips = spectral.MotionTexture(torch.zeros(2, 5000, 2, 4, 4), fps=24.0)
+    with pytest.raises(RuntimeError, match=rf"^\[GIDRender\] ran out of memory \(10000 rendered frames at {half}x{half}"):
+        node.render(torch.full((2, half, half, 3), 0.5), two_clips)
 
 
 def test_render_is_interruptible(pack, spectral, comfy_shim, generator):

@@ -70,6 +70,7 @@ from typing import Sequence
 
 import torch
 
+from ..memory import require_memory
 from ..spectral import MotionError, MotionTexture, SpectralVolume
 from .drags import Drag
 
@@ -350,6 +351,14 @@ def modal_energy(
     return 0.5 * (masses * (v.abs().square() + omegas.square() * q.abs().square())).sum(-1)
 
 
+def require_motion_memory(volume: SpectralVolume, num_frames: int) -> None:
+    """MemoryError (naming the fix) when the (B, num_frames, 2, H, W) float32 motion, held twice
+    while the items are joined, would exceed all of the volume's device memory."""
+    motion_bytes = 4 * volume.batch_size * num_frames * 2 * volume.height * volume.width
+    require_memory(2 * motion_bytes, volume.coeffs.device, f"simulated motion of {num_frames} frames at "
+                   f"{volume.width}x{volume.height}", "simulate fewer frames or lower the resolution.")
+
+
 def synthesize_motion(basis: ModalBasis, q: torch.Tensor, fps: float) -> MotionTexture:
     """F_t = Re(sum_j phi_j q_j(t)) as a MotionTexture (1, N, 2, H, W) pixels, one matmul over frames.
 
@@ -377,6 +386,7 @@ def simulate(
     max_modes: int | None = None,
 ) -> MotionTexture:
     """Motion texture (B, num_frames, 2, H, W) of every volume item answering the same drags (pixels of the volume)."""
+    require_motion_memory(volume, num_frames)
     motions = []
     for index in range(volume.batch_size):
         basis = ModalBasis.from_volume(volume, max_modes=max_modes, batch_index=index)

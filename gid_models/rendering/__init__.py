@@ -12,7 +12,7 @@ Public API:
 from .hole_fill import coverage_alpha, pull_push_fill
 from .importance import importance_at, motion_importance
 from .pixel import render_pixel_frames
-from .render import check_render_inputs, pick_chunk_size, render_motion
+from .render import check_render_inputs, pick_chunk_size, render_motion, require_frames_memory
 from .render_net import NeuralRenderer, RendererConfig, resize_flow
 from .softsplat import softmax_splat
 
@@ -26,6 +26,7 @@ __all__ = [
     "pick_chunk_size",
     "pull_push_fill",
     "render_motion",
+    "require_frames_memory",
     "render_pixel_frames",
     "resize_flow",
     "softmax_splat",

@@ -15,7 +15,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..memory import free_memory_bytes
+from ..memory import free_memory_bytes, require_memory
 from ..spectral import MotionTexture
 from .importance import importance_at
 from .pixel import render_pixel_frames
@@ -63,6 +63,14 @@ def check_render_inputs(picture: torch.Tensor, motion: MotionTexture, freeze_mas
         )
     if freeze_mask is not None and (freeze_mask.ndim != 4 or freeze_mask.shape[:2] != (1, 1)):
         raise _fail(f"freeze_mask must be (1, 1, H, W) in 0..1, got {tuple(freeze_mask.shape)}.")
+
+
+def require_frames_memory(num_frames: int, height: int, width: int, device: torch.device | str, copies: int = 1) -> None:
+    """MemoryError (naming the fix) when `copies` float32 (num_frames, H, W, 3) frame buffers would
+    exceed all of the output device's memory."""
+    frame_bytes = 4 * 3 * num_frames * height * width
+    require_memory(copies * frame_bytes, device, f"{num_frames} rendered frames at {width}x{height}",
+                   "render fewer frames or a smaller picture.")
 
 
 def bytes_per_frame(height: int, width: int, renderer: NeuralRenderer | None) -> int:
@@ -135,6 +143,7 @@ def render_motion(
             mask = F.interpolate(mask, size=(height, width), mode="bilinear", align_corners=False)
         keep = 1.0 - mask
         importance = importance * keep
+    require_frames_memory(total, height, width, output_device)
     chunk = chunk_size or pick_chunk_size(height, width, total, device, renderer)
     frames = torch.empty(total, height, width, 3, device=output_device)
     features = None
