@@ -128,3 +128,23 @@ def two_region_clip(num_frames: int = 64, camera_shift: torch.Tensor | None = No
         ),
     ]
     return render_clip(regions, num_frames=num_frames, camera_shift=camera_shift, seed=seed)
+
+
+def write_sway_clip(path, seed: int = 0) -> None:
+    """A short video file: 36 frames of 80x48 px at 24 fps, a random smooth texture whose middle
+    (rows 10..39, columns 20..59) sways 2 sin(2 pi 2 t / 32) px in x; written with gid_models'
+    video writer (format from the suffix)."""
+    import cv2
+    import numpy as np
+
+    from gid_models.video_io import write_video
+
+    rng = np.random.default_rng(seed)
+    base = cv2.resize(rng.uniform(0, 255, (12, 20, 3)).astype(np.float32), (80, 48), interpolation=cv2.INTER_CUBIC)
+    ys, xs = np.mgrid[0:48, 0:80].astype(np.float32)
+    frames = []
+    for t in range(36):
+        shift = np.zeros((48, 80), np.float32)
+        shift[10:40, 20:60] = 2.0 * math.sin(2 * math.pi * 2 * t / 32)
+        frames.append(cv2.remap(base, xs - shift, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
+    write_video(path, np.clip(np.stack(frames), 0, 255).astype(np.uint8), 24.0)

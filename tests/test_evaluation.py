@@ -2,14 +2,13 @@
 
 import math
 
-import cv2
-import numpy as np
 import pytest
 import torch
 
 from gid_models.evaluation import baselines, metrics
 from gid_models.evaluation.run import METRIC_TITLES, MOTION_ROWS, RENDER_ROWS, main
 from gid_models.spectral import SpectralVolume, trajectories_to_spectral
+from synthetic_clips import write_sway_clip
 
 
 def random_volume(generator, k=6, height=20, width=32, frames=32):
@@ -72,18 +71,8 @@ def test_mean_spectrum_baseline_has_the_given_power_and_still_start(generator):
 
 
 def test_eval_runs_end_to_end_on_one_short_clip_and_prints_every_metric(tmp_path, capsys):
-    from gid_models.video_io import write_video
-
-    rng = np.random.default_rng(0)
-    base = cv2.resize(rng.uniform(0, 255, (12, 20, 3)).astype(np.float32), (80, 48), interpolation=cv2.INTER_CUBIC)
-    ys, xs = np.mgrid[0:48, 0:80].astype(np.float32)
-    frames = []
-    for t in range(36):
-        shift = np.zeros((48, 80), np.float32)
-        shift[10:40, 20:60] = 2.0 * math.sin(2 * math.pi * 2 * t / 32)
-        frames.append(cv2.remap(base, xs - shift, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     clip = tmp_path / "sway.mp4"
-    write_video(clip, np.clip(np.stack(frames), 0, 255).astype(np.uint8), 24.0)
+    write_sway_clip(clip, seed=0)
 
     from gid_models.rendering import NeuralRenderer, RendererConfig
 

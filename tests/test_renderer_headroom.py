@@ -2,10 +2,9 @@
 
 import math
 
-import cv2
-import numpy as np
 import torch
 
+from synthetic_clips import write_sway_clip
 from tools.renderer_headroom import BLUR_SIGMAS_PX, gaussian_blur, headroom, main
 
 
@@ -20,18 +19,8 @@ def test_gaussian_blur_keeps_constants_and_total_and_smooths():
 
 
 def test_headroom_scores_every_variant_and_the_renderer_beats_a_still_frame(tmp_path, capsys):
-    from gid_models.video_io import write_video
-
-    rng = np.random.default_rng(1)
-    base = cv2.resize(rng.uniform(0, 255, (12, 20, 3)).astype(np.float32), (80, 48), interpolation=cv2.INTER_CUBIC)
-    ys, xs = np.mgrid[0:48, 0:80].astype(np.float32)
-    frames = []
-    for t in range(36):
-        shift = np.zeros((48, 80), np.float32)
-        shift[10:40, 20:60] = 2.0 * math.sin(2 * math.pi * 2 * t / 32)
-        frames.append(cv2.remap(base, xs - shift, ys, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT))
     clip = tmp_path / "sway.mp4"
-    write_video(clip, np.clip(np.stack(frames), 0, 255).astype(np.uint8), 24.0)
+    write_sway_clip(clip, seed=1)
 
     scores = headroom(clip, 64, 40, 32)
     expected = {"pixel", "still I_0"} | {f"blur {s}" for s in BLUR_SIGMAS_PX} | {f"blur {s} moving" for s in BLUR_SIGMAS_PX}
