@@ -126,6 +126,29 @@ def test_output_gains_round_trip_in_both_layouts(tmp_path):
     assert not MotionModel.load(tmp_path / "model").calibrated
 
 
+def test_output_limits_round_trip_and_older_calibrations_load_without_them(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16))
+    assert torch.isinf(model.output_limits).all() and not model.calibrated
+    limits = torch.tensor([14.0, 6.0, float("inf"), 1.5])
+    model.set_output_limits(limits)
+    assert model.calibrated  # limits alone make a calibration worth saving
+    from_folder = MotionModel.load(model.save(tmp_path / "model"))
+    from_file = MotionModel.load(model.save_file(tmp_path / "gid_motion_limited.safetensors"))
+    for loaded in (from_folder, from_file):
+        torch.testing.assert_close(loaded.output_limits, limits)
+        torch.testing.assert_close(loaded.output_gains, torch.ones(K))
+    save_file({"output_gains": torch.full((K,), 2.0)}, str(tmp_path / "model" / "calibration.safetensors"))
+    older = MotionModel.load(tmp_path / "model")  # a calibration written before limits existed
+    assert torch.isinf(older.output_limits).all() and torch.equal(older.output_gains, torch.full((K,), 2.0))
+    for bad in (torch.ones(K + 1), torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([1.0, float("nan"), 1.0, 1.0])):
+        save_file({"output_gains": torch.ones(K), "output_limits": bad}, str(tmp_path / "model" / "calibration.safetensors"))
+        with pytest.raises(MotionError, match="calibration.safetensors: expected 4 positive amplitude limits"):
+            MotionModel.load(tmp_path / "model")
+
+
 @pytest.mark.parametrize("gains", [torch.ones(K + 1), torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([1.0, float("nan"), 1.0, 1.0])])
 def test_bad_output_gains_are_refused(tmp_path, gains):
     from safetensors.torch import save_file
@@ -176,3 +199,15 @@ def test_missing_bundled_model_explains_how_to_get_one(tmp_path):
     assert not MotionModel.bundled_available(tmp_path)
     with pytest.raises(MotionError, match=r"bundled motion model is missing.*denoiser\.safetensors.*gid train"):
         MotionModel.from_bundled(tmp_path)
+
+
+def test_shipped_model_carries_its_calibration_gains_and_limits():
+    """The bundled model samples with the gains and limits its calibration record lists."""
+    from gid_models.networks.motion_model import BUNDLED_DIR
+    from gid_models.train.calibrate import read_calibration_record
+
+    model = MotionModel.load(BUNDLED_DIR)
+    record = read_calibration_record(BUNDLED_DIR)
+    assert model.calibrated and torch.isfinite(model.output_limits).all()
+    assert [round(float(v), 4) for v in model.output_gains] == record["gains"]
+    assert [round(float(v), 4) for v in model.output_limits] == record["limits_px"]

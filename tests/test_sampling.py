@@ -9,7 +9,7 @@ from gid_models.networks import MotionModel
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
-    amplitude_bound, decode_latents, feathered_mask, loop_loss, make_guidance_loss, seam_frames,
+    amplitude_bound, decode_latents, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import (
     FrequencyNormalization, MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
@@ -66,6 +66,34 @@ def test_output_gains_scale_each_bin_of_the_sampled_motion(picture):
     scaled, normalized = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
     torch.testing.assert_close(scaled.coeffs, plain.coeffs * gains.view(1, K, 1, 1, 1), rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(denormalize(normalized).coeffs, scaled.coeffs, rtol=1e-4, atol=1e-6)
+
+
+def test_limit_amplitudes_caps_each_bin_keeping_direction_with_finite_gradients():
+    pixels = torch.tensor([3.0, -4.0, 1.0, 0.5]).view(1, 1, 4, 1, 1).repeat(1, 3, 1, 2, 2)
+    pixels[:, :, :, 1, 1] *= 0.1  # this pixel is within every limit
+    pixels.requires_grad_(True)
+    limits = torch.tensor([2.0, float("inf"), 8.0])
+    limited = limit_amplitudes(pixels, limits)
+    assert torch.allclose(limited[0, 0, :, 0, 0], torch.tensor([1.5, -2.0, 0.5, 0.25]))  # largest |.| now 2, same direction
+    assert torch.equal(limited[0, 1], pixels[0, 1]) and torch.equal(limited[0, 2], pixels[0, 2])  # inf, and within 8
+    assert torch.equal(limited[0, 0, :, 1, 1], pixels[0, 0, :, 1, 1])
+    (gradient,) = torch.autograd.grad(limited.sum(), pixels)
+    assert torch.isfinite(gradient).all() and torch.equal(gradient[0, 1], torch.ones_like(gradient[0, 1]))
+
+
+def test_output_limits_bound_each_bin_of_the_sampled_motion(picture):
+    torch.manual_seed(0)
+    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+    plain, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
+    peaks = plain.coeffs.abs().amax(dim=(0, 2, 3, 4))
+    limits = peaks * torch.tensor([0.5, 2.0, 0.25, 1.0])
+    model.set_output_limits(limits)
+    limited, normalized = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
+    assert (limited.coeffs.abs().amax(dim=(0, 2, 3, 4)) <= limits * (1 + 1e-5)).all()
+    torch.testing.assert_close(limited.coeffs[:, 1], plain.coeffs[:, 1])  # bin 1 stays within its limit
+    torch.testing.assert_close(limited.coeffs, limit_amplitudes(plain.coeffs, limits), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(denormalize(normalized).coeffs, limited.coeffs, rtol=1e-4, atol=1e-6)
 
 
 def test_sampling_canvas_has_a_reflected_margin_that_is_cropped_away(model):

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import csv
+import json
 import math
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch.utils.data import Dataset
 
 from gid_models.networks import MotionModel
@@ -15,9 +17,10 @@ from gid_models.networks.motion_model import TINY_DENOISER
 from gid_models.sampling import LoopGuidance, sample_spectral_volume
 from gid_models.sampling.guidance import loop_loss
 from gid_models.spectral import SpectralVolume, trajectories_to_spectral
-from gid_models.train.calibrate import bin_power, fit_output_gains
+from gid_models.train.calibrate import bin_power, fit_output_gains, read_calibration_record
 from gid_models.train.common import CsvLog, Runtime, load_checkpoint, save_checkpoint
 from gid_models.train.fit_normalization import fit_dataset_normalization
+from gid_models.train.shards import SpectralShardDataset
 from gid_models.train.train_denoiser import DenoiserTraining, train_denoiser
 from gid_models.train.train_vae import VaeTraining, train_vae
 
@@ -237,7 +240,6 @@ def _write_shards(dataset: SyntheticLoops, folder) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.slow
 def test_calibration_makes_the_sampled_power_of_each_bin_match_the_data(trained, dataset):
     model = MotionModel.load(trained[1]).eval()  # a copy: the shared fixture stays uncalibrated
     items = [dataset[i] for i in range(4)]
@@ -294,6 +296,21 @@ def test_command_line_entry_points_on_shards(tmp_path):
     calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--steps", "2", "--max-examples", "2", "--device", "cpu"])
     calibrated = MotionModel.load(out)
     assert calibrated.calibrated and calibrated.output_gains.shape == (K,)
+    items = SpectralShardDataset(shards, augment=False)
+    largest = torch.stack([items[i]["coeffs"].abs().amax(dim=(1, 2, 3)) for i in range(len(items))]).amax(0)
+    torch.testing.assert_close(calibrated.output_limits, largest.clamp_min(1e-3))  # over all 8 examples, not 2
+    record = read_calibration_record(out)
+    assert record["limits_px"] == [round(float(v), 4) for v in calibrated.output_limits] and record["limit_examples"] == 8
+    save_file({"output_gains": calibrated.output_gains}, str(out / "calibration.safetensors"),
+              metadata={"record": json.dumps({k: v for k, v in record.items() if "limit" not in k})})
+    calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--limits-only"])  # an older calibration gets limits
+    refitted = MotionModel.load(out)
+    assert torch.equal(refitted.output_gains, calibrated.output_gains)
+    torch.testing.assert_close(refitted.output_limits, calibrated.output_limits)
+    assert read_calibration_record(out)["gains"] == record["gains"]
+    (out / "calibration.safetensors").unlink()
+    with pytest.raises(SystemExit, match="has no fitted gains to keep; run without --limits-only"):
+        calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--limits-only"])
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:

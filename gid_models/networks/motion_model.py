@@ -4,9 +4,10 @@ Files (safetensors only, never pickle):
 - a directory (the shipped layout under gid_models/weights/):
     motion_vae.safetensors + motion_vae.json, denoiser.safetensors + denoiser.json,
     normalization.safetensors (FrequencyNormalization.save), and optionally calibration.safetensors
-    ("output_gains", written by gid_models.train.calibrate; absent means gains of 1)
+    ("output_gains" and "output_limits", written by gid_models.train.calibrate; absent means gains
+    of 1 and no limits)
 - one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): tensors
-  "vae.*", "denoiser.*", "normalization.scales" (and optionally "calibration.output_gains") with
+  "vae.*", "denoiser.*", "normalization.scales" (and optionally "calibration.output_gains" / "output_limits") with
   both configs in the metadata.
 Every load checks the format tag, the config keys and every tensor name and shape against the
 network its config builds, and refuses anything else with a message saying what is wrong.
@@ -172,6 +173,7 @@ class MotionModel(nn.Module):
         self.denoiser = denoiser
         self.register_buffer("normalization_scales", normalization.scales.float().clone())
         self.register_buffer("output_gains", torch.ones(normalization.num_frequencies))
+        self.register_buffer("output_limits", torch.full((normalization.num_frequencies,), float("inf")))
         self.quantile = normalization.quantile
 
     # --- construction ---------------------------------------------------------------------
@@ -212,9 +214,29 @@ class MotionModel(nn.Module):
             )
         self.output_gains.copy_(gains.to(self.output_gains))
 
+    def set_output_limits(self, limits: torch.Tensor, source: str = "output limits") -> None:
+        """Per-bin amplitude limits (K,) in pixels (inf = none) on sampled motion (see train/calibrate.py)."""
+        limits = torch.as_tensor(limits).detach().float().cpu()
+        if limits.shape != (self.num_frequencies,) or torch.isnan(limits).any() or (limits <= 0).any():
+            raise MotionError(
+                f"{source}: expected {self.num_frequencies} positive amplitude limits (pixels), got shape "
+                f"{tuple(limits.shape)}{'' if limits.numel() == 0 else f' from {limits.min().item():.3g} to {limits.max().item():.3g}'}."
+            )
+        self.output_limits.copy_(limits.to(self.output_limits))
+
     @property
     def calibrated(self) -> bool:
-        return bool((self.output_gains != 1).any())
+        return bool((self.output_gains != 1).any() or torch.isfinite(self.output_limits).any())
+
+    def calibration_tensors(self) -> dict[str, torch.Tensor]:
+        """{"output_gains", "output_limits"} as float32 CPU tensors (what calibration files hold)."""
+        return {name: getattr(self, name).detach().float().cpu().contiguous() for name in ("output_gains", "output_limits")}
+
+    def load_calibration(self, tensors: dict[str, torch.Tensor], source: str) -> None:
+        """Gains (required) and limits (optional: older files have none) from a calibration's tensors."""
+        self.set_output_gains(tensors.get("output_gains", torch.empty(0)), source)
+        if "output_limits" in tensors:
+            self.set_output_limits(tensors["output_limits"], source)
 
     @property
     def num_frequencies(self) -> int:
@@ -253,7 +275,7 @@ class MotionModel(nn.Module):
         if self.calibrated:
             from safetensors.torch import save_file
 
-            save_file({"output_gains": self.output_gains.detach().float().cpu().contiguous()}, str(calibration))
+            save_file(self.calibration_tensors(), str(calibration))
         elif calibration.is_file():
             calibration.unlink()  # a stale file would calibrate the new weights with the old model's gains
         return directory
@@ -273,8 +295,7 @@ class MotionModel(nn.Module):
             raise MotionError(f"{directory / NORMALIZATION_FILE} is not readable: {error}") from error
         model = cls(vae, denoiser, normalization)
         if (directory / CALIBRATION_FILE).is_file():
-            tensors = _open_safetensors(directory / CALIBRATION_FILE)["tensors"]
-            model.set_output_gains(tensors.get("output_gains", torch.empty(0)), str(directory / CALIBRATION_FILE))
+            model.load_calibration(_open_safetensors(directory / CALIBRATION_FILE)["tensors"], str(directory / CALIBRATION_FILE))
         return model.eval()
 
     # --- single file ---------------------------------------------------------------------------------
@@ -287,7 +308,7 @@ class MotionModel(nn.Module):
             tensors.update({prefix + k: v.detach().to("cpu", dtype).contiguous() for k, v in network.state_dict().items()})
         tensors["normalization.scales"] = self.normalization_scales.detach().float().cpu().contiguous()
         if self.calibrated:
-            tensors["calibration.output_gains"] = self.output_gains.detach().float().cpu().contiguous()
+            tensors.update({f"calibration.{name}": value for name, value in self.calibration_tensors().items()})
         metadata = {
             "format": SINGLE_FILE_FORMAT,
             "vae_config": json.dumps(_config_dict(self.vae)),
@@ -323,8 +344,9 @@ class MotionModel(nn.Module):
             raise MotionError(f"{path.name}: normalization scales are missing or invalid.")
         normalization = FrequencyNormalization(scales.float(), float(metadata.get("quantile", 0.95)))
         model = cls(vae, denoiser, normalization)
-        if "calibration.output_gains" in tensors:
-            model.set_output_gains(tensors["calibration.output_gains"], f"{path.name} (calibration)")
+        calibration = {k[len("calibration."):]: v for k, v in tensors.items() if k.startswith("calibration.")}
+        if calibration:
+            model.load_calibration(calibration, f"{path.name} (calibration)")
         return model.eval()
 
     # --- any source -------------------------------------------------------------------------------------

@@ -52,11 +52,28 @@ def decode_latents(model, latents: torch.Tensor) -> torch.Tensor:
     return rearrange(decoded, "(b k) c h w -> b k c h w", b=latents.shape[0])
 
 
+FINITE_LIMIT_PX = 1e30
+"""Stands in for an infinite (absent) amplitude limit: far above any motion, finite in float32."""
+
+
+def limit_amplitudes(pixels: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
+    """Coefficients (B, K, 4, H, W) pixels with every pixel's bin-k coefficients (Re and Im of x and
+    y) scaled down together, keeping their direction, so the largest is at most limits[k] pixels
+    (limits (K,), inf = no limit); differentiable."""
+    # L / max(peak, L) is 1 wherever the peak is within the limit, with a zero (not NaN) gradient
+    # there; an infinite limit is made finite first, as inf / inf would be NaN.
+    # Float32 throughout, as half precision cannot hold the stand-in.
+    bound = limits.to(pixels.device, torch.float32).clamp(max=FINITE_LIMIT_PX).view(1, -1, 1, 1, 1)
+    peak = pixels.abs().amax(dim=2, keepdim=True).float()
+    return pixels * (bound / torch.maximum(peak, bound)).to(pixels.dtype)
+
+
 def latents_to_pixels(model, latents: torch.Tensor) -> torch.Tensor:
     """Scaled latents (B, K, c, h, w) -> coefficients in pixels (B, K, 4, h * f, w * f): decoded,
-    denormalized and multiplied by the model's per-bin output gains; differentiable."""
+    denormalized, multiplied by the model's per-bin output gains and held within its per-bin
+    output limits (see train/calibrate.py); differentiable."""
     pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
-    return pixels * model.output_gains.to(pixels).view(1, -1, 1, 1, 1)
+    return limit_amplitudes(pixels * model.output_gains.to(pixels).view(1, -1, 1, 1, 1), model.output_limits)
 
 
 def encode_slices(model, normalized: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:

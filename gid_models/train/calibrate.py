@@ -1,4 +1,5 @@
-"""Per-frequency output gains: sampled motion as strong, on average, as the training motion.
+"""Per-frequency output gains and limits: sampled motion as strong, on average, as the training
+motion, and never larger than any of it.
 
 Why: the normalization's inverse squares the decoded slices (S = sign(n) n^2 s_k), so any shrinkage
 of the normalized slices costs twice as much in amplitude. The motion VAE's decoder keeps about
@@ -12,9 +13,18 @@ gains_k = sqrt(P_data(k) / P_sampled(k)). The sampler multiplies bin k of every 
 (and what loop guidance sees) by gains_k. A gain changes the size of a bin's motion, never where
 it is: the magnitude map's shape, and so its Spearman score, stay as they were.
 
+Limits: L_k = the largest |Re| or |Im| of x or y motion of bin k over every pixel of every
+training example, in pixels. After the gains, the sampler scales each pixel's four bin-k
+coefficients down together (their direction kept) until the largest is at most L_k. Why: the
+normalization's inverse squares, so a decoded outlier grows quadratically; the shipped model
+made a few patches swing 35 to 60 px (the data's largest is 14 px in bin 0, 1 to 6 px above),
+which the splatting renderer tears into a mosaic. Only those outliers change (about 0.03% of
+pixel-bins on the bundled picture).
+
 Command line (writes MODEL_DIR/calibration.safetensors and prints the per-bin table; `gid train`
 runs it as its calibrate stage):
     gid calibrate --model MODEL_DIR --shards SHARDS [--steps 50] [--seeds 1] [--max-examples N]
+    gid calibrate --model MODEL_DIR --shards SHARDS --limits-only   # refit the limits, keep the gains
 """
 
 from __future__ import annotations
@@ -56,13 +66,15 @@ def fit_output_gains(
     callback: Callable[[int, int], None] | None = None,
 ) -> tuple[torch.Tensor, dict]:
     """Gains (K,) float32 and a record (per-bin powers, counts) from the model's raw samples on the
-    first max_examples examples of dataset (all when None), seeds 0..seeds-1 each. Items are the
-    training dicts {"image" (3, H, W) 0..1, "coeffs" (K, 4, H, W) pixels, "num_frames", "fps"};
-    give an unaugmented dataset."""
+    first max_examples examples of dataset (all when None), seeds 0..seeds-1 each. The model's gains
+    and limits are reset to none first, and left so. Items are the training dicts
+    {"image" (3, H, W) 0..1, "coeffs" (K, 4, H, W) pixels, "num_frames", "fps"}; give an
+    unaugmented dataset."""
     if len(dataset) == 0:
         raise ValueError("calibration needs at least one training example.")
     count = len(dataset) if max_examples is None else min(max_examples, len(dataset))
     model.set_output_gains(torch.ones(model.num_frequencies))
+    model.set_output_limits(torch.full((model.num_frequencies,), math.inf))
     data_power = torch.zeros(model.num_frequencies, dtype=torch.float64)
     sampled_power = torch.zeros_like(data_power)
     done, total = 0, count * seeds
@@ -92,21 +104,68 @@ def fit_output_gains(
     return gains, record
 
 
-def write_calibration(directory: str | Path, gains: torch.Tensor, record: dict) -> Path:
-    """directory/calibration.safetensors: tensor "output_gains" (K,), the record as metadata."""
+def fit_output_limits(dataset: Sequence[dict]) -> torch.Tensor:
+    """Limits (K,) float32, pixels: per bin, the largest |coefficient| (Re or Im, x or y) over every
+    pixel of every example of dataset (unaugmented training dicts, "coeffs" (K, 4, H, W) pixels)."""
+    if len(dataset) == 0:
+        raise ValueError("calibration needs at least one training example.")
+    limits = None
+    for index in range(len(dataset)):
+        peak = dataset[index]["coeffs"].float().abs().amax(dim=(1, 2, 3))
+        limits = peak if limits is None else torch.maximum(limits, peak)
+    # A bin that never moves in the data still gets a tiny positive limit, not a zero that stills it outright.
+    return limits.clamp_min(1e-3)
+
+
+def record_limits(record: dict, limits: torch.Tensor, examples: int) -> dict:
+    """The record with the limits (pixels) and how many examples they were taken over."""
+    return {**record, "limits_px": [round(float(v), 4) for v in limits], "limit_examples": examples}
+
+
+def fit_calibration(
+    model: MotionModel,
+    dataset: Sequence[dict],
+    *,
+    steps: int = DEFAULT_STEPS,
+    seeds: int = 1,
+    max_examples: int | None = None,
+    callback: Callable[[int, int], None] | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(gains (K,), limits (K,) pixels, record): fit_output_gains on the first max_examples
+    examples, fit_output_limits on all of them."""
+    gains, record = fit_output_gains(model, dataset, steps=steps, seeds=seeds, max_examples=max_examples, callback=callback)
+    limits = fit_output_limits(dataset)
+    return gains, limits, record_limits(record, limits, len(dataset))
+
+
+def write_calibration(directory: str | Path, gains: torch.Tensor, limits: torch.Tensor, record: dict) -> Path:
+    """directory/calibration.safetensors: tensors "output_gains" and "output_limits" (K,), the record
+    as metadata."""
     from safetensors.torch import save_file
 
     path = Path(directory) / CALIBRATION_FILE
-    save_file({"output_gains": gains.float().cpu().contiguous()}, str(path),
-              metadata={"record": json.dumps(record)})
+    tensors = {"output_gains": gains.float().cpu().contiguous(), "output_limits": limits.float().cpu().contiguous()}
+    save_file(tensors, str(path), metadata={"record": json.dumps(record)})
     return path
+
+
+def read_calibration_record(directory: str | Path) -> dict:
+    """The record stored in directory/calibration.safetensors ({} when there is none)."""
+    from safetensors import safe_open
+
+    path = Path(directory) / CALIBRATION_FILE
+    if not path.is_file():
+        return {}
+    with safe_open(str(path), framework="pt") as handle:
+        return json.loads((handle.metadata() or {}).get("record", "{}"))
 
 
 def format_table(record: dict) -> str:
     """The per-bin table the command prints."""
-    lines = ["bin  data power (px^2)  sampled power (px^2)  gain"]
-    for k, (data, sampled, gain) in enumerate(zip(record["data_power_px2"], record["sampled_power_px2"], record["gains"])):
-        lines.append(f"{k:>3}  {data:>17.6f}  {sampled:>20.8f}  {gain:>6.2f}")
+    lines = ["bin  data power (px^2)  sampled power (px^2)  gain  limit (px)"]
+    rows = zip(record["data_power_px2"], record["sampled_power_px2"], record["gains"], record["limits_px"])
+    for k, (data, sampled, gain, limit) in enumerate(rows):
+        lines.append(f"{k:>3}  {data:>17.6f}  {sampled:>20.8f}  {gain:>6.2f}  {limit:>10.3f}")
     return "\n".join(lines)
 
 
@@ -118,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seeds", type=int, default=1, help="samples per example (default %(default)s)")
     parser.add_argument("--max-examples", type=int, default=None, help="use only the first N examples")
     parser.add_argument("--device", default=None, help="torch device (default: cuda when present, else cpu)")
+    parser.add_argument("--limits-only", action="store_true",
+                        help="refit only the limits (seconds, no sampling) and keep the model's fitted gains")
     return parser
 
 
@@ -130,14 +191,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     model = MotionModel.load_directory(args.model).to(device)
     dataset = SpectralShardDataset(args.shards, augment=False)
     start = time.perf_counter()
-    with tqdm(total=(min(len(dataset), args.max_examples or math.inf)) * args.seeds, desc="calibrate", unit="sample") as bar:
-        gains, record = fit_output_gains(
-            model, dataset, steps=args.steps, seeds=args.seeds, max_examples=args.max_examples,
-            callback=lambda done, total: bar.update(done - bar.n))
-    record["seconds"] = round(time.perf_counter() - start, 1)
-    path = write_calibration(args.model, gains, record)
+    if args.limits_only:
+        record = read_calibration_record(args.model)
+        if not model.calibrated or "gains" not in record:
+            raise SystemExit(f"gid calibrate: {args.model} has no fitted gains to keep; run without --limits-only.")
+        gains, limits = model.output_gains.clone(), fit_output_limits(dataset)
+        record = record_limits(record, limits, len(dataset))
+    else:
+        with tqdm(total=(min(len(dataset), args.max_examples or math.inf)) * args.seeds, desc="calibrate", unit="sample") as bar:
+            gains, limits, record = fit_calibration(
+                model, dataset, steps=args.steps, seeds=args.seeds, max_examples=args.max_examples,
+                callback=lambda done, total: bar.update(done - bar.n))
+        record["seconds"] = round(time.perf_counter() - start, 1)
+    path = write_calibration(args.model, gains, limits, record)
     print(format_table(record))
-    print(f"wrote {path} ({record['examples']} examples x {record['seeds']} seeds, {record['steps']} steps, {record['seconds']} s)")
+    print(f"wrote {path} (gains: {record['examples']} examples x {record['seeds']} seeds, {record['steps']} steps, "
+          f"{record['seconds']} s; limits: {record['limit_examples']} examples)")
     return 0
 
 

@@ -26,7 +26,7 @@ from ..networks.motion_model import (
 from ..networks.vae import MotionVAE
 from ..spectral import FrequencyNormalization
 from . import prepare, train_renderer
-from .calibrate import fit_output_gains, format_table, write_calibration
+from .calibrate import fit_calibration, format_table, write_calibration
 from .common import Runtime
 from .fit_normalization import fit_dataset_normalization
 from .shards import SpectralShardDataset
@@ -182,7 +182,7 @@ def stage_denoiser(job: Job, stage: int) -> dict:
 
 
 def stage_calibrate(job: Job) -> dict:
-    """Per-bin output gains of the trained model (train/calibrate.py), on the training shards."""
+    """Per-bin output gains and limits of the trained model (train/calibrate.py), on the training shards."""
     output, weights = job.out / CALIBRATION_FILE, job.out / f"{DENOISER_FILE}.safetensors"
     require(weights, "a trained denoiser", "calibrate")
     if output.is_file() and output.stat().st_mtime >= weights.stat().st_mtime:
@@ -192,9 +192,9 @@ def stage_calibrate(job: Job) -> dict:
     record: dict = {}
     if job.runtime.is_main:
         model = MotionModel.load_directory(job.out).to(job.runtime.device)
-        gains, record = fit_output_gains(model, job.dataset(augment=False), steps=job.args.calibrate_steps,
-                                         max_examples=job.args.calibrate_examples)
-        write_calibration(job.out, gains, record)
+        gains, limits, record = fit_calibration(model, job.dataset(augment=False), steps=job.args.calibrate_steps,
+                                                max_examples=job.args.calibrate_examples)
+        write_calibration(job.out, gains, limits, record)
         LOGGER.info("calibrate: %d examples, %d DDIM steps -> %s\n%s", record["examples"], record["steps"],
                     output.name, format_table(record))
     job.barrier()
