@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import Callable, Sequence
@@ -204,7 +205,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# FFmpeg's own messages while OpenCV probes an mp4 encoder it lacks ("Could not find a valid
+# device"); the fallback is logged by video_io. Read by OpenCV at its first FFmpeg use; a value
+# the user set is kept.
+FFMPEG_QUIET = ("OPENCV_FFMPEG_LOGLEVEL", "-8")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
+    os.environ.setdefault(*FFMPEG_QUIET)
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOL_MODULES:
         module = importlib.import_module(TOOL_MODULES[argv[0]][0])

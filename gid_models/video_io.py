@@ -7,11 +7,12 @@ the target folder and rename it into place once the file is complete and non-emp
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import cv2
 import numpy as np
@@ -87,11 +88,24 @@ def _even_size(frames: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frames[:, :even_h, :even_w])
 
 
+@contextlib.contextmanager
+def _quiet_opencv() -> Iterator[None]:
+    """Silence OpenCV's own log (its '[ERROR] ... Failed to initialize VideoWriter' when probing an
+    encoder it lacks) for the duration, then restore the previous level."""
+    previous = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
+    try:
+        yield
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     frames = _even_size(frames)
     height, width = frames.shape[1:3]
     for codec in MP4_CODECS:
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
+        with _quiet_opencv():  # a missing encoder is expected and logged below, not an error for the user
+            writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*codec), fps, (width, height))
         if not writer.isOpened():
             writer.release()
             LOGGER.info("OpenCV has no '%s' encoder here; trying the next codec", codec)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 
@@ -62,6 +64,15 @@ def test_poke_moves_the_poked_region(clip_and_picture, tmp_path):
     frames, _ = read_video(str(out))
     change = np.abs(frames.astype(np.float32) - frames[:1].astype(np.float32)).mean(axis=(0, 3))
     assert change[20:44, 10:38].mean() > 3 * change[44:, 50:].mean()
+
+
+def test_cli_quiets_ffmpeg_encoder_probing_unless_the_user_set_a_level(tmp_path, monkeypatch):
+    monkeypatch.delenv("OPENCV_FFMPEG_LOGLEVEL", raising=False)
+    main(["animate", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "x.mp4")])
+    assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "-8"
+    monkeypatch.setenv("OPENCV_FFMPEG_LOGLEVEL", "32")
+    main(["animate", str(tmp_path / "missing.jpg"), "-o", str(tmp_path / "x.mp4")])
+    assert os.environ["OPENCV_FFMPEG_LOGLEVEL"] == "32"
 
 
 def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, caplog):

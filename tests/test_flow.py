@@ -135,6 +135,21 @@ def test_video_round_trip(tmp_path, clip, suffix):
             assert animation.n_frames == 12 and animation.info.get("loop") == 0
 
 
+def test_mp4_encoder_probing_leaves_opencv_logging_as_it_was(tmp_path):
+    """OpenCV's log is silenced only while an encoder is probed (its missing-encoder '[ERROR]' is
+    not an error for the user), then restored, whatever it was."""
+    import cv2
+
+    previous = cv2.utils.logging.getLogLevel()
+    try:
+        for level in (cv2.utils.logging.LOG_LEVEL_WARNING, cv2.utils.logging.LOG_LEVEL_DEBUG):
+            cv2.utils.logging.setLogLevel(level)
+            write_video(tmp_path / "quiet.mp4", np.zeros((3, 8, 8, 3), np.uint8), 10.0)
+            assert cv2.utils.logging.getLogLevel() == level and (tmp_path / "quiet.mp4").stat().st_size > 0
+    finally:
+        cv2.utils.logging.setLogLevel(previous)
+
+
 def test_written_videos_get_ordinary_file_permissions(tmp_path):
     frames = np.zeros((2, 8, 8, 3), np.uint8)
     umask = os.umask(0o022)
