@@ -30,7 +30,7 @@ LOGGER = logging.getLogger("gid")
 TOOL_MODULES = {
     "prepare": ("gid_models.train.prepare", "turn clips into training shards"),
     "train": ("gid_models.train.train_all", "train the motion model and renderer"),
-    "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains on training shards"),
+    "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains and limits on training shards"),
     "eval": ("gid_models.evaluation.run", "evaluate motion prediction on unseen clips"),
 }
 

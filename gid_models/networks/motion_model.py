@@ -204,25 +204,22 @@ class MotionModel(nn.Module):
         self.normalization_scales.copy_(normalization.scales.to(self.normalization_scales))
         self.quantile = normalization.quantile
 
+    def _set_per_bin(self, buffer: torch.Tensor, values: torch.Tensor, source: str, what: str, allow_inf: bool) -> None:
+        """Copy K positive values (finite unless allow_inf) into buffer, or raise naming source and what."""
+        values = torch.as_tensor(values).detach().float().cpu()
+        allowed = ~torch.isnan(values) if allow_inf else torch.isfinite(values)
+        if values.shape != (self.num_frequencies,) or not allowed.all() or (values <= 0).any():
+            span = "" if values.numel() == 0 else f" from {values.min().item():.3g} to {values.max().item():.3g}"
+            raise MotionError(f"{source}: expected {self.num_frequencies} {what}, got shape {tuple(values.shape)}{span}.")
+        buffer.copy_(values.to(buffer))
+
     def set_output_gains(self, gains: torch.Tensor, source: str = "output gains") -> None:
         """Per-bin amplitude gains (K,) applied to sampled motion in pixels (see train/calibrate.py)."""
-        gains = torch.as_tensor(gains).detach().float().cpu()
-        if gains.shape != (self.num_frequencies,) or not torch.isfinite(gains).all() or (gains <= 0).any():
-            raise MotionError(
-                f"{source}: expected {self.num_frequencies} finite positive gains, got shape {tuple(gains.shape)}"
-                f"{'' if gains.numel() == 0 else f' from {gains.min().item():.3g} to {gains.max().item():.3g}'}."
-            )
-        self.output_gains.copy_(gains.to(self.output_gains))
+        self._set_per_bin(self.output_gains, gains, source, "finite positive gains", allow_inf=False)
 
     def set_output_limits(self, limits: torch.Tensor, source: str = "output limits") -> None:
         """Per-bin amplitude limits (K,) in pixels (inf = none) on sampled motion (see train/calibrate.py)."""
-        limits = torch.as_tensor(limits).detach().float().cpu()
-        if limits.shape != (self.num_frequencies,) or torch.isnan(limits).any() or (limits <= 0).any():
-            raise MotionError(
-                f"{source}: expected {self.num_frequencies} positive amplitude limits (pixels), got shape "
-                f"{tuple(limits.shape)}{'' if limits.numel() == 0 else f' from {limits.min().item():.3g} to {limits.max().item():.3g}'}."
-            )
-        self.output_limits.copy_(limits.to(self.output_limits))
+        self._set_per_bin(self.output_limits, limits, source, "positive amplitude limits (pixels)", allow_inf=True)
 
     @property
     def calibrated(self) -> bool:

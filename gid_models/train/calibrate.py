@@ -122,18 +122,10 @@ def record_limits(record: dict, limits: torch.Tensor, examples: int) -> dict:
     return {**record, "limits_px": [round(float(v), 4) for v in limits], "limit_examples": examples}
 
 
-def fit_calibration(
-    model: MotionModel,
-    dataset: Sequence[dict],
-    *,
-    steps: int = DEFAULT_STEPS,
-    seeds: int = 1,
-    max_examples: int | None = None,
-    callback: Callable[[int, int], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, dict]:
-    """(gains (K,), limits (K,) pixels, record): fit_output_gains on the first max_examples
-    examples, fit_output_limits on all of them."""
-    gains, record = fit_output_gains(model, dataset, steps=steps, seeds=seeds, max_examples=max_examples, callback=callback)
+def fit_calibration(model: MotionModel, dataset: Sequence[dict], **sampling) -> tuple[torch.Tensor, torch.Tensor, dict]:
+    """(gains (K,), limits (K,) pixels, record): fit_output_gains with the given sampling keywords
+    (steps, seeds, max_examples, callback) and fit_output_limits on every example."""
+    gains, record = fit_output_gains(model, dataset, **sampling)
     limits = fit_output_limits(dataset)
     return gains, limits, record_limits(record, limits, len(dataset))
 

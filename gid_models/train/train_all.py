@@ -8,7 +8,7 @@ Stages, each a call into its own entry point that keeps a checkpoint under MODEL
   vae            the motion VAE on normalized slices (train_vae)
   stage1         the denoiser's 2D U-Net on single frequency slices (train_denoiser, stage 1)
   stage2         its frequency attention on all K slices at once (train_denoiser, stage 2)
-  calibrate      per-frequency output gains so sampled motion is as strong as the data's (calibrate)
+  calibrate      per-frequency output gains and limits: sampled motion as strong as the data's, never larger (calibrate)
   renderer       the neural renderer on frame pairs of the clips (train_renderer)
 
 MODEL_DIR ends up in the layout of gid_models/weights/ (normalization.safetensors,

@@ -109,7 +109,7 @@ def set_aside_later_checkpoints(job: Job, name: str) -> None:
     them aside so those stages continue from the new weights instead of restoring old ones."""
     later = MOTION_ORDER[MOTION_ORDER.index(name) + 1:] if name in MOTION_ORDER else ()
     if name in MOTION_ORDER and (job.out / CALIBRATION_FILE).is_file():
-        (job.out / CALIBRATION_FILE).unlink()  # gains fitted to the old weights; the calibrate stage refits them
+        (job.out / CALIBRATION_FILE).unlink()  # gains and limits fitted to the old weights; the calibrate stage refits them
         LOGGER.info("%s changed: removed %s (stage calibrate fits it again)", name, CALIBRATION_FILE)
     for stage in later:
         folder = job.out / "checkpoints" / CHECKPOINTS[stage]
