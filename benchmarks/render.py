@@ -1,6 +1,6 @@
 """Rendering speed and peak memory: pixel and neural renderers at 256x160, 512x288 and 1920x1080.
 
-Run: python benchmarks/render.py [--threads N] [--repeats R] [--devices cpu,cuda]
+Run: python benchmarks/render.py [--threads N] [--repeats R] [--devices cpu,cuda] [--chunk FRAMES]
 
 Every (renderer, size, device) runs in its own subprocess so that the CPU peak memory (peak RSS
 growth over the idle process) belongs to that configuration alone; on CUDA the peak is
@@ -61,7 +61,9 @@ def neural_renderer():
     return NeuralRenderer.from_bundled() if NeuralRenderer.bundled_available() else NeuralRenderer().eval()
 
 
-def run_single(renderer_name: str, width: int, height: int, device_name: str, repeats: int, threads: int) -> dict:
+def run_single(
+    renderer_name: str, width: int, height: int, device_name: str, repeats: int, threads: int, chunk: int | None
+) -> dict:
     from gid_models.rendering import render_motion
 
     torch.set_num_threads(threads)
@@ -79,7 +81,7 @@ def run_single(renderer_name: str, width: int, height: int, device_name: str, re
         if device.type == "cuda":
             torch.cuda.synchronize()
         start = time.perf_counter()
-        render_motion(picture, motion, renderer=renderer, output_device=output_device)
+        render_motion(picture, motion, renderer=renderer, output_device=output_device, chunk_size=chunk)
         if device.type == "cuda":
             torch.cuda.synchronize()
         return time.perf_counter() - start
@@ -113,11 +115,13 @@ def main() -> None:
     parser.add_argument("--devices", default="cpu,cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--renderers", default=",".join(RENDERERS))
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES))
+    parser.add_argument("--chunk", type=int, default=0, help="frames per chunk (default 0: render_motion picks)")
     parser.add_argument("--single", nargs=4, metavar=("RENDERER", "WIDTH", "HEIGHT", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         renderer_name, width, height, device_name = args.single
-        print(json.dumps(run_single(renderer_name, int(width), int(height), device_name, args.repeats, args.threads)))
+        print(json.dumps(run_single(renderer_name, int(width), int(height), device_name, args.repeats, args.threads,
+                                    args.chunk or None)))
         return
     header = (f"{'renderer':8} {'size':>10} {'device':6} {'frames':>6} {'fps best':>9} {'fps median':>10} "
               f"{'to cpu':>8} {'peak MB':>8}")
@@ -128,7 +132,7 @@ def main() -> None:
             for size in args.sizes.split(","):
                 width, height = (int(v) for v in size.split("x"))
                 command = [sys.executable, __file__, "--single", renderer_name, str(width), str(height), device_name,
-                           "--repeats", str(args.repeats), "--threads", str(args.threads)]
+                           "--repeats", str(args.repeats), "--threads", str(args.threads), "--chunk", str(args.chunk)]
                 completed = subprocess.run(command, capture_output=True, text=True, check=False)
                 if completed.returncode != 0:
                     print(f"{renderer_name:8} {size:>10} {device_name:6} failed: {completed.stderr.strip()[-300:]}")

@@ -1,12 +1,14 @@
-"""Seconds per spectral-volume sample at 256x160 (K = 16, default-size model, random weights:
-the cost does not depend on the weights) for 25, 50 and 250 DDIM steps, with and without loop
-guidance (u = 200, 2 self-recurrence passes). CPU always, CUDA when available.
+"""Seconds per spectral-volume sample at 256x160 (K = 16, random weights: the cost does not
+depend on the weights) for 25, 50 and 250 DDIM steps, with and without loop guidance (u = 200,
+2 self-recurrence passes), for the `default` (paper-like, 7.7 M U-Net) and the shipped `cpu`
+(3.3 M U-Net) model sizes. CPU always, CUDA when available. On CUDA the unguided steps replay a
+CUDA graph; set GID_NO_CUDA_GRAPHS=1 to time them eagerly.
 
-    python benchmarks/sample.py [--cpu-steps 2] [--devices cpu cuda]
+    python benchmarks/sample.py [--cpu-steps 2] [--devices cpu cuda] [--sizes default cpu] [--unguided-only]
 
 On the CPU a full 250-step run takes many minutes, so by default the CPU figures are per-step
 times measured over --cpu-steps steps and multiplied out (marked "extrapolated"); pass
---cpu-steps 0 to run every step. Target on an H100: 250 CFG steps <= 3 s.
+--cpu-steps 0 to run every step. Target on an H100: 250 CFG steps <= 3 s (H200 figures: README).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from gid_models.networks import MotionModel
 from gid_models.sampling import LoopGuidance, sample_spectral_volume
+from gid_models.sampling.cuda_graph import cuda_graphs_enabled
 
 STEP_COUNTS = (25, 50, 250)
 HEIGHT, WIDTH = 160, 256
@@ -42,13 +45,18 @@ def seconds(model: MotionModel, picture: torch.Tensor, steps: int, guidance: Loo
     return time.perf_counter() - start
 
 
-def run(device: torch.device, measured_steps: int) -> None:
-    model = MotionModel.create("default").to(device).eval()
+def run(device: torch.device, measured_steps: int, size: str, unguided_only: bool = False) -> None:
+    model = MotionModel.create(size).to(device).eval()
     picture = torch.rand(1, 3, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(0)).to(device)
     seconds(model, picture, 2, None)  # warm-up (kernels, allocator)
+    if device.type == "cuda" and not unguided_only:
+        seconds(model, picture, 2, LoopGuidance())  # and the backward pass's kernels
     name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU ({torch.get_num_threads()} threads)"
-    print(f"device: {name}; picture {WIDTH}x{HEIGHT}, K={model.num_frequencies}, cfg on, batch 1")
-    for label, guidance in (("no guidance", None), ("loop guidance u=200 r=2", LoopGuidance())):
+    if cuda_graphs_enabled(device):
+        name += ", unguided steps replayed from a CUDA graph"
+    print(f"device: {name}; model size {size!r}; picture {WIDTH}x{HEIGHT}, K={model.num_frequencies}, cfg on, batch 1")
+    cases = [("no guidance", None), ("loop guidance u=200 r=2", LoopGuidance())][: 1 if unguided_only else 2]
+    for label, guidance in cases:
         if measured_steps:
             per_step = seconds(model, picture, measured_steps, guidance) / measured_steps
             for steps in STEP_COUNTS:
@@ -63,11 +71,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--cpu-steps", type=int, default=2, help="steps timed on the CPU (0: run all steps)")
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: both when present)")
+    parser.add_argument("--sizes", nargs="+", default=["default", "cpu"], help="model sizes (default: default cpu)")
+    parser.add_argument("--unguided-only", action="store_true", help="skip the loop-guidance timings")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
     for device in devices:
-        run(torch.device(device), args.cpu_steps if device == "cpu" else 0)
+        for size in args.sizes:
+            run(torch.device(device), args.cpu_steps if device == "cpu" else 0, size, args.unguided_only)
 
 
 if __name__ == "__main__":

@@ -17,11 +17,17 @@ UNKNOWN_FREE_BYTES = 4 << 30  # assumed when the platform cannot say
 
 
 def free_memory_bytes(device: torch.device | str) -> int:
-    """Free memory of the device in bytes (free physical RAM for the CPU; 4 GiB when unknown)."""
+    """Free memory of the device in bytes (free physical RAM for the CPU; 4 GiB when unknown).
+
+    On CUDA this counts what PyTorch's caching allocator holds but does not use as free too, so
+    the figure does not shrink after a first job merely because its blocks stay cached (work
+    sized from it keeps the same shapes from run to run).
+    """
     device = torch.device(device)
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(0, cached))
     try:
         return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):

@@ -9,6 +9,7 @@ from gid_models.rendering import (
     NeuralRenderer,
     RendererConfig,
     motion_importance,
+    pick_chunk_size,
     pull_push_fill,
     render_motion,
 )
@@ -250,3 +251,15 @@ def test_out_of_memory_halves_the_chunk(generator):
     renderer.failure = RuntimeError("unrelated failure")
     with pytest.raises(RuntimeError, match="unrelated"):  # other errors are not retried
         render_motion(picture, motion, renderer=renderer, chunk_size=8)
+
+
+def test_chunks_of_one_render_are_evened_out():
+    """10 frames at 400x200 with at most 7 per chunk (CPU_CHUNK_PIXELS) run as 5 + 5, not 7 + 3:
+    one shape for every chunk (a GPU autotunes its kernels once per shape)."""
+    from gid_models.rendering.render import CPU_CHUNK_PIXELS
+
+    assert CPU_CHUNK_PIXELS // (200 * 400) == 7
+    assert pick_chunk_size(200, 400, 10, torch.device("cpu")) == 5
+    assert pick_chunk_size(200, 400, 7, torch.device("cpu")) == 7
+    assert pick_chunk_size(200, 400, 15, torch.device("cpu")) == 5
+    assert pick_chunk_size(4000, 4000, 3, torch.device("cpu")) == 1

@@ -223,3 +223,35 @@ def test_loop_guidance_works_under_inference_mode_like_comfyui(picture):
     assert torch.isfinite(guided.coeffs).all()
     plain, _ = sample_spectral_volume(make(), picture, seed=3, steps=2)
     assert not torch.equal(guided.coeffs, plain.coeffs)
+
+
+def test_cuda_graph_replay_is_only_used_on_cuda_and_can_be_switched_off(monkeypatch):
+    from gid_models.sampling.cuda_graph import DISABLE_VARIABLE, cuda_graphs_enabled
+
+    assert not cuda_graphs_enabled(torch.device("cpu"))
+    monkeypatch.setenv(DISABLE_VARIABLE, "1")
+    assert not cuda_graphs_enabled(torch.device("cuda"))
+    monkeypatch.setenv(DISABLE_VARIABLE, "0")
+    assert cuda_graphs_enabled(torch.device("cuda"))
+
+
+def test_graphed_noise_falls_back_to_eager_when_capture_fails(caplog):
+    """Where no graph can be captured (here: CPU tensors), every call runs the function itself."""
+    from gid_models.sampling.cuda_graph import GraphedNoise
+
+    calls = []
+
+    def noise_fn(z, t):
+        calls.append(int(t))
+        return z * 2 + t
+
+    graphed = GraphedNoise(noise_fn)
+    z = torch.rand(1, 2, 3, 4, 4)
+    with caplog.at_level("INFO", logger="gid_models.sampling.cuda_graph"):
+        first = graphed(z, torch.tensor(5))
+        second = graphed(z, torch.tensor(7))
+    assert graphed.failed and graphed.graph is None
+    torch.testing.assert_close(first, z * 2 + 5)
+    torch.testing.assert_close(second, z * 2 + 7)
+    assert calls == [5, 7]
+    assert "sampling eagerly" in caplog.text

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from ..spectral import MotionError, SpectralVolume, normalize
+from .cuda_graph import GraphedNoise, cuda_graphs_enabled
 from .ddim import make_scheduler, randn, sample_ddim
 from .guidance import LoopGuidance, latents_to_pixels, make_guidance_loss, masked_volume
 
@@ -71,7 +72,9 @@ def _mask_nchw(mask: torch.Tensor, batch: int, height: int, width: int) -> torch
 
 def _autocast(device: torch.device):
     if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
+        # no weight-cast cache: each weight is cast once per forward anyway, and a CUDA graph
+        # capture (cuda_graph.py) must not keep casts made outside it
+        return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=False)
     return contextlib.nullcontext()
 
 
@@ -168,8 +171,9 @@ def sample_spectral_volume(
         return (1 + cfg) * eps_conditional - cfg * eps_empty
 
     loss = make_guidance_loss(model, guidance, outside, num_frames, fps, margin)
+    step_noise = GraphedNoise(noise_fn) if loss is None and cuda_graphs_enabled(device) else noise_fn
     latents = sample_ddim(
-        noise_fn, latents, steps=steps, generator=generator, guidance_loss=loss,
+        step_noise, latents, steps=steps, generator=generator, guidance_loss=loss,
         recurrence=guidance.recurrence if guidance is not None else 1,
         through_denoiser=guidance.through_denoiser if guidance is not None else True,
         callback=callback,

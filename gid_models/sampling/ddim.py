@@ -54,7 +54,8 @@ def sample_ddim(
 ) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from pure-noise latents to clean latents.
 
-    noise_fn(z, t) -> eps: predicted noise, same shape as z (B, K, C, h, w).
+    noise_fn(z, t) -> eps: predicted noise, same shape as z (B, K, C, h, w); t is a 0-d int64
+        tensor on z's device (the diffusion step).
     guidance_loss(z0_hat) -> (B,) differentiable loss of the clean-latent estimate; None: plain DDIM.
     recurrence: times each step is run when guided (1 = no self-recurrence).
     through_denoiser: differentiate through the denoiser (exact); False treats eps as constant,
@@ -66,20 +67,24 @@ def sample_ddim(
     if recurrence < 1:
         raise ValueError(f"self-recurrence must be at least 1 (one pass per step), got {recurrence}.")
     scheduler = make_scheduler()
-    scheduler.set_timesteps(steps, device=latents.device)
-    alphas = scheduler.alphas_cumprod.to(latents.device)
+    scheduler.set_timesteps(steps)
+    # The schedule stays on the host (Python ints, CPU scalars): reading it never waits for the
+    # GPU, so the host can queue the next step's kernels while the device runs this one.
+    alphas = scheduler.alphas_cumprod
+    device_timesteps = scheduler.timesteps.to(latents.device)
+    stride = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
     latents = latents.float()
-    for index, timestep in enumerate(scheduler.timesteps):
+    for index, timestep in enumerate(scheduler.timesteps.tolist()):
         alpha = alphas[timestep]
-        previous_t = timestep - scheduler.config.num_train_timesteps // scheduler.num_inference_steps
-        alpha_previous = alphas[previous_t] if previous_t >= 0 else scheduler.final_alpha_cumprod.to(alpha)
+        previous_t = timestep - stride
+        alpha_previous = alphas[previous_t] if previous_t >= 0 else scheduler.final_alpha_cumprod
         passes = recurrence if guidance_loss is not None else 1
         for attempt in range(passes):
             if guidance_loss is None:
                 with torch.no_grad():
-                    eps = noise_fn(latents, timestep).float()
+                    eps = noise_fn(latents, device_timesteps[index]).float()
             else:
-                eps = _guided_noise(noise_fn, guidance_loss, latents, timestep, alpha, through_denoiser)
+                eps = _guided_noise(noise_fn, guidance_loss, latents, device_timesteps[index], alpha, through_denoiser)
             latents = scheduler.step(eps, timestep, latents, eta=0.0).prev_sample
             if attempt < passes - 1:
                 ratio = alpha / alpha_previous
