@@ -10,6 +10,7 @@ halved whenever a chunk runs out of memory.
 from __future__ import annotations
 
 import logging
+import math
 from typing import Callable
 
 import torch
@@ -96,7 +97,8 @@ def pick_chunk_size(
     chunk = max(1, budget // bytes_per_frame(height, width, renderer))
     limit = GPU_CHUNK_PIXELS if device.type == "cuda" else CPU_CHUNK_PIXELS
     chunk = min(chunk, max(1, limit // (height * width)), num_frames)
-    return int(-(-num_frames // -(-num_frames // chunk)))  # ceil(T / number of chunks)
+    chunks = math.ceil(num_frames / chunk)
+    return math.ceil(num_frames / chunks)
 
 
 def _is_out_of_memory(error: BaseException) -> bool:
