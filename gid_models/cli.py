@@ -68,6 +68,12 @@ def _device(name: str) -> torch.device:
     return device
 
 
+def _check_renderer(name: str) -> None:
+    """Fail before the slow steps when --renderer names no renderer."""
+    if name not in ("neural", "pixel") and not Path(name).is_file():
+        raise MotionError(f"--renderer: '{name}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
+
+
 def _write(frames: torch.Tensor, path: str, fps: float) -> None:
     from .video_io import write_video
 
@@ -78,6 +84,7 @@ def _write(frames: torch.Tensor, path: str, fps: float) -> None:
 def command_animate(args: argparse.Namespace) -> None:
     from . import pipeline
 
+    _check_renderer(args.renderer)
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     mask = pipeline.load_mask(args.mask, *picture.shape[-2:]) if args.mask else None
@@ -94,16 +101,19 @@ def command_animate(args: argparse.Namespace) -> None:
     else:
         motion = spectral_to_motion(volume, args.frames, args.fps, gain=args.gain)
     callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, freeze_mask=None if mask is None else 1 - mask, callback=callback)
+    frames = pipeline.render(picture, motion, device=device, freeze_mask=None if mask is None else 1 - mask, callback=callback,
+                             renderer=args.renderer)
     close()
     _write(frames, args.output, args.fps)
 
 
 def command_poke(args: argparse.Namespace) -> None:
     from . import pipeline
+
     from .dynamics import simulate
     from .dynamics.drags import Drag
 
+    _check_renderer(args.renderer)
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     height, width = picture.shape[-2:]
@@ -114,7 +124,7 @@ def command_poke(args: argparse.Namespace) -> None:
     drag = Drag(x=x, y=y, dx=dx, dy=dy, start=0, hold=args.hold_frames, kind="drag")
     motion = simulate(volume, [drag], num_frames=args.frames, fps=args.fps, damping=args.damping)
     callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, callback=callback)
+    frames = pipeline.render(picture, motion, device=device, callback=callback, renderer=args.renderer)
     close()
     _write(frames, args.output, args.fps)
 
@@ -122,6 +132,7 @@ def command_poke(args: argparse.Namespace) -> None:
 def command_transfer(args: argparse.Namespace) -> None:
     from . import pipeline
 
+    _check_renderer(args.renderer)
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     callback, close = _progress("optical flow")
@@ -130,7 +141,7 @@ def command_transfer(args: argparse.Namespace) -> None:
     volume = source.volume.resized(*picture.shape[-2:])
     motion = pipeline.loop_motion(volume, args.frames or volume.num_frames, args.fps or volume.fps, args.gain)
     callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, callback=callback)
+    frames = pipeline.render(picture, motion, device=device, callback=callback, renderer=args.renderer)
     close()
     _write(frames, args.output, motion.fps)
 
@@ -151,6 +162,9 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     parser.add_argument("--max-side", type=int, default=768, help="resize the picture so its long side is at most this (pixels)")
     parser.add_argument("--gain", type=float, default=1.0, help="motion magnification (1 = as predicted)")
+    parser.add_argument("--renderer", default="neural", help="neural (the bundled neural renderer, default), pixel "
+                        "(splat + pull-push fill: faster on CPU, sharper where the motion uncovers new content) "
+                        "or a renderer .safetensors file")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -148,23 +148,34 @@ def render(
     device: torch.device | str = "cpu",
     freeze_mask: torch.Tensor | None = None,
     callback: StepCallback | None = None,
+    renderer: str = "neural",
 ) -> torch.Tensor:
-    """Frames (T, 3, H, W) in 0..1 of the picture moved by the motion: with the bundled neural
-    renderer, or the pixel renderer when its weights are missing."""
+    """Frames (T, 3, H, W) in 0..1 of the picture moved by the motion.
+
+    renderer: "neural" = the bundled neural renderer (the pixel renderer when its weights are
+    missing), "pixel" = the pixel renderer (splat + pull-push fill, faster, sharper in
+    disocclusions), or the path of a renderer*.safetensors file.
+    """
     from .rendering import NeuralRenderer, render_motion
 
     device = torch.device(device)
-    if NeuralRenderer.bundled_available():
-        renderer = NeuralRenderer.from_bundled().to(device)
+    network = None
+    if renderer == "pixel":
+        LOGGER.info("rendering with the pixel renderer (splat + pull-push fill)")
+    elif renderer != "neural":
+        if not Path(renderer).is_file():
+            raise MotionError(f"--renderer: '{renderer}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
+        network = NeuralRenderer.load(renderer).to(device)
+        LOGGER.info("rendering with the neural renderer %s", renderer)
+    elif NeuralRenderer.bundled_available():
+        network = NeuralRenderer.from_bundled().to(device)
         LOGGER.info("rendering with the bundled neural renderer (gid_models/weights/renderer.safetensors)")
     else:
-        renderer = None
-        LOGGER.info("no neural renderer in gid_models/weights/ (none ships yet: the trained one did not beat "
-                    "the pixel renderer, see MODEL_CARD.md): rendering with the pixel renderer (splat + "
+        LOGGER.info("no neural renderer in gid_models/weights/: rendering with the pixel renderer (splat + "
                     "pull-push fill)")
     motion = motion.resized(picture.shape[-2], picture.shape[-1]).to(device)
     mask = None if freeze_mask is None else freeze_mask.to(device)
-    frames = render_motion(picture.to(device), motion, renderer=renderer, freeze_mask=mask, callback=callback)
+    frames = render_motion(picture.to(device), motion, renderer=network, freeze_mask=mask, callback=callback)
     return frames.cpu()
 
 

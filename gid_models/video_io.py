@@ -62,6 +62,21 @@ def read_video(
     return np.stack(frames), fps
 
 
+def fit_frames(frames: np.ndarray, width: int, height: int) -> np.ndarray:
+    """(T, h, w, 3) uint8 -> (T, height, width, 3): centre crop to the output aspect ratio, then
+    area resize (how `gid eval` and the renderer's window pairs bring clips to 256x160)."""
+    src_h, src_w = frames.shape[1:3]
+    if src_w / src_h > width / height:
+        crop_w, crop_h = round(src_h * width / height), src_h
+    else:
+        crop_w, crop_h = src_w, round(src_w * height / width)
+    x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
+    return np.stack([
+        cv2.resize(np.ascontiguousarray(f[y0 : y0 + crop_h, x0 : x0 + crop_w]), (width, height), interpolation=cv2.INTER_AREA)
+        for f in frames
+    ])
+
+
 def _to_uint8_frames(frames: np.ndarray | torch.Tensor) -> np.ndarray:
     """(T, H, W, 3) float 0..1 or uint8, numpy or torch -> (T, H, W, 3) uint8 numpy."""
     if isinstance(frames, torch.Tensor):

@@ -137,11 +137,12 @@ class GIDLoadRenderer:
     """Loads neural-renderer weights: the bundled ones or a renderer*.safetensors file."""
 
     DESCRIPTION = (
-        "Loads a neural renderer for GIDRender. 'bundled' is gid_models/weights/renderer.safetensors when "
-        "the pack ships one (this version does not: the renderer trained on the bundled clips did not beat "
-        "the pixel renderer; see MODEL_CARD.md there); other entries "
+        "Loads a neural renderer for GIDRender. 'bundled' is gid_models/weights/renderer.safetensors, trained "
+        "on the bundled clips (on held-out clips it scores higher PSNR than the pixel renderer but is softer "
+        "where motion uncovers new content; see MODEL_CARD.md there); other entries "
         "are renderer*.safetensors files in ComfyUI/models/gid (train your own with "
-        "`python -m gid_models.train.train_renderer`). Without a renderer, GIDRender uses the pixel renderer."
+        "`gid train` or `python -m gid_models.train.train_renderer`). Without a renderer, GIDRender uses the "
+        "pixel renderer."
     )
     CATEGORY = "GID/loaders"
     FUNCTION = "load"
@@ -169,10 +170,10 @@ class GIDLoadRenderer:
             if not NeuralRenderer.bundled_available():
                 raise fail(
                     node,
-                    f"the bundled renderer is missing ({path} does not exist): this version ships none, because "
-                    "the one trained on the bundled clips did not beat the pixel renderer (gid_models/weights/"
-                    "MODEL_CARD.md). Leave GIDRender's renderer input empty to use the pixel renderer, or pick a "
-                    "renderer*.safetensors file of your own (train one with `gid train`) from ComfyUI/models/gid.",
+                    f"the bundled renderer is missing ({path} does not exist): restore it (`git checkout -- "
+                    "gid_models/weights/` in the pack's folder, or reinstall the pack). Meanwhile leave GIDRender's "
+                    "renderer input empty to use the pixel renderer, or pick a renderer*.safetensors file of your "
+                    "own (train one with `gid train`) from ComfyUI/models/gid.",
                 )
         elif renderer_name in user_renderer_files():
             path = _comfy.model_file_path(renderer_name)

@@ -81,3 +81,27 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, caplog):
     assert not (tmp_path / "x.mp4").exists()
     with pytest.raises(SystemExit):
         main(["poke", "p.jpg", "--at", "nonsense", "--drag", "1,1", "-o", "x.mp4"])
+
+
+def test_renderer_option_picks_the_pixel_renderer_or_a_weights_file(clip_and_picture, tmp_path, caplog):
+    import torch
+
+    from gid_models.rendering import NeuralRenderer, RendererConfig
+
+    clip_path, picture_path = clip_and_picture
+    network = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    torch.nn.init.constant_(network.head.bias, 0.2)  # a visible brightening over the pixel renderer
+    weights = tmp_path / "renderer_mine.safetensors"
+    network.save(weights)
+    videos = {}
+    for choice in ("pixel", str(weights)):
+        out = tmp_path / f"{len(videos)}.mp4"
+        assert main(["transfer", str(clip_path), str(picture_path), "--renderer", choice, "-o", str(out)]) == 0
+        videos[choice] = read_video(str(out))[0].astype(np.float32)
+    brightening = (videos[str(weights)] - videos["pixel"]).mean()
+    assert 0.15 * 255 < brightening < 0.25 * 255
+
+    missing = tmp_path / "nope.safetensors"
+    assert main(["animate", str(picture_path), "--renderer", str(missing), "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "--renderer" in caplog.text and "nope.safetensors" in caplog.text
+    assert not (tmp_path / "x.mp4").exists()

@@ -202,7 +202,34 @@ def test_render_pairs_give_flow_from_picture_to_target(tmp_path, generator):
     assert item["flow"][1, 8:-8, 8:-8].abs().median() < 0.5
 
 
-def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator):
+def test_window_pairs_give_the_window_displacement_and_importance(tmp_path, generator):
+    from gid_models.train.render_windows import WindowPairDataset, window_starts
+
+    assert window_starts(6, 4, 2) == [0, 2]
+    assert window_starts(7, 4, 2) == [0, 2, 3]  # the last frames get a window too
+    assert window_starts(3, 150, 75) == [0]
+    write_sliding_clip(tmp_path / "slide.mp4", generator)
+    write_sliding_clip(tmp_path / "bbb_02196_02392.mp4", generator)  # a validation clip: never trained on
+    dataset = WindowPairDataset(tmp_path, tmp_path / "cache", width=56, height=40, window=4, stride=2, num_pairs=16)
+    assert len(dataset.windows) == 2 and all("slide" in w.name for w in dataset.windows)
+    again = WindowPairDataset(tmp_path, tmp_path / "cache", width=56, height=40, window=4, stride=2)
+    assert again.windows == dataset.windows  # the second dataset reads the cache
+    interior = (slice(10, -10), slice(12, -12))
+    for index in range(len(dataset)):
+        item = dataset[index]
+        assert item["picture"].shape == item["target"].shape == (3, 40, 56)
+        assert item["flow"].shape == (2, 40, 56) and item["importance"].shape == (1, 40, 56)
+        # The texture slides 2 px per frame, so D_t is +-2t px along x (t = 1..3, maybe flipped)
+        # and W is the window's mean |D_t| over t = 0..3: (0 + 2 + 4 + 6) / 4 = 3 px.
+        dx = item["flow"][0][interior].median().abs().item()
+        assert min(abs(dx - 2 * t) for t in (1, 2, 3)) < 0.6
+        assert item["flow"][1][interior].abs().median() < 0.5
+        assert abs(item["importance"][0][interior].median().item() - 3.0) < 0.6
+    assert torch.equal(dataset[5]["flow"], again[5]["flow"])  # item i is always the same pair
+
+
+@pytest.mark.parametrize("pairs", ["windows", "flow"])
+def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator, pairs):
     import csv
 
     from gid_models.train import train_renderer
@@ -212,8 +239,9 @@ def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator):
     write_sliding_clip(clips / "slide.mp4", generator)
     write_sliding_clip(clips / "bbb_02196_02392.mp4", generator)
     out = tmp_path / "run"
-    common = ["--clips", str(clips), "--out", str(out), "--batch-size", "2", "--crop", "32", "--workers", "0",
-              "--channels", "8,12", "--save-every", "2", "--log-every", "1", "--val-pairs", "2", "--warmup", "1"]
+    common = ["--clips", str(clips), "--out", str(out), "--batch-size", "2", "--workers", "0",
+              "--channels", "8,12", "--save-every", "2", "--log-every", "1", "--val-pairs", "2", "--warmup", "1",
+              "--pairs", pairs, "--crop", "32", "--size", "48x32", "--mse-weight", "1", "--psnr-weight", "0.01"]
     train_renderer.main(common + ["--steps", "2"])
     state = (out / "checkpoint" / "state.json").read_text()
     assert '"step": 2' in state
@@ -225,6 +253,41 @@ def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator):
     renderer = NeuralRenderer.load(out / "renderer.safetensors")
     assert renderer.config.channels == (8, 12)
     assert (out / "renderer.json").is_file()
+
+
+def test_render_losses_weigh_each_term_and_score_frames_in_db():
+    from argparse import Namespace
+
+    from gid_models.train.train_renderer import frame_psnr, render_losses
+
+    target = torch.full((2, 3, 8, 8), 0.5)
+    prediction = target.clone()
+    prediction[0] += 0.1  # squared error 0.01 -> 20 dB
+    prediction[1, :, :4] += 0.01  # squared error 0.00005 -> 43.0 dB
+    assert torch.allclose(frame_psnr(prediction, target), torch.tensor([20.0, 43.0103]), atol=1e-3)
+    args = Namespace(gradient_weight=0.5, ssim_weight=0.2, mse_weight=3.0, psnr_weight=0.01)
+    terms = render_losses(prediction, target, args)
+    expected = (terms["l1"] + 0.5 * terms["gradient"] + 0.2 * terms["ssim"] + 3.0 * terms["mse"]
+                - 0.01 * terms["psnr"])
+    assert torch.allclose(terms["loss"], expected)
+    assert torch.allclose(terms["psnr"], torch.tensor(31.505), atol=1e-3)
+
+
+def test_train_renderer_csv_keeps_rows_of_an_older_header_on_resume(tmp_path):
+    import csv
+
+    from gid_models.train.train_renderer import CSV_FIELDS, start_csv
+
+    path = tmp_path / "losses.csv"
+    path.write_text("step,split,loss,l1,gradient,ssim,l1_pixel_renderer,lr,seconds\n25,train,0.5,0.2,0.1,0.3,,1e-4,9.0\n")
+    start_csv(path, keep=True)
+    with path.open(newline="") as handle:
+        reader = csv.DictReader(handle)
+        rows = list(reader)
+    assert reader.fieldnames == CSV_FIELDS
+    assert rows[0]["step"] == "25" and rows[0]["loss"] == "0.5" and rows[0]["mse"] == ""
+    start_csv(path, keep=False)
+    assert path.read_text().strip() == ",".join(CSV_FIELDS)
 
 
 class ChunkLimitedRenderer(NeuralRenderer):

@@ -33,7 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
-import cv2
 import numpy as np
 import torch
 
@@ -89,18 +88,10 @@ class ClipResult:
 def load_clip_frames(path: Path, width: int, height: int, max_frames: int) -> tuple[np.ndarray, float]:
     """(T, height, width, 3) uint8 RGB: the clip's first max_frames frames, centre-cropped to the
     output aspect ratio and area-resized; and the clip's fps."""
-    from ..video_io import read_video
+    from ..video_io import fit_frames, read_video
 
     frames, fps = read_video(path, max_frames=max_frames)
-    src_h, src_w = frames.shape[1:3]
-    if src_w / src_h > width / height:
-        crop_w, crop_h = round(src_h * width / height), src_h
-    else:
-        crop_w, crop_h = src_w, round(src_w * height / width)
-    x0, y0 = (src_w - crop_w) // 2, (src_h - crop_h) // 2
-    out = [cv2.resize(np.ascontiguousarray(f[y0 : y0 + crop_h, x0 : x0 + crop_w]), (width, height), interpolation=cv2.INTER_AREA)
-           for f in frames]
-    return np.stack(out), fps
+    return fit_frames(frames, width, height), fps
 
 
 def motion_scores(prediction: SpectralVolume, truth: SpectralVolume) -> dict[str, float]:

@@ -90,7 +90,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vae-crop", type=int, default=0, metavar="PX", help="train the VAE on random PXxPX "
                         "windows (0 = whole examples, the default)")
     parser.add_argument("--renderer-crop", type=int, default=256, metavar="PX",
-                        help="renderer training crop (default 256)")
+                        help="renderer training crop for --renderer-args='--pairs flow' (default 256); the "
+                        "default window pairs use whole 256x160 frames")
     parser.add_argument("--device", choices=["cpu", "cuda"], default=None, help="default: cuda when present")
     parser.add_argument("--export", default=None, metavar="FILE", help="also write FILE = gid_motion_NAME.safetensors "
                         "(and renderer_NAME.safetensors beside it) for ComfyUI/models/gid/")

@@ -3,14 +3,19 @@
     python -m gid_models.train.train_renderer --clips DIR --out DIR [--resume] [--init FILE] [--steps N] ...
     torchrun --nproc_per_node 8 -m gid_models.train.train_renderer --clips DIR --out DIR
 
-Loss: L1 + multi-scale gradient L1 (strides 1, 2, 4) + (1 - SSIM), weights on the command line
-(the paper's VGG loss needs pretrained weights, which are not available offline). bf16 autocast
-on GPU; DDP over torch.distributed when launched by torchrun (NCCL on GPU, gloo on CPU).
+Pairs (--pairs): "windows" (default) draws I_t from I_0 with the displacement of a 150-frame
+motion window and the window's importance, as rendering a motion texture does (render_windows);
+"flow" uses nearby frames and their own flow (render_pairs).
+Loss: L1 + multi-scale gradient L1 (strides 1, 2, 4) + (1 - SSIM) + squared error, weights on
+the command line (the paper's VGG loss needs pretrained weights, which are not available
+offline). bf16 autocast on GPU; DDP over torch.distributed when launched by torchrun (NCCL on
+GPU, gloo on CPU).
 Everything is written without pickle: out/checkpoint/{model,optimizer}.safetensors +
 state.json (step, config, arguments) for --resume, out/losses.csv (train and validation rows),
 and out/renderer.safetensors (fp16, config in the metadata) + renderer.json at the end, ready
 for ComfyUI/models/gid or gid_models/weights/. Validation uses the held-out clips of the data
-set and also reports the pixel renderer's L1 on the same pairs, the figure to beat.
+set and also reports the pixel renderer's L1 and squared error on the same pairs, the figures
+to beat.
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ from safetensors.torch import load_file, save_file
 
 from ..rendering import NeuralRenderer, RendererConfig, render_pixel_frames
 from .render_pairs import RenderPairDataset
+from .render_windows import WindowPairDataset
 
 LOGGER = logging.getLogger("gid.train_renderer")
-CSV_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds"]
+CSV_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds", "mse",
+              "mse_pixel_renderer", "psnr", "psnr_pixel_renderer"]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,12 +55,24 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=int, default=8, help="per process")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--warmup", type=int, default=500, help="linear warm-up steps, then cosine decay")
-    parser.add_argument("--crop", type=int, default=256)
-    parser.add_argument("--max-gap", type=int, default=24, help="largest frame gap between I_0 and I_t")
-    parser.add_argument("--max-side", type=int, default=512, help="downscale clips to this longest side")
+    parser.add_argument("--pairs", choices=("windows", "flow"), default="windows",
+                        help="windows: I_t drawn from I_0 with the displacement of a 150-frame motion window and "
+                        "its importance, as at run time (default); flow: nearby frames with their own flow")
+    parser.add_argument("--size", default="256x160", help="windows: frame size WIDTHxHEIGHT")
+    parser.add_argument("--window-stride", type=int, default=75, help="windows: frames between window starts")
+    parser.add_argument("--crop", type=int, default=256, help="flow: square crop")
+    parser.add_argument("--max-gap", type=int, default=24, help="flow: largest frame gap between I_0 and I_t")
+    parser.add_argument("--max-side", type=int, default=512, help="flow: downscale clips to this longest side")
     parser.add_argument("--channels", default="32,64,96,128", help="feature channels per pyramid level")
-    parser.add_argument("--gradient-weight", type=float, default=0.5)
+    parser.add_argument("--gradient-weight", type=float, default=0.1)
     parser.add_argument("--ssim-weight", type=float, default=0.2)
+    parser.add_argument("--mse-weight", type=float, default=0.0,
+                        help="weight of the squared error; L1 alone favours sharp guesses where the flow is "
+                        "unsure, the squared error favours the mean")
+    parser.add_argument("--psnr-weight", type=float, default=0.01,
+                        help="weight of minus each frame's PSNR in dB, averaged (what gid eval scores): unlike "
+                        "the squared error it weighs an error on a nearly perfect frame as much as a 10x "
+                        "larger one on a hard frame")
     parser.add_argument("--workers", type=int, default=4)
     parser.add_argument("--log-every", type=int, default=25)
     parser.add_argument("--save-every", type=int, default=500)
@@ -87,14 +106,23 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (numerator / denominator).mean()
 
 
+def frame_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """(N,) PSNR in dB of each (3, H, W) frame in 0..1 (capped at 100 dB)."""
+    mse = (prediction - target).square().flatten(1).mean(dim=1)
+    return -10.0 * torch.log10(mse.clamp_min(1e-10))
+
+
 def render_losses(prediction: torch.Tensor, target: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
     prediction, target = prediction.float(), target.float()
     terms = {
         "l1": (prediction - target).abs().mean(),
         "gradient": gradient_loss(prediction, target),
         "ssim": 1.0 - ssim(prediction, target),
+        "mse": (prediction - target).square().mean(),
+        "psnr": frame_psnr(prediction, target).mean(),
     }
-    terms["loss"] = terms["l1"] + args.gradient_weight * terms["gradient"] + args.ssim_weight * terms["ssim"]
+    terms["loss"] = (terms["l1"] + args.gradient_weight * terms["gradient"] + args.ssim_weight * terms["ssim"]
+                     + args.mse_weight * terms["mse"] - args.psnr_weight * terms["psnr"])
     return terms
 
 
@@ -167,7 +195,8 @@ def validate(
     model: NeuralRenderer, batches: list[dict[str, torch.Tensor]], device: torch.device, args
 ) -> dict[str, float]:
     model.eval()
-    sums = {"loss": 0.0, "l1": 0.0, "gradient": 0.0, "ssim": 0.0, "l1_pixel_renderer": 0.0}
+    sums = {"loss": 0.0, "l1": 0.0, "gradient": 0.0, "ssim": 0.0, "mse": 0.0, "psnr": 0.0, "l1_pixel_renderer": 0.0,
+            "mse_pixel_renderer": 0.0, "psnr_pixel_renderer": 0.0}
     for batch in batches:
         batch = to_device(batch, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
@@ -179,8 +208,23 @@ def validate(
             for p, f, w in zip(batch["picture"], batch["flow"], batch["importance"])
         ])
         sums["l1_pixel_renderer"] += float((pixel - batch["target"]).abs().mean())
+        sums["mse_pixel_renderer"] += float((pixel - batch["target"]).square().mean())
+        sums["psnr_pixel_renderer"] += float(frame_psnr(pixel, batch["target"]).mean())
     model.train()
     return {k: v / max(1, len(batches)) for k, v in sums.items()}
+
+
+def pair_dataset(args: argparse.Namespace, cache: Path, **kwargs) -> torch.utils.data.Dataset:
+    """The training or validation pairs that --pairs names (kwargs: split, seed, num_pairs)."""
+    if args.pairs == "flow":
+        return RenderPairDataset(args.clips, cache_dir=cache, crop=args.crop, max_gap=args.max_gap,
+                                 max_side=args.max_side, **kwargs)
+    try:
+        width, height = (int(v) for v in args.size.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--size must be WIDTHxHEIGHT in pixels, e.g. 256x160, got {args.size!r}.") from None
+    return WindowPairDataset(args.clips, cache_dir=cache / "windows", width=width, height=height,
+                             stride=args.window_stride, **kwargs)
 
 
 def train(args: argparse.Namespace) -> Path:
@@ -192,16 +236,15 @@ def train(args: argparse.Namespace) -> Path:
     cache = Path(args.cache) if args.cache else out / "cache"
     if rank == 0:
         out.mkdir(parents=True, exist_ok=True)
-    dataset_args = dict(cache_dir=cache, crop=args.crop, max_gap=args.max_gap, max_side=args.max_side)
     if world > 1 and rank != 0:
         dist.barrier()  # rank 0 decodes the clips into the shared cache first
-    dataset = RenderPairDataset(args.clips, split="train", seed=args.seed, **dataset_args)
+    dataset = pair_dataset(args, cache, split="train", seed=args.seed)
     if world > 1 and rank == 0:
         dist.barrier()
     val_batches: list[dict[str, torch.Tensor]] = []
     if rank == 0 and args.val_pairs > 0:
         try:
-            val = RenderPairDataset(args.clips, split="val", num_pairs=args.val_pairs, seed=1234, **dataset_args)
+            val = pair_dataset(args, cache, split="val", seed=1234, num_pairs=args.val_pairs)
             val_batches = list(torch.utils.data.DataLoader(val, batch_size=args.batch_size))
         except ValueError as error:
             LOGGER.warning("no validation: %s", error)
@@ -233,9 +276,8 @@ def train(args: argparse.Namespace) -> Path:
         generator=torch.Generator().manual_seed(args.seed + step),
     )
     csv_path = out / "losses.csv"
-    if rank == 0 and not (args.resume and csv_path.is_file()):
-        with csv_path.open("w", newline="") as handle:
-            csv.DictWriter(handle, CSV_FIELDS).writeheader()
+    if rank == 0:
+        start_csv(csv_path, keep=args.resume)
     started = time.time()
     epoch = step * args.batch_size * world // len(dataset)
     trained.train()
@@ -278,6 +320,22 @@ def train(args: argparse.Namespace) -> Path:
         if owns_process_group:
             dist.destroy_process_group()
     return final
+
+
+def start_csv(path: Path, keep: bool) -> None:
+    """A losses.csv with CSV_FIELDS as its header; keep=True keeps its rows (rewritten under the
+    current header when an older version of this script wrote it with fewer columns)."""
+    rows = []
+    if keep and path.is_file():
+        with path.open(newline="") as handle:
+            reader = csv.DictReader(handle)
+            if reader.fieldnames == CSV_FIELDS:
+                return
+            rows = list(reader)
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, CSV_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: v for k, v in row.items() if k in CSV_FIELDS} for row in rows)
 
 
 def _append_csv(path: Path, row: dict) -> None:
