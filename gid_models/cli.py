@@ -17,7 +17,6 @@ import importlib
 import logging
 import os
 import sys
-from pathlib import Path
 from typing import Callable, Sequence
 
 import torch
@@ -68,12 +67,6 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _check_renderer(name: str) -> None:
-    """Fail before the slow steps when --renderer names no renderer."""
-    if name not in ("neural", "pixel") and not Path(name).is_file():
-        raise MotionError(f"--renderer: '{name}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
-
-
 def _write(frames: torch.Tensor, path: str, fps: float) -> None:
     from .video_io import write_video
 
@@ -84,7 +77,7 @@ def _write(frames: torch.Tensor, path: str, fps: float) -> None:
 def command_animate(args: argparse.Namespace) -> None:
     from . import pipeline
 
-    _check_renderer(args.renderer)
+    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     mask = pipeline.load_mask(args.mask, *picture.shape[-2:]) if args.mask else None
@@ -109,11 +102,10 @@ def command_animate(args: argparse.Namespace) -> None:
 
 def command_poke(args: argparse.Namespace) -> None:
     from . import pipeline
-
     from .dynamics import simulate
     from .dynamics.drags import Drag
 
-    _check_renderer(args.renderer)
+    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     height, width = picture.shape[-2:]
@@ -132,7 +124,7 @@ def command_poke(args: argparse.Namespace) -> None:
 def command_transfer(args: argparse.Namespace) -> None:
     from . import pipeline
 
-    _check_renderer(args.renderer)
+    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
     device = _device(args.device)
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     callback, close = _progress("optical flow")

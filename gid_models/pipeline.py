@@ -141,6 +141,15 @@ def motion_for_picture(
     return volume_from_video(BUNDLED_CLIP, callback=callback)
 
 
+RENDERER_CHOICES = ("neural", "pixel")
+
+
+def check_renderer_choice(renderer: str) -> None:
+    """MotionError unless renderer is 'neural', 'pixel' or an existing weights file."""
+    if renderer not in RENDERER_CHOICES and not Path(renderer).is_file():
+        raise MotionError(f"--renderer: '{renderer}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
+
+
 def render(
     picture: torch.Tensor,
     motion: MotionTexture,
@@ -158,13 +167,12 @@ def render(
     """
     from .rendering import NeuralRenderer, render_motion
 
+    check_renderer_choice(renderer)
     device = torch.device(device)
     network = None
     if renderer == "pixel":
         LOGGER.info("rendering with the pixel renderer (splat + pull-push fill)")
     elif renderer != "neural":
-        if not Path(renderer).is_file():
-            raise MotionError(f"--renderer: '{renderer}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
         network = NeuralRenderer.load(renderer).to(device)
         LOGGER.info("rendering with the neural renderer %s", renderer)
     elif NeuralRenderer.bundled_available():

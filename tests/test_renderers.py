@@ -258,7 +258,8 @@ def test_train_renderer_runs_resumes_and_writes_weights(tmp_path, generator, pai
 def test_render_losses_weigh_each_term_and_score_frames_in_db():
     from argparse import Namespace
 
-    from gid_models.train.train_renderer import frame_psnr, render_losses
+    from gid_models.evaluation.metrics import frame_psnr
+    from gid_models.train.train_renderer import render_losses
 
     target = torch.full((2, 3, 8, 8), 0.5)
     prediction = target.clone()

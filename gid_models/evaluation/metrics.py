@@ -80,11 +80,16 @@ def seam_error(volume: SpectralVolume) -> torch.Tensor:
     return loop_seam_loss(spectral_to_motion(volume).displacements)
 
 
+def frame_psnr(frames: torch.Tensor, reference: torch.Tensor, max_db: float = 100.0) -> torch.Tensor:
+    """(T,) PSNR in dB of each of (T, 3, H, W) 0..1 frames against the reference, capped at max_db
+    (differentiable: the renderer trains on it)."""
+    mse = (frames.float() - reference.float()).square().flatten(1).mean(dim=1)
+    return -10.0 * torch.log10(mse.clamp_min(10 ** (-max_db / 10)))
+
+
 def psnr(frames: torch.Tensor, reference: torch.Tensor, max_db: float = 100.0) -> float:
     """Mean over frames of the PSNR (dB) of (T, 3, H, W) 0..1 frames against the reference."""
-    mse = (frames.float() - reference.float()).square().flatten(1).mean(dim=1)
-    values = 10 * torch.log10(1.0 / mse.clamp_min(10 ** (-max_db / 10)))
-    return float(values.mean())
+    return float(frame_psnr(frames, reference, max_db).mean())
 
 
 def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:

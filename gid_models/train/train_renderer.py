@@ -34,6 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
+from ..evaluation.metrics import frame_psnr
 from ..rendering import NeuralRenderer, RendererConfig, render_pixel_frames
 from .render_pairs import RenderPairDataset
 from .render_windows import WindowPairDataset
@@ -106,19 +107,13 @@ def ssim(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return (numerator / denominator).mean()
 
 
-def frame_psnr(prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """(N,) PSNR in dB of each (3, H, W) frame in 0..1 (capped at 100 dB)."""
-    mse = (prediction - target).square().flatten(1).mean(dim=1)
-    return -10.0 * torch.log10(mse.clamp_min(1e-10))
-
-
 def render_losses(prediction: torch.Tensor, target: torch.Tensor, args: argparse.Namespace) -> dict[str, torch.Tensor]:
     prediction, target = prediction.float(), target.float()
     terms = {
         "l1": (prediction - target).abs().mean(),
         "gradient": gradient_loss(prediction, target),
         "ssim": 1.0 - ssim(prediction, target),
-        "mse": (prediction - target).square().mean(),
+        "mse": F.mse_loss(prediction, target),
         "psnr": frame_psnr(prediction, target).mean(),
     }
     terms["loss"] = (terms["l1"] + args.gradient_weight * terms["gradient"] + args.ssim_weight * terms["ssim"]
@@ -208,7 +203,7 @@ def validate(
             for p, f, w in zip(batch["picture"], batch["flow"], batch["importance"])
         ])
         sums["l1_pixel_renderer"] += float((pixel - batch["target"]).abs().mean())
-        sums["mse_pixel_renderer"] += float((pixel - batch["target"]).square().mean())
+        sums["mse_pixel_renderer"] += float(F.mse_loss(pixel, batch["target"]))
         sums["psnr_pixel_renderer"] += float(frame_psnr(pixel, batch["target"]).mean())
     model.train()
     return {k: v / max(1, len(batches)) for k, v in sums.items()}
