@@ -49,7 +49,9 @@ class GIDLoadMotionModel:
 
     def load(self, model_name: str):
         node = "GIDLoadMotionModel"
-        with node_errors(node):
+        # ComfyUI runs nodes under torch.inference_mode(); weights made there could never take part
+        # in the gradients that loop guidance and masks need (see GIDSampleSpectralVolume).
+        with node_errors(node), torch.inference_mode(False):
             if model_name == BUNDLED:
                 model = MotionModel.from_bundled()
             else:
@@ -152,7 +154,9 @@ class GIDSampleSpectralVolume:
             LOGGER.warning("[%s] picture %dx%d is not a multiple of the model factor %d: motion is sampled at the "
                            "nearest valid size and resized to the picture.", node, picture.shape[-1],
                            picture.shape[-2], factor)
-        with node_errors(node):
+        # Loop guidance and masks differentiate through the model, which inference mode forbids: leave
+        # it here (as ComfyUI's own training node does), moving the weights outside it too.
+        with node_errors(node), torch.inference_mode(False):
             device = _comfy.load_model_to_device(model)
             volume, normalized = sample_spectral_volume(
                 model, picture.to(device), seed=int(seed), steps=int(steps), cfg=float(cfg), guidance=guidance,

@@ -129,6 +129,22 @@ def test_guidance_and_mask_inputs(pack, tiny_model):
     assert volume.coeffs[..., 8:12, 10:14].abs().mean() > 0
 
 
+def test_loop_guidance_with_a_model_loaded_under_inference_mode(pack, tiny_model, gid_folder):
+    """ComfyUI runs every node (the loader included) under torch.inference_mode(); guidance still
+    works, and the cached model keeps its very parameter objects (the sampler does not rewrite it)."""
+    tiny_model.save_file(os.path.join(gid_folder, "gid_motion_tiny.safetensors"))
+    (guidance,) = pack.NODE_CLASS_MAPPINGS["GIDLoopGuidance"]().build(200.0, 1, True)
+    with torch.inference_mode():
+        (model,) = pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]().load("gid_motion_tiny.safetensors")
+        parameters = list(model.parameters())
+        before = [p.clone() for p in parameters]
+        guided = sample(pack, model, picture(), steps=2, guidance=guidance)[0]
+        plain = sample(pack, model, picture(), steps=2)[0]
+    assert all(a is b for a, b in zip(parameters, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    assert torch.isfinite(guided.coeffs).all() and not torch.equal(guided.coeffs, plain.coeffs)
+
+
 def test_interrupt_stops_sampling(pack, tiny_model, comfy_shim):
     comfy_shim.INTERRUPT = True
     with pytest.raises(comfy_shim.InterruptProcessingException):

@@ -210,19 +210,26 @@ def test_mask_zeroes_motion_outside_with_a_soft_edge(model, picture):
     assert ((soft > 0) & (soft < 1)).any() and (soft[0, 0][torch.ones(8, 8).tril() == 0] == 0).all()
 
 
-def test_loop_guidance_works_under_inference_mode_like_comfyui(picture):
-    """ComfyUI executes nodes (model loading included) under torch.inference_mode()."""
+def test_guidance_under_inference_mode_is_refused_with_the_fix(picture):
+    """Hosts that run under torch.inference_mode() leave it themselves (nodes/diffusion.py does);
+    the sampler says so rather than fail inside autograd, and never rewrites the model."""
     def make():
         torch.manual_seed(0)
         normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
         return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
 
+    guidance = LoopGuidance(u=200.0, recurrence=1)
     with torch.inference_mode():
-        model = make()
-        guided, _ = sample_spectral_volume(model, picture, seed=3, steps=2, guidance=LoopGuidance(u=200.0, recurrence=1))
-    assert torch.isfinite(guided.coeffs).all()
-    plain, _ = sample_spectral_volume(make(), picture, seed=3, steps=2)
-    assert not torch.equal(guided.coeffs, plain.coeffs)
+        made_inside = make()
+        with pytest.raises(MotionError, match="inference_mode"):
+            sample_spectral_volume(made_inside, picture, seed=3, steps=2, guidance=guidance)
+        plain, _ = sample_spectral_volume(made_inside, picture, seed=3, steps=2)  # no gradients needed: fine
+    parameters = list(made_inside.parameters())
+    with pytest.raises(MotionError, match="created or moved under torch.inference_mode"):
+        sample_spectral_volume(made_inside, picture, seed=3, steps=2, guidance=guidance)
+    assert all(a is b for a, b in zip(parameters, made_inside.parameters()))
+    guided, _ = sample_spectral_volume(make(), picture, seed=3, steps=2, guidance=guidance)
+    assert torch.isfinite(guided.coeffs).all() and not torch.equal(guided.coeffs, plain.coeffs)
 
 
 def test_cuda_graph_replay_is_only_used_on_cuda_and_can_be_switched_off(monkeypatch):

@@ -78,19 +78,19 @@ def _autocast(device: torch.device):
     return contextlib.nullcontext()
 
 
-def _make_autograd_capable(model: torch.nn.Module) -> None:
-    """Replace parameters and buffers created under inference mode by ordinary copies, so that
-    autograd can save them for backward (must run outside inference mode)."""
-    for module in model.modules():
-        for name, parameter in list(module.named_parameters(recurse=False)):
-            if parameter.is_inference():
-                module._parameters[name] = torch.nn.Parameter(parameter.detach().clone(), parameter.requires_grad)
-        for name, buffer in list(module.named_buffers(recurse=False)):
-            if buffer is not None and buffer.is_inference():
-                module._buffers[name] = buffer.clone()
-    for name, value in list(vars(model).items()):
-        if isinstance(value, torch.Tensor) and value.is_inference():
-            setattr(model, name, value.clone())
+def _require_autograd(model) -> None:
+    """Guidance and masks differentiate through the model: refuse, with the fix, where autograd cannot."""
+    if torch.is_inference_mode_enabled():
+        raise MotionError(
+            "loop guidance and motion masks need gradients, which torch.inference_mode() forbids (ComfyUI runs "
+            "nodes under it); call sample_spectral_volume inside `with torch.inference_mode(False):`."
+        )
+    if any(tensor.is_inference() for tensor in (*model.parameters(), *model.buffers())):
+        raise MotionError(
+            "the motion model's weights were created or moved under torch.inference_mode(), so autograd "
+            "cannot use them for loop guidance or a motion mask; load and move the model inside "
+            "`with torch.inference_mode(False):` (as GIDLoadMotionModel does)."
+        )
 
 
 def sample_spectral_volume(
@@ -116,16 +116,10 @@ def sample_spectral_volume(
     guidance: loop self-guidance (None: off). mask: 1 = may move; (H, W), (B, H, W) or (B, 1, H, W).
     num_frames, fps: the T and frame rate the volume describes (the model's training T and fps).
     Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
+    Guidance and masks take gradients: call outside torch.inference_mode(), with a model loaded there.
     """
-    if torch.is_inference_mode_enabled() and (guidance is not None or mask is not None):
-        # Hosts such as ComfyUI run nodes under torch.inference_mode(), where the guidance
-        # gradients cannot be taken: leave it, with weights and inputs as ordinary tensors.
-        with torch.inference_mode(False):
-            _make_autograd_capable(model)
-            return sample_spectral_volume(
-                model, picture.clone(), seed=seed, steps=steps, cfg=cfg, guidance=guidance,
-                mask=None if mask is None else mask.clone(), num_frames=num_frames, fps=fps, callback=callback,
-            )
+    if (guidance is not None and guidance.u > 0) or mask is not None:
+        _require_autograd(model)
     if picture.ndim != 4 or picture.shape[1] != 3:
         raise MotionError(f"picture must be (B, 3, H, W), got {tuple(picture.shape)}.")
     if not torch.isfinite(picture).all():
