@@ -340,10 +340,7 @@ def normalize(volume: SpectralVolume, stats: FrequencyNormalization) -> Spectral
         raise MotionError(
             f"normalization has K={stats.num_frequencies} but the volume has K={volume.num_frequencies}."
         )
-    scales = stats.scales.to(volume.coeffs).view(1, -1, 1, 1, 1)
-    coeffs = volume.coeffs.float()
-    normalized = torch.sign(coeffs) * torch.sqrt(coeffs.abs() / scales)
-    return replace(volume, coeffs=normalized, normalization=stats)
+    return replace(volume, coeffs=normalize_tensor(volume.coeffs.float(), stats.scales), normalization=stats)
 
 
 def denormalize(volume: SpectralVolume, stats: FrequencyNormalization | None = None) -> SpectralVolume:
@@ -360,6 +357,11 @@ def denormalize(volume: SpectralVolume, stats: FrequencyNormalization | None = N
     return replace(volume, coeffs=torch.sign(coeffs) * coeffs.square() * scales, normalization=None)
 
 
+def normalize_tensor(coeffs: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """Paper Eq. 4 on raw coefficients: (..., K, 4, H, W) pixels -> sign(S) sqrt(|S| / s_k), scales (K,)."""
+    return torch.sign(coeffs) * torch.sqrt(coeffs.abs() / scales.to(coeffs).view(-1, 1, 1, 1))
+
+
 def denormalize_tensor(normalized: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
     """Differentiable inverse normalization of raw coefficients.
 
@@ -367,6 +369,12 @@ def denormalize_tensor(normalized: torch.Tensor, scales: torch.Tensor) -> torch.
     where gradients must flow back to the latent (sign * x^2 == x * |x| is smooth at 0).
     """
     return normalized * normalized.abs() * scales.to(normalized).view(-1, 1, 1, 1)
+
+
+def power_spectrum(volume: SpectralVolume) -> torch.Tensor:
+    """(B, K) P(j) = mean over pixels of |S_j|^2 (x and y together), px^2."""
+    volume.require_physical("power_spectrum")
+    return volume.coeffs.double().square().sum(dim=2).mean(dim=(-2, -1)).float()
 
 
 def loop_seam_loss(trajectories: torch.Tensor) -> torch.Tensor:

@@ -39,6 +39,19 @@ def test_vae_shapes_and_loss_parts():
     assert mean.shape == logvar.shape == (3, 4, 8, 12)
 
 
+def test_codec_encodes_and_decodes_frequency_slices_per_bin(tiny_model):
+    """MotionModel.encode / decode: the VAE applied to each of the K slices, latents scaled."""
+    slices = torch.randn(2, K, 4, 16, 16, generator=torch.Generator().manual_seed(6))
+    with torch.no_grad():
+        latents = tiny_model.encode(slices)
+        decoded = tiny_model.decode(latents)
+        mean, _ = tiny_model.vae.encode(slices[1, 2:3])
+        alone = tiny_model.vae.decode(mean)
+    assert latents.shape == (2, K, 4, 8, 8) and decoded.shape == slices.shape and decoded.dtype == torch.float32
+    torch.testing.assert_close(latents[1, 2], mean[0] * tiny_model.latent_scale)
+    torch.testing.assert_close(decoded[1, 2], alone[0], rtol=1e-4, atol=1e-5)
+
+
 def test_default_sizes_fit_the_shipping_budget():
     denoiser, vae = MotionDenoiser(), MotionVAE()
     assert sum(p.numel() for p in denoiser.parameters()) <= 8_000_000  # <= 16 MB in fp16
@@ -173,16 +186,42 @@ def test_corrupt_file_is_refused(tiny_model, tmp_path):
         MotionModel.load(path)
 
 
+def rewrite_config(weights, config: dict | None) -> None:
+    """Rewrite a network file's metadata config (None: drop it, as files written before it went there)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    metadata.pop("config")
+    save_file(tensors, str(weights), metadata=metadata if config is None else {**metadata, "config": json.dumps(config)})
+
+
 def test_wrong_config_is_refused(tiny_model, tmp_path):
     directory = tiny_model.save(tmp_path / "model")
     config = json.loads((directory / "denoiser.json").read_text())
     config["block_out_channels"] = [16, 48]
-    (directory / "denoiser.json").write_text(json.dumps(config))
+    rewrite_config(directory / "denoiser.safetensors", config)
     with pytest.raises(MotionError, match="does not match its config"):
         MotionModel.load(directory)
     config["colour"] = "red"
-    (directory / "denoiser.json").write_text(json.dumps(config))
+    rewrite_config(directory / "denoiser.safetensors", config)
     with pytest.raises(MotionError, match="unknown keys"):
+        MotionModel.load(directory)
+
+
+def test_files_without_a_config_in_their_metadata_read_the_json_beside_them(tiny_model, tmp_path):
+    """The layout shipped in gid_models/weights/ before the config went into the metadata."""
+    directory = tiny_model.save(tmp_path / "model", dtype=torch.float32)
+    for name in ("motion_vae", "denoiser"):
+        rewrite_config(directory / f"{name}.safetensors", None)
+    torch.testing.assert_close(MotionModel.load(directory).state_dict(), tiny_model.state_dict())
+    config = json.loads((directory / "denoiser.json").read_text())
+    (directory / "denoiser.json").write_text(json.dumps({**config, "block_out_channels": [16, 48]}))
+    with pytest.raises(MotionError, match="does not match its config"):
+        MotionModel.load(directory)
+    (directory / "denoiser.json").unlink()
+    with pytest.raises(MotionError, match="has no denoiser.json"):
         MotionModel.load(directory)
 
 

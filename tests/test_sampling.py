@@ -9,7 +9,7 @@ from gid_models.networks import MotionModel
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
-    amplitude_bound, decode_latents, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
+    amplitude_bound, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import (
     FrequencyNormalization, MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
@@ -189,7 +189,7 @@ def test_mask_guidance_steers_sampling_not_just_the_output(model):
         latents = sample_ddim(noise_fn, randn(shape, generator, torch.device("cpu")), steps=6,
                               generator=generator, guidance_loss=loss_fn)
         with torch.no_grad():
-            pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
+            pixels = denormalize_tensor(model.decode(latents), model.normalization_scales)
         return float((amplitude_bound(pixels) * outside).sum() / outside.sum())
 
     free = amplitude_outside(None)

@@ -11,8 +11,10 @@ from gid_models.spectral import (
     MotionTexture,
     SpectralVolume,
     denormalize,
+    denormalize_tensor,
     fit_normalization,
     normalize,
+    normalize_tensor,
     spectral_to_motion,
     spectral_to_trajectories,
     trajectories_to_spectral,
@@ -82,6 +84,15 @@ def test_normalization_inverse_is_exact_and_stats_round_trip(tmp_path, generator
     stats.save(str(path))
     loaded = FrequencyNormalization.load(str(path))
     torch.testing.assert_close(loaded.scales, stats.scales)
+
+
+def test_eq4_on_raw_tensors_is_what_normalize_does(generator):
+    """normalize_tensor (training, on batches of raw coefficients) is the one definition of Eq. 4."""
+    volume = trajectories_to_spectral(band_limited_trajectories(generator))
+    stats = FrequencyNormalization(torch.rand(16, generator=generator) + 0.1)
+    normalized = normalize_tensor(volume.coeffs, stats.scales)
+    torch.testing.assert_close(normalized, normalize(volume, stats).coeffs, rtol=0, atol=0)
+    torch.testing.assert_close(denormalize_tensor(normalized, stats.scales), volume.coeffs, rtol=1e-5, atol=1e-5)
 
 
 def test_normalized_volume_is_refused_where_pixels_are_needed(generator):

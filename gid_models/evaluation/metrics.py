@@ -12,7 +12,8 @@ Motion metrics take SpectralVolumes in pixels of the same size and K:
 - seam_error: the loop seam error L_g (gid_models.spectral.loop_seam_loss) of the motion
   rendered from the volume over its T frames, in pixels.
 Frame metrics take (T, 3, H, W) float 0..1: psnr (dB) and ssim (Gaussian 11x11, sigma 1.5,
-per channel), each the mean over frames.
+per channel), each the mean over frames of gid_models.frame_metrics' per-frame values (shared with
+the renderer's training loss). power_spectrum lives with the spectral volume (gid_models.spectral).
 """
 
 from __future__ import annotations
@@ -22,7 +23,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..spectral import SpectralVolume, loop_seam_loss, spectral_to_motion
+from ..frame_metrics import frame_psnr, frame_ssim
+from ..spectral import SpectralVolume, loop_seam_loss, power_spectrum, spectral_to_motion
 
 POWER_FLOOR_PX2 = 1e-6
 MAGNITUDE_SIZE = (40, 64)  # (height, width) the magnitude maps are compared at
@@ -61,12 +63,6 @@ def magnitude_spearman(prediction: SpectralVolume, truth: SpectralVolume, size: 
     return [spearman(p, t) for p, t in zip(*maps)]
 
 
-def power_spectrum(volume: SpectralVolume) -> torch.Tensor:
-    """(B, K) P(j) = mean over pixels of |S_j|^2 (x and y together), px^2."""
-    volume.require_physical("power_spectrum")
-    return volume.coeffs.double().square().sum(dim=2).mean(dim=(-2, -1)).float()
-
-
 def log_power_error(prediction: SpectralVolume, truth: SpectralVolume, floor: float = POWER_FLOOR_PX2) -> torch.Tensor:
     """(B,) mean over j >= 1 of |log10 P_pred(j) - log10 P_gt(j)| (decades of power)."""
     if prediction.num_frequencies != truth.num_frequencies:
@@ -80,41 +76,13 @@ def seam_error(volume: SpectralVolume) -> torch.Tensor:
     return loop_seam_loss(spectral_to_motion(volume).displacements)
 
 
-def frame_psnr(frames: torch.Tensor, reference: torch.Tensor, max_db: float = 100.0) -> torch.Tensor:
-    """(T,) PSNR in dB of each of (T, 3, H, W) 0..1 frames against the reference, capped at max_db
-    (differentiable: the renderer trains on it)."""
-    mse = (frames.float() - reference.float()).square().flatten(1).mean(dim=1)
-    return -10.0 * torch.log10(mse.clamp_min(10 ** (-max_db / 10)))
-
-
 def psnr(frames: torch.Tensor, reference: torch.Tensor, max_db: float = 100.0) -> float:
     """Mean over frames of the PSNR (dB) of (T, 3, H, W) 0..1 frames against the reference."""
     return float(frame_psnr(frames, reference, max_db).mean())
 
 
-def _gaussian_window(size: int = 11, sigma: float = 1.5) -> torch.Tensor:
-    x = torch.arange(size, dtype=torch.float32) - (size - 1) / 2
-    g = torch.exp(-x.square() / (2 * sigma**2))
-    g = g / g.sum()
-    return torch.outer(g, g)
-
-
 def ssim(frames: torch.Tensor, reference: torch.Tensor, chunk: int = 16) -> float:
-    """Mean over frames of SSIM (Wang et al. 2004: Gaussian 11x11 window, sigma 1.5, K1 0.01,
-    K2 0.03, data range 1, per channel, valid windows only) of (T, 3, H, W) frames."""
-    c1, c2 = 0.01**2, 0.03**2
-    channels = frames.shape[1]
-    window = _gaussian_window().to(frames.device).expand(channels, 1, 11, 11)
-    scores = []
-    for start in range(0, frames.shape[0], chunk):
-        x = frames[start : start + chunk].float()
-        y = reference[start : start + chunk].float()
-
-        def blur(t: torch.Tensor) -> torch.Tensor:
-            return F.conv2d(t, window, groups=channels)
-
-        mx, my = blur(x), blur(y)
-        vx, vy, cov = blur(x * x) - mx.square(), blur(y * y) - my.square(), blur(x * y) - mx * my
-        value = ((2 * mx * my + c1) * (2 * cov + c2)) / ((mx.square() + my.square() + c1) * (vx + vy + c2))
-        scores.append(value.flatten(1).mean(dim=1))
+    """Mean over frames of SSIM (frame_metrics.frame_ssim) of (T, 3, H, W) frames, chunk frames at a time."""
+    scores = [frame_ssim(frames[start : start + chunk], reference[start : start + chunk])
+              for start in range(0, frames.shape[0], chunk)]
     return float(torch.cat(scores).mean())

@@ -1,32 +1,30 @@
 """MotionModel: the motion VAE, the denoiser and the normalization statistics as one unit.
 
-Files (safetensors only, never pickle):
+Files (safetensors only, never pickle; each network file as networks/weight_files.py describes):
 - a directory (the shipped layout under gid_models/weights/):
     motion_vae.safetensors + motion_vae.json, denoiser.safetensors + denoiser.json,
     normalization.safetensors (FrequencyNormalization.save), and optionally calibration.safetensors
     ("output_gains" and "output_limits", written by gid_models.train.calibrate; absent means gains
     of 1 and no limits)
-- one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): tensors
-  "vae.*", "denoiser.*", "normalization.scales" (and optionally "calibration.output_gains" / "output_limits") with
-  both configs in the metadata.
-Every load checks the format tag, the config keys and every tensor name and shape against the
-network its config builds, and refuses anything else with a message saying what is wrong.
+- one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): the same
+  tensors prefixed "vae.", "denoiser.", "normalization.scales" (and optionally "calibration.output_gains" /
+  "output_limits"), with both configs in the metadata ("vae_config", "denoiser_config").
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import torch
+from einops import rearrange
 from torch import nn
 
 from ..spectral import FrequencyNormalization, MotionError
 from .denoiser import MotionDenoiser
 from .vae import MotionVAE
+from .weight_files import build_network, config_dict, load_weights, network_tensors, open_safetensors, read_network_file, write_network_file
 
 LOGGER = logging.getLogger(__name__)
 
@@ -35,7 +33,6 @@ VAE_FILE, DENOISER_FILE, NORMALIZATION_FILE = "motion_vae", "denoiser", "normali
 CALIBRATION_FILE = "calibration.safetensors"
 SINGLE_FILE_FORMAT = "gid-motion-model"
 SINGLE_FILE_PREFIX = "gid_motion"
-PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and zip (torch.save) files
 
 TINY_VAE = dict(block_out_channels=(8, 16), layers_per_block=1, norm_num_groups=4)
 TINY_DENOISER = dict(
@@ -61,93 +58,14 @@ def size_configs(size: str) -> tuple[dict, dict]:
     return dict(vae_config), dict(denoiser_config)
 
 
-def _config_dict(model: Any) -> dict:
-    return {key: value for key, value in dict(model.config).items() if not key.startswith("_")}
-
-
-def _build(cls: type, config: Any, source: str) -> nn.Module:
-    """Network of class cls from a config dict, refusing unknown or malformed keys."""
-    if not isinstance(config, dict):
-        raise MotionError(f"{source}: the {cls.__name__} config must be a JSON object.")
-    allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}
-    unknown = sorted(set(config) - allowed)
-    if unknown:
-        raise MotionError(f"{source}: {cls.__name__} config has unknown keys {unknown}; it is not a GID model file.")
-    try:
-        return cls(**config)
-    except (TypeError, ValueError) as error:
-        raise MotionError(f"{source}: cannot build {cls.__name__} from its config: {error}") from error
-
-
-def _open_safetensors(path: Path) -> dict:
-    """{"tensors": {name: tensor}, "metadata": {...}} of a safetensors file; refuses pickles."""
-    if not path.is_file():
-        raise MotionError(f"{path} does not exist.")
-    with open(path, "rb") as handle:
-        head = handle.read(8)
-    if any(head.startswith(magic) for magic in PICKLE_MAGIC):
-        raise MotionError(
-            f"{path.name} is a pickled PyTorch checkpoint; GID loads only .safetensors model files "
-            "(pickles can run code). Convert it with the training tools' export or use a GID safetensors file."
-        )
-    from safetensors import safe_open
-
-    try:
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    except Exception as error:  # safetensors raises several error types for damaged files
-        raise MotionError(f"{path.name} is not a readable safetensors file (corrupt or truncated?): {error}") from error
-    return {"tensors": tensors, "metadata": metadata}
-
-
-def _load_weights(network: nn.Module, tensors: dict[str, torch.Tensor], source: str) -> None:
-    """Copy tensors into network after checking names, shapes and finiteness exactly."""
-    expected = network.state_dict()
-    missing = sorted(set(expected) - set(tensors))
-    unexpected = sorted(set(tensors) - set(expected))
-    wrong = sorted(n for n in set(expected) & set(tensors) if tuple(expected[n].shape) != tuple(tensors[n].shape))
-    if missing or unexpected or wrong:
-        details = "; ".join(
-            f"{what}: {names[:3]}{' ...' if len(names) > 3 else ''}"
-            for what, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
-            if names
-        )
-        raise MotionError(f"{source} does not match its config ({details}); the file is from another model or damaged.")
-    for name, tensor in tensors.items():
-        if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-            raise MotionError(f"{source}: tensor {name} holds NaN or infinite values; the file is damaged.")
-    network.load_state_dict({n: t.to(expected[n].dtype) for n, t in tensors.items()})
-
-
 def save_network(network: nn.Module, directory: str | Path, name: str, dtype: torch.dtype = torch.float16) -> None:
-    """directory/name.safetensors (weights in dtype, format tag gid-name) + directory/name.json (config)."""
-    from safetensors.torch import save_file
-
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().to("cpu", dtype).contiguous() for k, v in network.state_dict().items()}
-    save_file(state, str(directory / f"{name}.safetensors"), metadata={"format": f"gid-{name}"})
-    (directory / f"{name}.json").write_text(json.dumps(_config_dict(network), indent=2))
+    """directory/name.safetensors (format tag gid-name) + directory/name.json, the shipped layout's files."""
+    write_network_file(network, Path(directory) / f"{name}.safetensors", f"gid-{name}", dtype)
 
 
 def load_network(cls: type, directory: str | Path, name: str) -> nn.Module:
     """The network saved by save_network, checked against its config (float32, eval mode)."""
-    directory = Path(directory)
-    config_path = directory / f"{name}.json"
-    if not config_path.is_file():
-        raise MotionError(f"{directory} has no {config_path.name}; a GID model folder needs it.")
-    try:
-        config = json.loads(config_path.read_text())
-    except json.JSONDecodeError as error:
-        raise MotionError(f"{config_path} is not valid JSON: {error}") from error
-    network = _build(cls, config, str(config_path))
-    weights_path = directory / f"{name}.safetensors"
-    content = _open_safetensors(weights_path)
-    if content["metadata"].get("format") != f"gid-{name}":
-        raise MotionError(f"{weights_path} is not a GID {name} file (format tag missing).")
-    _load_weights(network, content["tensors"], str(weights_path))
-    return network.eval()
+    return read_network_file(cls, Path(directory) / f"{name}.safetensors", f"gid-{name}")
 
 
 class MotionModel(nn.Module):
@@ -261,6 +179,18 @@ class MotionModel(nn.Module):
         """Device the model's weights are on (ComfyUI's ModelPatcher owns the `device` attribute)."""
         return self.normalization_scales.device
 
+    # --- codec (as diffusers keeps AutoencoderKL.encode / decode on the model) ---------------------
+    def encode(self, slices: torch.Tensor) -> torch.Tensor:
+        """Normalized slices (B, K, 4, H, W) -> scaled latents (B, K, c, H / f, W / f), the posterior means."""
+        mean, _ = self.vae.encode(rearrange(slices, "b k c h w -> (b k) c h w"))
+        return rearrange(mean * self.latent_scale, "(b k) c h w -> b k c h w", b=slices.shape[0])
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """Scaled latents (B, K, c, h, w) -> normalized slices (B, K, 4, h * f, w * f) float32, differentiable."""
+        flat = rearrange(latents, "b k c h w -> (b k) c h w") / self.latent_scale
+        decoded = self.vae.decode(flat.to(next(self.vae.parameters()).dtype)).float()
+        return rearrange(decoded, "(b k) c h w -> b k c h w", b=latents.shape[0])
+
     # --- directory layout ------------------------------------------------------------------------
     def save(self, directory: str | Path, dtype: torch.dtype = torch.float16) -> Path:
         """Write the shipped layout (see module docstring) into directory; weights in dtype."""
@@ -292,7 +222,7 @@ class MotionModel(nn.Module):
             raise MotionError(f"{directory / NORMALIZATION_FILE} is not readable: {error}") from error
         model = cls(vae, denoiser, normalization)
         if (directory / CALIBRATION_FILE).is_file():
-            model.load_calibration(_open_safetensors(directory / CALIBRATION_FILE)["tensors"], str(directory / CALIBRATION_FILE))
+            model.load_calibration(open_safetensors(directory / CALIBRATION_FILE)["tensors"], str(directory / CALIBRATION_FILE))
         return model.eval()
 
     # --- single file ---------------------------------------------------------------------------------
@@ -300,16 +230,14 @@ class MotionModel(nn.Module):
         """One safetensors file holding everything (the format users put in ComfyUI/models/gid)."""
         from safetensors.torch import save_file
 
-        tensors = {}
-        for prefix, network in (("vae.", self.vae), ("denoiser.", self.denoiser)):
-            tensors.update({prefix + k: v.detach().to("cpu", dtype).contiguous() for k, v in network.state_dict().items()})
+        tensors = {**network_tensors(self.vae, dtype, "vae."), **network_tensors(self.denoiser, dtype, "denoiser.")}
         tensors["normalization.scales"] = self.normalization_scales.detach().float().cpu().contiguous()
         if self.calibrated:
             tensors.update({f"calibration.{name}": value for name, value in self.calibration_tensors().items()})
         metadata = {
             "format": SINGLE_FILE_FORMAT,
-            "vae_config": json.dumps(_config_dict(self.vae)),
-            "denoiser_config": json.dumps(_config_dict(self.denoiser)),
+            "vae_config": json.dumps(config_dict(self.vae)),
+            "denoiser_config": json.dumps(config_dict(self.denoiser)),
             "quantile": repr(self.quantile),
         }
         save_file(tensors, str(path), metadata=metadata)
@@ -318,7 +246,7 @@ class MotionModel(nn.Module):
     @classmethod
     def load_file(cls, path: str | Path) -> "MotionModel":
         path = Path(path)
-        content = _open_safetensors(path)
+        content = open_safetensors(path)
         metadata, tensors = content["metadata"], content["tensors"]
         if metadata.get("format") != SINGLE_FILE_FORMAT:
             raise MotionError(
@@ -330,10 +258,10 @@ class MotionModel(nn.Module):
             denoiser_config = json.loads(metadata["denoiser_config"])
         except (KeyError, json.JSONDecodeError) as error:
             raise MotionError(f"{path.name}: missing or invalid network configs in its metadata ({error}).") from error
-        vae = _build(MotionVAE, vae_config, path.name)
-        denoiser = _build(MotionDenoiser, denoiser_config, path.name)
-        _load_weights(vae, {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, f"{path.name} (vae)")
-        _load_weights(
+        vae = build_network(MotionVAE, vae_config, path.name)
+        denoiser = build_network(MotionDenoiser, denoiser_config, path.name)
+        load_weights(vae, {k[4:]: v for k, v in tensors.items() if k.startswith("vae.")}, f"{path.name} (vae)")
+        load_weights(
             denoiser, {k[9:]: v for k, v in tensors.items() if k.startswith("denoiser.")}, f"{path.name} (denoiser)"
         )
         scales = tensors.get("normalization.scales")

@@ -1,7 +1,7 @@
 """Guidance terms for sampling: loop self-guidance (paper Eq. 5-6) and motion masks (ours).
 
 Both are losses of the motion decoded from the current clean-latent estimate, differentiable all
-the way back to the latent: latent -> VAE decoder -> normalized slices -> denormalize_tensor
+the way back to the latent: latent -> MotionModel.decode -> normalized slices -> denormalize_tensor
 (pixels) -> truncated Fourier series at the few frames the loss needs.
 """
 
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 
 from ..spectral import SpectralVolume, denormalize_tensor, loop_seam_loss, spectral_to_trajectories
 
@@ -45,13 +44,6 @@ class LoopGuidance:
             raise ValueError(f"self-recurrence must be >= 1 (1 = no recurrence), got {self.recurrence}.")
 
 
-def decode_latents(model, latents: torch.Tensor) -> torch.Tensor:
-    """Scaled latents (B, K, c, h, w) -> normalized slices (B, K, 4, h * f, w * f), differentiable."""
-    flat = rearrange(latents, "b k c h w -> (b k) c h w") / model.latent_scale
-    decoded = model.vae.decode(flat.to(next(model.vae.parameters()).dtype)).float()
-    return rearrange(decoded, "(b k) c h w -> b k c h w", b=latents.shape[0])
-
-
 FINITE_LIMIT_PX = 1e30
 """Stands in for an infinite (absent) amplitude limit: far above any motion, finite in float32."""
 
@@ -72,18 +64,8 @@ def latents_to_pixels(model, latents: torch.Tensor) -> torch.Tensor:
     """Scaled latents (B, K, c, h, w) -> coefficients in pixels (B, K, 4, h * f, w * f): decoded,
     denormalized, multiplied by the model's per-bin output gains and held within its per-bin
     output limits (see train/calibrate.py); differentiable."""
-    pixels = denormalize_tensor(decode_latents(model, latents), model.normalization_scales)
+    pixels = denormalize_tensor(model.decode(latents), model.normalization_scales)
     return limit_amplitudes(pixels * model.output_gains.to(pixels).view(1, -1, 1, 1, 1), model.output_limits)
-
-
-def encode_slices(model, normalized: torch.Tensor, sample: bool = False, generator=None) -> torch.Tensor:
-    """Normalized slices (B, K, 4, H, W) -> scaled latents (B, K, c, H / f, W / f)."""
-    flat = rearrange(normalized, "b k c h w -> (b k) c h w")
-    mean, logvar = model.vae.encode(flat)
-    if sample:
-        noise = torch.randn(mean.shape, generator=generator, dtype=mean.dtype).to(mean.device)
-        mean = mean + (0.5 * logvar).exp() * noise
-    return rearrange(mean * model.latent_scale, "(b k) c h w -> b k c h w", b=normalized.shape[0])
 
 
 def seam_frames(num_frames: int) -> torch.Tensor:

@@ -39,10 +39,9 @@ from typing import Callable, Sequence
 
 import torch
 
-from ..evaluation.metrics import power_spectrum
 from ..networks.motion_model import CALIBRATION_FILE, MotionModel
 from ..sampling import DEFAULT_STEPS, sample_spectral_volume
-from ..spectral import SpectralVolume
+from ..spectral import SpectralVolume, power_spectrum
 from .shards import SpectralShardDataset
 
 LOGGER = logging.getLogger("gid.train")

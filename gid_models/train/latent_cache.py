@@ -4,7 +4,7 @@ The denoiser trains on the frozen VAE's posterior means, so encoding every slice
 again repeats the same work each epoch; on a CPU it costs about as much as the denoiser step
 itself. LatentCacheDataset encodes each example once per augmentation (horizontal flip x time
 reversal: 4 variants) and then serves a random variant per item, exactly what
-SpectralShardDataset(augment=True) followed by encode_slices would give.
+SpectralShardDataset(augment=True) followed by MotionModel.encode would give.
 
 Memory: 4 variants x K x c x (H / f) x (W / f) float32 per example (about 2.6 MB at 256x160,
 K = 16, c = 4, f = 4), so it suits the tens to hundreds of examples of a small data set; for
@@ -18,9 +18,8 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
-from ..sampling.guidance import encode_slices
+from ..spectral import normalize_tensor
 from .shards import flip_horizontal, reverse_time
-from .train_vae import normalize_coeffs
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,8 +50,8 @@ class LatentCacheDataset(Dataset):
                         image, coeffs, mask = flip_horizontal(image, coeffs, mask)
                     if reverse:
                         coeffs = reverse_time(coeffs)
-                    normalized = normalize_coeffs(coeffs[None, ..., rows, cols].float().to(device), scales)
-                    latents.append(encode_slices(model, normalized)[0].cpu())
+                    normalized = normalize_tensor(coeffs[None, ..., rows, cols].float().to(device), scales)
+                    latents.append(model.encode(normalized)[0].cpu())
                     images.append(image[..., rows, cols].float().contiguous())
                 self.images.append(images)
                 self.latents.append(latents)

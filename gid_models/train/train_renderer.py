@@ -34,7 +34,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
-from ..evaluation.metrics import frame_psnr
+from ..frame_metrics import frame_psnr
 from ..rendering import NeuralRenderer, RendererConfig, render_pixel_frames
 from .render_pairs import RenderPairDataset
 from .render_windows import WindowPairDataset

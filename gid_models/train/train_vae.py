@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, load_network, save_network, size_configs
 from ..networks.vae import MotionVAE, vae_loss
-from ..spectral import FrequencyNormalization
+from ..spectral import FrequencyNormalization, normalize_tensor
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 
 LOGGER = logging.getLogger(__name__)
@@ -47,12 +47,6 @@ class VaeTraining:
     size: str = "cpu"
     crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
     decoder_only: bool = False  # freeze the encoder (keeps the latent space): needs a trained vae
-
-
-def normalize_coeffs(coeffs: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """(B, K, 4, H, W) pixels -> normalized sign(S) sqrt(|S| / s_k) (paper Eq. 4)."""
-    scales = scales.to(coeffs).view(1, -1, 1, 1, 1)
-    return torch.sign(coeffs) * torch.sqrt(coeffs.abs() / scales)
 
 
 def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -81,7 +75,7 @@ def latent_scaling_factor(vae: MotionVAE, dataset: Dataset, normalization: Frequ
     means = []
     for index in range(min(len(dataset), max_examples)):
         coeffs = dataset[index]["coeffs"][None].float().to(device)
-        flat = rearrange(normalize_coeffs(coeffs, normalization.scales), "b k c h w -> (b k) c h w")
+        flat = rearrange(normalize_tensor(coeffs, normalization.scales), "b k c h w -> (b k) c h w")
         means.append(vae.encode(flat)[0].float().flatten())
     return float(1.0 / torch.cat(means).std().clamp_min(1e-6))
 
@@ -117,7 +111,7 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         coeffs = coeffs[..., : height - height % factor, : width - width % factor]
         if settings.crop:
             coeffs = random_crop(coeffs, settings.crop, generator)
-        target = random_slices(normalize_coeffs(coeffs, normalization.scales), settings.slices_per_example, generator)
+        target = random_slices(normalize_tensor(coeffs, normalization.scales), settings.slices_per_example, generator)
         with autocast(runtime.device):
             reconstruction, mean, logvar = network(target)
         loss, parts = vae_loss(reconstruction.float(), target, mean.float(), logvar.float())

@@ -14,8 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..sampling.ddim import make_scheduler
-from ..sampling.guidance import encode_slices
-from .train_vae import normalize_coeffs
+from ..spectral import normalize_tensor
 
 DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
 
@@ -43,7 +42,7 @@ def fixed_noise_loss(model, dataset: Dataset, *, stage: int, max_examples: int =
             crop_h, crop_w = height - height % factor, width - width % factor
             coeffs = coeffs[None, ..., :crop_h, :crop_w].to(device)
             condition = image[None, :, :crop_h, :crop_w].to(device) * 2 - 1
-            latents = encode_slices(model, normalize_coeffs(coeffs, model.normalization_scales))
+            latents = model.encode(normalize_tensor(coeffs, model.normalization_scales))
             bins = torch.arange(latents.shape[1], device=device)[None]
             for timestep in timesteps:
                 noise = torch.randn(latents.shape, generator=generator).to(device)
