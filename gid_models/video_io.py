@@ -187,15 +187,16 @@ def _new_file_mode() -> int:
     return 0o666 & ~umask
 
 
-VIDEO_SUFFIXES = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"})
+"""File endings read as videos wherever clips are listed (lower case)."""
 
 
 def find_video_files(items: Sequence[str | Path]) -> list[Path]:
-    """Video files among the given files and folders (a folder's videos sorted by name)."""
+    """Video files among the given files and folders (a folder's videos, searched recursively, sorted by path)."""
     clips: list[Path] = []
     for item in map(Path, items):
         if item.is_dir():
-            clips.extend(sorted(p for p in item.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES))
+            clips.extend(sorted(p for p in item.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file()))
         elif item.is_file():
             clips.append(item)
         else:

@@ -86,10 +86,10 @@ def test_bad_input_is_a_clear_error_not_a_traceback(tmp_path, caplog):
 def test_renderer_option_picks_the_pixel_renderer_or_a_weights_file(clip_and_picture, tmp_path, caplog):
     import torch
 
-    from gid_models.rendering import NeuralRenderer, RendererConfig
+    from gid_models.rendering import NeuralRenderer
 
     clip_path, picture_path = clip_and_picture
-    network = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    network = NeuralRenderer(channels=(8, 12))
     torch.nn.init.constant_(network.head.bias, 0.2)  # a visible brightening over the pixel renderer
     weights = tmp_path / "renderer_mine.safetensors"
     network.save(weights)

@@ -74,10 +74,10 @@ def test_eval_runs_end_to_end_on_one_short_clip_and_prints_every_metric(tmp_path
     clip = tmp_path / "sway.mp4"
     write_sway_clip(clip, seed=0)
 
-    from gid_models.rendering import NeuralRenderer, RendererConfig
+    from gid_models.rendering import NeuralRenderer
 
     torch.manual_seed(0)
-    NeuralRenderer(RendererConfig(channels=(4, 8))).save(tmp_path / "renderer.safetensors")
+    NeuralRenderer(channels=(4, 8)).save(tmp_path / "renderer.safetensors")
     code = main([str(clip), "--size", "64x40", "--frames", "32", "--frequencies", "4", "--seeds", "1", "--steps", "2",
                  "--model", str(tmp_path / "no_such_model"), "--renderer", str(tmp_path / "renderer.safetensors"),
                  "--per-clip"])

@@ -10,7 +10,7 @@ import torch
 
 from gid_models import pipeline
 from gid_models.networks import MotionModel, motion_model
-from gid_models.rendering import NeuralRenderer, RendererConfig, render_motion, render_net
+from gid_models.rendering import NeuralRenderer, render_motion, render_net
 from gid_models.spectral import FrequencyNormalization, MotionTexture
 
 
@@ -53,7 +53,7 @@ def test_render_uses_the_bundled_neural_renderer_when_it_ships(weights_dir, capl
     picture = torch.rand(1, 3, 24, 32, generator=generator)
     motion = MotionTexture(torch.randn(1, 3, 2, 24, 32, generator=generator), fps=24.0)
     if ships:
-        renderer = NeuralRenderer(RendererConfig(channels=(8, 12)))
+        renderer = NeuralRenderer(channels=(8, 12))
         torch.nn.init.normal_(renderer.head.weight, std=0.1)  # not the pixel renderer's frames
         renderer.save(weights_dir / "renderer.safetensors")
         expected = render_motion(picture, motion, renderer=NeuralRenderer.load(weights_dir / "renderer.safetensors"))

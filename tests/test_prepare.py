@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from gid_models.spectral import SpectralVolume, spectral_to_trajectories, trajectories_to_spectral
-from gid_models.train.prepare import PrepareConfig, crop_boxes, find_clips, run
+from gid_models.train.clips import find_clips
+from gid_models.train.prepare import PrepareConfig, crop_boxes, run
 from gid_models.train.shards import ShardWriter, SpectralShardDataset, flip_horizontal, load_mean_power, reverse_time
 from gid_models.train.shots import Shot, WindowThresholds, detect_cuts, judge_window, split_shots, window_starts
 
@@ -138,7 +139,7 @@ def test_prepare_tiny_clip_to_shards_to_dataset(tmp_path):
     write_video(clip, frames, 24.0)
     config = PrepareConfig(num_frames=32, stride=8, num_frequencies=4, size=(48, 32), scales=(1.0, 0.7),
                            max_crops_per_scale=2, flow_width=64)
-    paths, decisions = run(find_clips([str(clip.parent)], include_validation=False), tmp_path / "shards", config)
+    paths, decisions = run(find_clips([str(clip.parent)], "train"), tmp_path / "shards", config)
     windows = [d for d in decisions if not d.crop]
     assert [d.start for d in windows] == [0, 8]  # 40 frames, T=32, a start every 8 frames
     assert all(d.kept for d in windows), [d.reason for d in windows]
@@ -160,8 +161,8 @@ def test_prepare_tiny_clip_to_shards_to_dataset(tmp_path):
 def test_validation_clips_are_skipped_by_default(tmp_path):
     for name in ("bbb_02196_02392.mp4", "bbb_00380_00551.mp4"):
         (tmp_path / name).write_bytes(b"")
-    assert [p.name for p in find_clips([str(tmp_path)], include_validation=False)] == ["bbb_00380_00551.mp4"]
-    assert len(find_clips([str(tmp_path)], include_validation=True)) == 2
+    assert [p.name for p in find_clips([str(tmp_path)], "train")] == ["bbb_00380_00551.mp4"]
+    assert len(find_clips([str(tmp_path)], "all")) == 2
 
 
 def test_tracking_mismatch_flags_pixels_something_walks_over():

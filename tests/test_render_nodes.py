@@ -71,7 +71,7 @@ def test_render_freeze_mask_and_neural_renderer(pack, spectral, rendering, gener
     clip = motion(spectral, generator)
     frozen = node.render(picture, clip, freeze_mask=torch.ones(1, 24, 32))[0]
     assert torch.equal(frozen, picture.expand(5, -1, -1, -1))
-    renderer = rendering.NeuralRenderer(rendering.RendererConfig(channels=(8, 12)))
+    renderer = rendering.NeuralRenderer(channels=(8, 12))
     neural = node.render(picture, clip, renderer=renderer)[0]
     torch.testing.assert_close(neural, node.render(picture, clip)[0], atol=1e-6, rtol=0)
 
@@ -150,7 +150,7 @@ def renderer_choices(pack):
 
 
 def test_load_renderer_lists_and_loads_the_bundled_renderer(pack, rendering, weights_dir):
-    rendering.NeuralRenderer(rendering.RendererConfig(channels=(8, 12))).save(weights_dir / "renderer.safetensors")
+    rendering.NeuralRenderer(channels=(8, 12)).save(weights_dir / "renderer.safetensors")
     names, options = renderer_choices(pack)
     assert names == ["bundled"] and options["default"] == "bundled"  # the shipped file is not listed twice
     (renderer,) = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]().load("bundled")
@@ -187,7 +187,7 @@ def test_load_renderer_reads_model_folder(pack, rendering, comfy_shim, tmp_path)
     folder = os.path.join(folder_paths.models_dir, "gid")
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, "renderer_tiny.safetensors")
-    rendering.NeuralRenderer(rendering.RendererConfig(channels=(8, 12))).save(path)
+    rendering.NeuralRenderer(channels=(8, 12)).save(path)
     try:
         loader = pack.NODE_CLASS_MAPPINGS["GIDLoadRenderer"]
         assert renderer_choices(pack)[0][0] == "bundled"

@@ -61,8 +61,8 @@ def test_synthetic_scenes_go_through_prepare_into_shards(tmp_path):
     from gid_models.train.prepare import PrepareConfig, run
     from gid_models.train.shards import SpectralShardDataset
 
-    config = PrepareConfig(num_frames=32, num_frequencies=4, size=(64, 40))
-    paths, decisions = run([], tmp_path, config, synthetic=2, synthetic_seed=5)
+    config = PrepareConfig(num_frames=32, num_frequencies=4, size=(64, 40), synthetic=2, synthetic_seed=5)
+    paths, decisions = run([], tmp_path, config)
     dataset = SpectralShardDataset(paths)
     assert len(dataset) == 2 and decisions == []
     assert [r["source"] for r in dataset.records] == ["synthetic:5", "synthetic:6"]

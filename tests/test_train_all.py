@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 
 from gid_models import cli
 from gid_models.networks import MotionModel
-from gid_models.rendering import NeuralRenderer, RendererConfig
+from gid_models.rendering import NeuralRenderer
 from gid_models.train import train_all, train_renderer
 from gid_models.train.shards import SpectralShardDataset
 from gid_models.video_io import write_video
@@ -128,7 +128,9 @@ def test_fine_tune_from_the_shipped_model_copies_it_and_continues(trained, clips
     assert 0 < change < 0.01  # a few small steps away from the shipped weights, not a fresh network
     # the renderer continued from the shipped one: its channels, not train_renderer's default
     assert NeuralRenderer.load(out / "renderer.safetensors").config.channels == (8, 16)
-    assert (out / "renderer_run" / "clips" / "sway.mp4").resolve() == (clips / "sway.mp4").resolve()
+    # it read the given clip file itself (train/clips.py lists files and folders alike): no links to it
+    assert any(p.name.startswith("sway-") for p in (out / "renderer_run" / "cache").rglob("*"))
+    assert not (out / "renderer_run" / "clips").exists()
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -159,7 +161,7 @@ def test_bad_calls_are_clear_errors(case, expected, trained, tmp_path, caplog):
 
 
 def test_train_renderer_init_starts_from_the_given_weights(clips, tmp_path):
-    start = NeuralRenderer(RendererConfig(channels=(8, 12)))
+    start = NeuralRenderer(channels=(8, 12))
     start.save(tmp_path / "start.safetensors")
     out = tmp_path / "run"
     train_renderer.main(["--clips", str(clips), "--out", str(out), "--init", str(tmp_path / "start.safetensors"),
@@ -170,3 +172,22 @@ def test_train_renderer_init_starts_from_the_given_weights(clips, tmp_path):
     reference = NeuralRenderer.load(tmp_path / "start.safetensors")
     for name, value in trained.state_dict().items():
         torch.testing.assert_close(value, reference.state_dict()[name])  # lr 0: exactly the init weights
+
+
+def test_stage_settings_are_gid_train_flags_then_the_option_strings():
+    """The renderer and prepare stages get settings objects; --renderer-args / --prepare-args hold
+    their trainers' own flags, which win over gid train's, and are checked before any training."""
+    from gid_models.train import prepare
+    from gid_models.train.train_stages import renderer_settings
+
+    args = train_all.build_parser().parse_args([
+        "--out", "model", "--clips", "clips", "--size", "tiny", "--renderer-steps", "7", "--renderer-crop", "64",
+        "--renderer-args", "--steps 9 --lr 1e-3", "--prepare-args", "--frames 60 --size 128x80"])
+    settings = renderer_settings(args)
+    assert (settings.steps, settings.crop, settings.channels, settings.learning_rate, settings.batch_size) == \
+        (9, 64, (8, 16), 1e-3, 8)
+    config = prepare.config_from_text(args.prepare_args)
+    assert (config.num_frames, config.size, config.stride) == (60, (128, 80), 10)
+    with pytest.raises(SystemExit):
+        renderer_settings(train_all.build_parser().parse_args(["--out", "m", "--renderer-args", "--no-such-flag"]))
+

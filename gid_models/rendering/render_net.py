@@ -7,36 +7,26 @@ and predicts a correction to the pixel renderer's frame (splat + pull-push fill)
 layer starts at zero, so an untrained network renders exactly like the pixel renderer and
 training only has to learn what the fill gets wrong (disocclusions, edges, blur).
 
-Weights are saved as one fp16 safetensors file with the config in its metadata (plus a
-sibling .json with the same config, for people reading the folder).
+Config and files as the motion model's networks: a diffusers config (`renderer.config.channels`)
+and one fp16 safetensors file with its format tag and config in the metadata, plus a sibling
+.json with the same config (gid_models/networks/weight_files.py).
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from diffusers.configuration_utils import ConfigMixin, register_to_config
+from diffusers.models.modeling_utils import ModelMixin
 
 from .hole_fill import coverage_alpha, pull_push_fill
 from .softsplat import softmax_splat
 
 FORMAT_NAME = "gid-neural-renderer"
 BUNDLED_WEIGHTS = Path(__file__).resolve().parent.parent / "weights" / "renderer.safetensors"
-
-
-@dataclass(frozen=True)
-class RendererConfig:
-    """channels: feature channels per pyramid level (level l has stride 2**l)."""
-
-    channels: tuple[int, ...] = (32, 64, 96, 128)
-
-    def __post_init__(self) -> None:
-        if len(self.channels) < 1 or any(int(c) < 4 for c in self.channels):
-            raise ValueError(f"renderer channels must be one or more widths >= 4, got {self.channels}.")
 
 
 class ResidualBlock(nn.Module):
@@ -66,17 +56,21 @@ def resize_flow(flow: torch.Tensor, height: int, width: int) -> torch.Tensor:
     return resized * scale.view(1, 2, 1, 1)
 
 
-class NeuralRenderer(nn.Module):
+class NeuralRenderer(ModelMixin, ConfigMixin):
     """Softmax-splatting pyramid renderer.
 
+    channels: feature channels per pyramid level (level l has stride 2**l).
     forward(picture (N, 3, H, W) 0..1, flow (N, 2, H, W) pixels, importance (N, 1, H, W))
     -> (N, 3, H, W) frame. For many frames of one picture use encode() once, then render().
     """
 
-    def __init__(self, config: RendererConfig | None = None) -> None:
+    @register_to_config
+    def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128)) -> None:
         super().__init__()
-        self.config = config or RendererConfig()
-        channels = [int(c) for c in self.config.channels]
+        channels = [int(c) for c in channels]
+        if len(channels) < 1 or any(c < 4 for c in channels):
+            raise ValueError(f"renderer channels must be one or more widths >= 4, got {channels}.")
+        self.register_to_config(channels=tuple(channels))  # a tuple whether given as a list (JSON) or not
         self.encoder = nn.ModuleList(
             [_stage(3, channels[0], 1)] + [_stage(channels[i - 1], channels[i], 2) for i in range(1, len(channels))]
         )
@@ -134,33 +128,18 @@ class NeuralRenderer(nn.Module):
     # -- files --------------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> None:
-        """fp16 safetensors at path (config in the metadata) and the config as path.json."""
-        from safetensors.torch import save_file
+        """fp16 safetensors at path (format tag and config in the metadata) and the config as path.json."""
+        from ..networks.weight_files import write_network_file
 
-        path = Path(path)
-        config_json = json.dumps(asdict(self.config))
-        tensors = {name: value.detach().half().cpu().contiguous() for name, value in self.state_dict().items()}
-        save_file(tensors, str(path), metadata={"format": FORMAT_NAME, "config": config_json})
-        path.with_suffix(".json").write_text(json.dumps(asdict(self.config), indent=2) + "\n")
+        write_network_file(self, path, FORMAT_NAME)
 
     @classmethod
     def load(cls, path: str | Path) -> "NeuralRenderer":
-        """Read a file written by save(); float32 module on CPU. Refuses other files clearly."""
-        from safetensors import safe_open
+        """Read a file written by save(); float32 module on CPU, checked against its config. Refuses
+        other files clearly (MotionError, a ValueError)."""
+        from ..networks.weight_files import read_network_file
 
-        path = Path(path)
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            if metadata.get("format") != FORMAT_NAME:
-                raise ValueError(
-                    f"{path.name} is not a GID neural renderer file (expected safetensors written by "
-                    f"gid_models.train.train_renderer, with format={FORMAT_NAME} metadata)."
-                )
-            state = {name: handle.get_tensor(name).float() for name in handle.keys()}
-        config = json.loads(metadata["config"])
-        model = cls(RendererConfig(channels=tuple(config["channels"])))
-        model.load_state_dict(state)
-        return model.eval()
+        return read_network_file(cls, path, FORMAT_NAME)
 
     @staticmethod
     def bundled_available() -> bool:

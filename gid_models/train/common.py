@@ -14,7 +14,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import torch
 import torch.distributed as dist
@@ -95,15 +95,34 @@ def batches(dataset: Dataset, batch_size: int, runtime: Runtime, seed: int = 0, 
 
 
 class CsvLog:
-    """Appends one row of named values per call to a CSV file (header written once)."""
+    """Appends one row of named values per call to a CSV file (header written once).
 
-    def __init__(self, path: str | Path, enabled: bool = True):
+    fields: the header (default: the first row's names; later rows give only those). keep=False
+    starts the file afresh; with fields, rows of an existing file under another header (an older
+    version of the trainer's) are rewritten under these fields, unknown columns dropped."""
+
+    def __init__(self, path: str | Path, enabled: bool = True, fields: Sequence[str] | None = None, keep: bool = True):
         self.path = Path(path)
         self.enabled = enabled
         self.fields: list[str] | None = None
-        if enabled and self.path.is_file():
+        if not enabled:
+            return
+        rows: list[dict] = []
+        if keep and self.path.is_file():
             with open(self.path, newline="") as handle:
-                self.fields = next(csv.reader(handle), None)
+                reader = csv.DictReader(handle)
+                self.fields = list(reader.fieldnames or []) or None
+                if fields is not None and self.fields != list(fields):
+                    rows = list(reader)
+        if fields is not None and self.fields != list(fields):
+            self.fields = list(fields)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            with open(self.path, "w", newline="") as handle:
+                writer = csv.DictWriter(handle, self.fields, extrasaction="ignore")
+                writer.writeheader()
+                writer.writerows(rows)
+        elif not keep and self.path.is_file():
+            self.path.unlink()
 
     def write(self, **values: float) -> None:
         if not self.enabled:
@@ -146,10 +165,14 @@ def save_checkpoint(directory: str | Path, network: nn.Module, optimizer: torch.
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     save_file({k: v.detach().float().cpu().contiguous() if v.is_floating_point() else v.cpu().contiguous()
-               for k, v in network.state_dict().items()}, str(directory / "weights.safetensors"))
+               for k, v in network.state_dict().items()}, str(directory / "weights.tmp"))
     tensors, meta = _flatten_optimizer(optimizer.state_dict())
-    save_file(tensors, str(directory / "optimizer.safetensors"))
-    (directory / "state.json").write_text(json.dumps({"step": step, "optimizer": meta}))
+    save_file(tensors, str(directory / "optimizer.tmp"))
+    (directory / "state.tmp").write_text(json.dumps({"step": step, "optimizer": meta}))
+    # each file is replaced whole, state.json (the step) last
+    for name in ("weights", "optimizer"):
+        (directory / f"{name}.tmp").replace(directory / f"{name}.safetensors")
+    (directory / "state.tmp").replace(directory / "state.json")
 
 
 def load_checkpoint(directory: str | Path, network: nn.Module, optimizer: torch.optim.Optimizer) -> int:

@@ -18,7 +18,9 @@ and fps. Decisions go to DIR/prepare_log.jsonl and a summary to the log.
 Disk: about 5.3 MB per 256x160 K=16 example (fp16); --frequencies 8 halves it, a smaller --size
 shrinks it with the pixel count.
 
-The four validation clips of the shared data set are skipped unless --include-validation.
+Folders given to --clips are searched recursively (train/clips.py, the lister the renderer's
+training uses too); the four validation clips of the shared data set are skipped unless
+--include-validation.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import shlex
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,7 +40,7 @@ import numpy as np
 import torch
 
 from ..spectral import MotionError, SpectralVolume
-from ..video_io import find_video_files
+from .clips import find_clips
 from .shards import ShardWriter
 from .shots import (
     MotionStats,
@@ -51,9 +54,6 @@ from .shots import (
 )
 
 LOGGER = logging.getLogger(__name__)
-
-VALIDATION_CLIPS = ("bbb_02196_02392.mp4", "bbb_05133_05290.mp4", "bbb_09150_09377.mp4", "bbb_13944_14312.mp4")
-
 
 @dataclass
 class PrepareConfig:
@@ -72,6 +72,11 @@ class PrepareConfig:
     remove_camera_motion: bool = False
     zero_drift: bool = True  # zero the motion of non-oscillating pixels (else keep it; the mask is stored either way)
     thresholds: WindowThresholds = field(default_factory=WindowThresholds)
+    include_validation: bool = False  # also prepare the validation clips (train/clips.py)
+    synthetic: int = 0  # procedural scenes added (synthetic.py), seeds synthetic_seed.. at synthetic_fps
+    synthetic_seed: int = 0
+    synthetic_fps: float = 24.0
+    examples_per_shard: int = 32
 
 
 @dataclass(frozen=True)
@@ -199,20 +204,6 @@ def write_synthetic(writer: ShardWriter, count: int, seed: int, config: PrepareC
                    source=f"synthetic:{scene.seed}", start_frame=0, augmentation="none")
 
 
-def find_clips(items: Sequence[str], include_validation: bool) -> list[Path]:
-    """Video files among the given files and folders, without the validation clips unless asked."""
-    try:
-        clips = find_video_files(items)
-    except MotionError as error:
-        raise MotionError(f"--clips: {error}") from error
-    if not include_validation:
-        skipped = [p.name for p in clips if p.name in VALIDATION_CLIPS]
-        if skipped:
-            LOGGER.info("skipping validation clips %s (use --include-validation to keep them)", ", ".join(skipped))
-        clips = [p for p in clips if p.name not in VALIDATION_CLIPS]
-    return clips
-
-
 def summarize(decisions: list[WindowDecision]) -> str:
     """One line per decision kind: windows (whole) and crops (of kept windows)."""
     windows = Counter(d.code for d in decisions if not d.crop)
@@ -220,10 +211,8 @@ def summarize(decisions: list[WindowDecision]) -> str:
     return f"windows: {dict(windows)}; crops of kept windows: {dict(crops)}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="gid prepare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--clips", nargs="*", default=[], help="video files and/or folders of clips")
-    parser.add_argument("--out", required=True, help="output folder for shard-*.safetensors")
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """The command-line flags of PrepareConfig."""
     parser.add_argument("--frames", type=int, default=150, help="T: frames per window incl. the start frame")
     parser.add_argument("--stride", type=int, default=10, help="a start frame every N frames")
     parser.add_argument("--frequencies", type=int, default=16, help="K: frequency bins kept")
@@ -243,8 +232,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--synthetic-seed", type=int, default=0)
     parser.add_argument("--synthetic-fps", type=float, default=24.0, help="frame rate the procedural volumes describe")
     parser.add_argument("--examples-per-shard", type=int, default=32)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gid prepare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--clips", nargs="*", default=[], help="video files and/or folders of clips (searched recursively)")
+    parser.add_argument("--out", required=True, help="output folder for shard-*.safetensors")
+    add_config_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
+
+
+def config_from_text(text: str, prog: str = "gid train --prepare-args") -> PrepareConfig:
+    """PrepareConfig from a string of `gid prepare` settings flags (`gid train --prepare-args`)."""
+    parser = argparse.ArgumentParser(prog=prog, description="gid prepare settings")
+    add_config_arguments(parser)
+    return config_from_args(parser.parse_args(shlex.split(text)))
 
 
 def config_from_args(args: argparse.Namespace) -> PrepareConfig:
@@ -261,21 +264,23 @@ def config_from_args(args: argparse.Namespace) -> PrepareConfig:
         size=(width, height), scales=scales, max_crops_per_scale=args.max_crops_per_scale,
         max_windows_per_clip=args.max_windows_per_clip, flow_width=args.flow_width, flow_method=args.flow_method,
         remove_camera_motion=args.remove_camera_motion, zero_drift=not args.keep_drift, thresholds=thresholds,
+        include_validation=args.include_validation, synthetic=args.synthetic, synthetic_seed=args.synthetic_seed,
+        synthetic_fps=args.synthetic_fps, examples_per_shard=args.examples_per_shard,
     )
 
 
-def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic: int = 0, synthetic_seed: int = 0,
-        examples_per_shard: int = 32, synthetic_fps: float = 24.0) -> tuple[list[Path], list[WindowDecision]]:
-    """Prepare everything into out; returns (shard paths, decisions). Also writes prepare_log.jsonl."""
+def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig) -> tuple[list[Path], list[WindowDecision]]:
+    """Prepare the clips (and config.synthetic procedural scenes) into out; returns (shard paths,
+    decisions). Also writes prepare_log.jsonl."""
     out = Path(out)
     decisions: list[WindowDecision] = []
-    with ShardWriter(out, examples_per_shard) as writer:
+    with ShardWriter(out, config.examples_per_shard) as writer:
         for clip in clips:
             began = time.perf_counter()
             decisions.extend(prepare_clip(clip, writer, config))
             LOGGER.info("%s done in %.1f s (%d examples so far)", clip.name, time.perf_counter() - began, writer.num_examples)
-        if synthetic:
-            write_synthetic(writer, synthetic, synthetic_seed, config, synthetic_fps)
+        if config.synthetic:
+            write_synthetic(writer, config.synthetic, config.synthetic_seed, config, config.synthetic_fps)
     with open(out / "prepare_log.jsonl", "a", encoding="utf-8") as log:
         for decision in decisions:
             log.write(json.dumps(decision.as_dict()) + "\n")
@@ -283,17 +288,22 @@ def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic
     return writer.paths, decisions
 
 
+def clips_of(items: Sequence[str | Path], config: PrepareConfig) -> list[Path]:
+    """The clips of --clips that config prepares (the validation clips only with include_validation)."""
+    clips = find_clips(items, "all" if config.include_validation else "train")
+    if not clips and not config.synthetic:
+        raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
+    return clips
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:
         config = config_from_args(args)
-        clips = find_clips(args.clips, args.include_validation)
-        if not clips and not args.synthetic:
-            raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
+        clips = clips_of(args.clips, config)
         began = time.perf_counter()
-        paths, _ = run(clips, args.out, config, args.synthetic, args.synthetic_seed, args.examples_per_shard,
-                       args.synthetic_fps)
+        paths, _ = run(clips, args.out, config)
         size_mb = sum(p.stat().st_size for p in paths) / 1e6
         LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
     except (MotionError, ValueError, FileNotFoundError) as error:

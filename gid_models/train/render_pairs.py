@@ -8,8 +8,9 @@ OpenCV DIS at full frame size (medium preset refined to full resolution, the set
 gid_models.flow), then takes the same random crop of picture, target and flow, with a random
 horizontal flip (which negates dx). The importance metric of a pair is ||flow|| (W with T = 1).
 
-Validation clips of the shared data set are never used for training (split="train") and are the
-only ones used for split="val".
+Clips are files and folders (searched recursively) as train/clips.py lists them: the validation
+clips of the shared data set are never used for training (split="train") and are the only ones
+used for split="val".
 """
 
 from __future__ import annotations
@@ -18,29 +19,16 @@ import hashlib
 import logging
 import os
 from pathlib import Path
+from typing import Sequence
 
 import cv2
 import numpy as np
 import torch
 
 from ..video_io import read_video
+from .clips import require_clips
 
 LOGGER = logging.getLogger(__name__)
-
-VIDEO_EXTENSIONS = {".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v"}
-VALIDATION_CLIPS = frozenset({"bbb_02196_02392", "bbb_05133_05290", "bbb_09150_09377", "bbb_13944_14312"})
-
-
-def list_clips(clips_dir: str | Path, split: str = "train") -> list[Path]:
-    """Video files under clips_dir (recursive), train = all but VALIDATION_CLIPS, val = only those."""
-    if split not in ("train", "val"):
-        raise ValueError(f"split must be 'train' or 'val', got {split!r}.")
-    root = Path(clips_dir)
-    if not root.is_dir():
-        raise ValueError(f"clips folder '{root}' does not exist.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_EXTENSIONS and p.is_file())
-    return [p for p in files if (p.stem in VALIDATION_CLIPS) == (split == "val")]
-
 
 def cached_frames(path: Path, cache_dir: Path, max_side: int | None = None) -> np.ndarray:
     """(T, H, W, 3) uint8 RGB frames of a clip, decoded once into cache_dir and memory-mapped."""
@@ -72,7 +60,7 @@ class RenderPairDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        clips_dir: str | Path,
+        clips: str | Path | Sequence[str | Path],
         cache_dir: str | Path,
         split: str = "train",
         crop: int = 256,
@@ -81,9 +69,7 @@ class RenderPairDataset(torch.utils.data.Dataset):
         max_side: int | None = 512,
         seed: int = 0,
     ) -> None:
-        self.clips = list_clips(clips_dir, split)
-        if not self.clips:
-            raise ValueError(f"no {split} clips ({', '.join(sorted(VIDEO_EXTENSIONS))}) found under '{clips_dir}'.")
+        self.clips = require_clips(clips, split)
         self.cache_dir = Path(cache_dir)
         self.max_side = max_side
         for clip in self.clips:  # decode now, in the main process, so workers only memory-map

@@ -12,7 +12,8 @@ same optical flow as gid_models.flow.estimate_trajectories and its W. A pair is 
 W) for a random window and t in 1..T-1, with a random horizontal flip (dx negated). Windows are
 computed once into cache_dir (uint8 frames, fp16 displacements) and memory-mapped by workers.
 
-Validation clips of the shared data set are never used for training (split="train").
+Clips are listed by train/clips.py: the validation clips of the shared data set are never used
+for training (split="train").
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import hashlib
 import logging
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -27,7 +29,7 @@ import torch
 from ..flow import estimate_trajectories
 from ..rendering.importance import motion_importance
 from ..video_io import fit_frames, read_video
-from .render_pairs import list_clips
+from .clips import require_clips
 
 LOGGER = logging.getLogger(__name__)
 
@@ -51,7 +53,7 @@ class WindowPairDataset(torch.utils.data.Dataset):
 
     def __init__(
         self,
-        clips_dir: str | Path,
+        clips: str | Path | Sequence[str | Path],
         cache_dir: str | Path,
         split: str = "train",
         width: int = 256,
@@ -63,9 +65,7 @@ class WindowPairDataset(torch.utils.data.Dataset):
     ) -> None:
         if window < 2 or stride < 1:
             raise ValueError(f"window needs at least 2 frames and stride at least 1, got {window} and {stride}.")
-        clips = list_clips(clips_dir, split)
-        if not clips:
-            raise ValueError(f"no {split} clips found under '{clips_dir}'.")
+        clips = require_clips(clips, split)
         self.cache_dir = Path(cache_dir)
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         self.size, self.window, self.stride = (int(width), int(height)), int(window), int(stride)

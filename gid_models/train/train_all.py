@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import os
-import shlex
 import shutil
 from datetime import timedelta
 from pathlib import Path
@@ -35,12 +34,13 @@ import torch.distributed as dist
 from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE_PREFIX, MotionModel
 from ..spectral import FrequencyNormalization, MotionError
 from . import prepare
+from .clips import find_clips
 from .common import Runtime, cleanup, setup_runtime
 from .shards import shard_paths
 from .train_denoiser import DenoiserTraining
 from .train_stages import (
-    MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, stage_calibrate, stage_denoiser, stage_normalization,
-    stage_renderer, stage_vae,
+    MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, renderer_settings, stage_calibrate, stage_denoiser,
+    stage_normalization, stage_renderer, stage_vae,
 )
 from .train_vae import VaeTraining
 
@@ -165,15 +165,12 @@ def prepare_shards(job: Job) -> list[str]:
     if job.runtime.is_main and folder.is_dir():
         LOGGER.info("reusing the shards in %s (delete the folder to prepare them again)", folder)
     elif job.runtime.is_main:
-        options = prepare.build_parser().parse_args(
-            ["--out", str(partial), "--clips", *job.args.clips, *shlex.split(job.args.prepare_args)])
-        config = prepare.config_from_args(options)
-        clips = prepare.find_clips(options.clips, options.include_validation)
-        if not clips and not options.synthetic:
+        config = job.prepare
+        clips = find_clips(job.args.clips, "all" if config.include_validation else "train")
+        if not clips and not config.synthetic:
             raise ValueError(f"--clips {' '.join(job.args.clips)}: no video files found there.")
         shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier prepare
-        paths, _ = prepare.run(clips, partial, config, options.synthetic, options.synthetic_seed,
-                               options.examples_per_shard, options.synthetic_fps)
+        paths, _ = prepare.run(clips, partial, config)
         if not paths:
             raise ValueError(f"gid prepare kept no training window of {len(clips)} clip(s); the reasons are in "
                              f"{partial / 'prepare_log.jsonl'} (static camera, visible oscillation, long enough).")
@@ -266,7 +263,8 @@ def run(args: argparse.Namespace) -> Path:
     if init is not None and args.size:
         LOGGER.info("--size %s ignored for networks continued from %s", args.size, init)
     stages = plan_stages(args.stages, init, bool(args.clips))
-    job = Job(args, Path(args.out), init, stages, join_process_group(args.device))
+    prepare_config = prepare.config_from_text(args.prepare_args)  # options checked before hours of training
+    job = Job(args, Path(args.out), init, stages, join_process_group(args.device), prepare_config, renderer_settings(args))
     try:
         if job.runtime.is_main:
             job.out.mkdir(parents=True, exist_ok=True)

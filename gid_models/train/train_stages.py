@@ -1,5 +1,5 @@
-"""The stages of `gid train`, each a call into its own entry point: skipped when its checkpoint
-reached the asked steps and its output exists, otherwise run (resuming) and timed.
+"""The stages of `gid train`, each a call of its trainer's function with a settings object: skipped
+when its checkpoint reached the asked steps and its output exists, otherwise run (resuming) and timed.
 
 A stage returns its record for train_summary.json: status, steps_run, total_steps, wall_seconds,
 seconds_per_1000_steps, device, batch_size (per process) and world_size (processes).
@@ -10,8 +10,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
-import shlex
 import shutil
 import time
 from dataclasses import dataclass
@@ -25,12 +23,13 @@ from ..networks.motion_model import (
 )
 from ..networks.vae import MotionVAE
 from ..spectral import FrequencyNormalization
-from . import prepare, train_renderer
 from .calibrate import fit_calibration, format_table, write_calibration
 from .common import Runtime
 from .fit_normalization import fit_dataset_normalization
+from .prepare import PrepareConfig
 from .shards import SpectralShardDataset
 from .train_denoiser import DenoiserTraining, new_stage1_model, train_denoiser
+from .train_renderer import RendererTraining, settings_from_text, train_renderer
 from .train_vae import VaeTraining, train_vae
 
 LOGGER = logging.getLogger("gid.train")
@@ -40,7 +39,7 @@ MOTION_ORDER = ("normalization", "vae", "stage1", "stage2")  # each one's output
 MOTION_FILES = (NORMALIZATION_FILE, f"{VAE_FILE}.json", f"{VAE_FILE}.safetensors",
                 f"{DENOISER_FILE}.json", f"{DENOISER_FILE}.safetensors")
 RENDERER_FILE, RENDERER_RUN = "renderer.safetensors", "renderer_run"
-RENDERER_CHANNELS = {"tiny": "8,16"}  # other sizes keep train_renderer's default pyramid
+RENDERER_CHANNELS = {"tiny": (8, 16)}  # other sizes keep train_renderer's default pyramid
 RENDERER_BATCH = 8
 
 
@@ -53,6 +52,8 @@ class Job:
     init: Path | None  # the model folder fine-tuned from; None = scratch
     stages: tuple[str, ...]
     runtime: Runtime
+    prepare: PrepareConfig  # of the shards made from --clips (--prepare-args)
+    renderer: RendererTraining  # of the renderer stage (renderer_settings)
     shards: list[str] | None = None
 
     def dataset(self, augment: bool = True) -> SpectralShardDataset:
@@ -202,56 +203,26 @@ def stage_calibrate(job: Job) -> dict:
             "wall_seconds": round(time.perf_counter() - began, 2), "device": str(job.runtime.device)}
 
 
-def renderer_clip_folder(job: Job) -> Path:
-    """train_renderer reads one folder: the --clips folder itself, or links to the given clips."""
-    items = [Path(item) for item in job.args.clips]
-    if len(items) == 1 and items[0].is_dir():
-        return items[0]
-    folder = job.out / RENDERER_RUN / "clips"
-    if job.runtime.is_main:
-        folder.mkdir(parents=True, exist_ok=True)
-        clips = prepare.find_clips(job.args.clips, include_validation=True)
-        for index, clip in enumerate(clips):
-            link = folder / clip.name
-            if link.exists() and link.resolve() != clip.resolve():
-                link = folder / f"{index:04d}_{clip.name}"
-            if not link.exists():
-                link_or_copy(clip.resolve(), link)
-    job.barrier()
-    return folder
-
-
-def link_or_copy(source: Path, link: Path) -> None:
-    try:
-        link.symlink_to(source)
-    except OSError:  # e.g. Windows without the symlink privilege
-        try:
-            os.link(source, link)
-        except OSError:
-            shutil.copy2(source, link)
+def renderer_settings(args: argparse.Namespace) -> RendererTraining:
+    """The renderer stage's settings: `gid train`'s --renderer-steps, --batch-size, --renderer-crop and
+    --size, then whatever --renderer-args sets (train_renderer flags, which win)."""
+    defaults = RendererTraining(steps=args.renderer_steps, batch_size=args.batch_size or RENDERER_BATCH,
+                                crop=args.renderer_crop, channels=RENDERER_CHANNELS.get(args.size, RendererTraining.channels))
+    return settings_from_text(args.renderer_args, defaults)
 
 
 def stage_renderer(job: Job) -> dict:
     run_dir, final = job.out / RENDERER_RUN, job.out / RENDERER_FILE
-    batch_size = job.batch_size(RENDERER_BATCH)
-    argv = ["--out", str(run_dir), "--steps", str(job.args.renderer_steps),
-            "--batch-size", str(batch_size), "--crop", str(job.args.renderer_crop),
-            "--device", job.runtime.device.type]
-    if (run_dir / "checkpoint" / "state.json").is_file():
-        argv.append("--resume")
-    if job.args.size in RENDERER_CHANNELS:
-        argv += ["--channels", RENDERER_CHANNELS[job.args.size]]
-    if job.init is not None and final.is_file():
-        argv += ["--init", str(final)]
-    elif job.init is not None:
+    settings = job.renderer
+    init = final if job.init is not None and final.is_file() else None
+    if job.init is not None and init is None:
         LOGGER.info("renderer: %s holds no renderer, so it starts from scratch", job.init)
 
     def train() -> None:
-        options = train_renderer.parse_args(
-            ["--clips", str(renderer_clip_folder(job)), *argv, *shlex.split(job.args.renderer_args)])
-        written = train_renderer.train(options)
+        written = train_renderer(job.args.clips, settings, run_dir, job.runtime, init=init,
+                                 resume=(run_dir / "checkpoint" / "state.json").is_file())
         if job.runtime.is_main:
             shutil.copy2(written, final)
             shutil.copy2(written.with_suffix(".json"), final.with_suffix(".json"))
 
-    return timed_stage(job, "renderer", run_dir / "checkpoint", final, job.args.renderer_steps, batch_size, train)
+    return timed_stage(job, "renderer", run_dir / "checkpoint", final, settings.steps, settings.batch_size, train)
