@@ -234,6 +234,30 @@ def test_other_safetensors_file_is_refused(tmp_path):
         MotionModel.load(path)
 
 
+def test_shipped_files_load_unchanged_and_round_trip_through_both_layouts(tmp_path):
+    """gid_models/weights/ was written before configs went into the file metadata: it loads as it
+    is, exports to one gid_motion_*.safetensors file and re-saves in the current layout, all equal."""
+    from safetensors import safe_open
+
+    from gid_models.networks.motion_model import BUNDLED_DIR
+    from gid_models.rendering import NeuralRenderer
+
+    shipped = MotionModel.load(BUNDLED_DIR)
+    exported = MotionModel.load(shipped.save_file(tmp_path / "gid_motion_shipped.safetensors"))
+    resaved = MotionModel.load(shipped.save(tmp_path / "resaved"))
+    for other in (exported, resaved):
+        torch.testing.assert_close(other.state_dict(), shipped.state_dict(), rtol=0, atol=0)
+        assert other.vae.config == shipped.vae.config and other.denoiser.config == shipped.denoiser.config
+    with safe_open(str(tmp_path / "resaved" / "denoiser.safetensors"), framework="pt") as handle:
+        assert json.loads(handle.metadata()["config"]) == json.loads((BUNDLED_DIR / "denoiser.json").read_text())
+    renderer = NeuralRenderer.load(BUNDLED_DIR / "renderer.safetensors")
+    renderer.save(tmp_path / "renderer_shipped.safetensors")
+    again = NeuralRenderer.load(tmp_path / "renderer_shipped.safetensors")
+    torch.testing.assert_close(again.state_dict(), renderer.state_dict(), rtol=0, atol=0)
+    assert again.config.channels == renderer.config.channels == tuple(json.loads(
+        (BUNDLED_DIR / "renderer.json").read_text())["channels"])
+
+
 def test_missing_bundled_model_explains_how_to_get_one(tmp_path):
     assert not MotionModel.bundled_available(tmp_path)
     with pytest.raises(MotionError, match=r"bundled motion model is missing.*denoiser\.safetensors.*gid train"):

@@ -9,6 +9,8 @@ Files (safetensors only, never pickle; each network file as networks/weight_file
 - one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): the same
   tensors prefixed "vae.", "denoiser.", "normalization.scales" (and optionally "calibration.output_gains" /
   "output_limits"), with both configs in the metadata ("vae_config", "denoiser_config").
+Every load checks the format tags, the config keys and every tensor name, shape and value against
+the networks the configs build, and refuses anything else with a message saying what is wrong.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from torch import nn
 from ..spectral import FrequencyNormalization, MotionError
 from .denoiser import MotionDenoiser
 from .vae import MotionVAE
-from .weight_files import build_network, config_dict, load_weights, network_tensors, open_safetensors, read_network_file, write_network_file
+from .weight_files import (
+    build_network, config_dict, load_weights, network_tensors, open_safetensors, read_network_file, write_network_file,
+)
 
 LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,9 @@ beside it repeats the config for people reading the folder. Files written before
 into the metadata (the shipped motion_vae and denoiser) keep it only in that `.json`, which
 read_network_file reads then. Every read checks the format tag, the config keys and every tensor
 name, shape and value against the network the config builds, and refuses anything else with a
-message saying what is wrong.
+message saying what is wrong. (diffusers' own save_pretrained folders, config.json +
+diffusion_pytorch_model.safetensors per network, are not used: a GID file must be droppable into
+ComfyUI/models/gid on its own.)
 """
 
 from __future__ import annotations
