@@ -292,7 +292,9 @@ def clips_of(items: Sequence[str | Path], config: PrepareConfig) -> list[Path]:
     """The clips of --clips that config prepares (the validation clips only with include_validation)."""
     clips = find_clips(items, "all" if config.include_validation else "train")
     if not clips and not config.synthetic:
-        raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
+        given = " ".join(map(str, items)) or "(none given)"
+        raise MotionError(f"--clips {given}: no video files found there; give video files or folders of them, "
+                          "or --synthetic N.")
     return clips
 
 

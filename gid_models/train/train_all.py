@@ -34,7 +34,6 @@ import torch.distributed as dist
 from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE_PREFIX, MotionModel
 from ..spectral import FrequencyNormalization, MotionError
 from . import prepare
-from .clips import find_clips
 from .common import Runtime, cleanup, setup_runtime
 from .shards import shard_paths
 from .train_denoiser import DenoiserTraining
@@ -165,12 +164,9 @@ def prepare_shards(job: Job) -> list[str]:
     if job.runtime.is_main and folder.is_dir():
         LOGGER.info("reusing the shards in %s (delete the folder to prepare them again)", folder)
     elif job.runtime.is_main:
-        config = job.prepare
-        clips = find_clips(job.args.clips, "all" if config.include_validation else "train")
-        if not clips and not config.synthetic:
-            raise ValueError(f"--clips {' '.join(job.args.clips)}: no video files found there.")
+        clips = prepare.clips_of(job.args.clips, job.prepare)
         shutil.rmtree(partial, ignore_errors=True)  # an interrupted earlier prepare
-        paths, _ = prepare.run(clips, partial, config)
+        paths, _ = prepare.run(clips, partial, job.prepare)
         if not paths:
             raise ValueError(f"gid prepare kept no training window of {len(clips)} clip(s); the reasons are in "
                              f"{partial / 'prepare_log.jsonl'} (static camera, visible oscillation, long enough).")

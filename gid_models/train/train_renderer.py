@@ -182,13 +182,13 @@ def to_device(batch: dict[str, torch.Tensor], device: torch.device) -> dict[str,
 
 @torch.no_grad()
 def validate(
-    model: NeuralRenderer, batches: list[dict[str, torch.Tensor]], device: torch.device, settings: RendererTraining
+    model: NeuralRenderer, val_batches: list[dict[str, torch.Tensor]], device: torch.device, settings: RendererTraining
 ) -> dict[str, float]:
     """Mean loss terms of the network and the pixel renderer's figures over the validation batches."""
     model.eval()
     sums = {"loss": 0.0, "l1": 0.0, "gradient": 0.0, "ssim": 0.0, "mse": 0.0, "psnr": 0.0, "l1_pixel_renderer": 0.0,
             "mse_pixel_renderer": 0.0, "psnr_pixel_renderer": 0.0}
-    for batch in batches:
+    for batch in val_batches:
         batch = to_device(batch, device)
         with autocast(device):
             prediction = model(batch["picture"], batch["flow"], batch["importance"])
@@ -202,7 +202,7 @@ def validate(
         sums["mse_pixel_renderer"] += float(F.mse_loss(pixel, batch["target"]))
         sums["psnr_pixel_renderer"] += float(frame_psnr(pixel, batch["target"]).mean())
     model.train()
-    return {k: v / max(1, len(batches)) for k, v in sums.items()}
+    return {k: v / max(1, len(val_batches)) for k, v in sums.items()}
 
 
 def pair_dataset(clips: Sequence[str | Path], settings: RendererTraining, cache: Path, **kwargs) -> torch.utils.data.Dataset:
