@@ -36,18 +36,25 @@ StepCallback = Callable[[int, int], None]
 
 
 def load_picture(path: str | Path, max_side: int | None = None) -> torch.Tensor:
-    """Read an image file as (1, 3, H, W) float32 RGB in 0..1 (alpha dropped)."""
+    """Read an image file as (1, 3, H, W) float32 RGB in 0..1 (alpha dropped), shrunk so its long
+    side is at most max_side pixels (area interpolation) when it is larger."""
+    return load_picture_scaled(path, max_side)[0]
+
+
+def load_picture_scaled(path: str | Path, max_side: int | None = None) -> tuple[torch.Tensor, float]:
+    """load_picture's picture and the factor (<= 1) its pixel coordinates were scaled by."""
     import cv2
 
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise MotionError(f"cannot read picture '{path}': missing file or not an image.")
     image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
+    scale = 1.0
     if max_side and max(image.shape[:2]) > max_side:
         scale = max_side / max(image.shape[:2])
         size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
         image = cv2.resize(image, size, interpolation=cv2.INTER_AREA)
-    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0
+    return torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float() / 255.0, scale
 
 
 def load_mask(path: str | Path, height: int, width: int) -> torch.Tensor:
@@ -69,13 +76,19 @@ class MotionSource:
     description: str
 
 
-def volume_from_video(path: str | Path, max_frames: int = 150, callback: StepCallback | None = None) -> MotionSource:
-    """Spectral volume (pixels) of a clip's first max_frames frames, via optical flow."""
+def volume_from_video(
+    path: str | Path,
+    max_frames: int = 150,
+    callback: StepCallback | None = None,
+    remove_camera_motion: bool = False,
+) -> MotionSource:
+    """Spectral volume (pixels) of a clip's first max_frames frames, via optical flow; with
+    remove_camera_motion the fitted global (camera) motion is subtracted first."""
     from .flow import spectral_volume_from_video
     from .video_io import read_video
 
     frames, fps = read_video(str(path), max_frames=max_frames)
-    result = spectral_volume_from_video(frames, fps=fps, callback=callback)
+    result = spectral_volume_from_video(frames, fps=fps, remove_camera_motion=remove_camera_motion, callback=callback)
     for warning in result.warnings:
         LOGGER.warning("%s: %s", path, warning)
     return MotionSource(result.volume, f"motion extracted from {Path(path).name} ({len(frames)} frames at {fps:g} fps)")
@@ -139,11 +152,13 @@ def motion_for_picture(
     device: torch.device | str = "cpu",
     callback: StepCallback | None = None,
     exact_loop: bool | None = None,
+    remove_camera_motion: bool = False,
 ) -> MotionSource:
-    """The picture's spectral volume: from a given clip, else the bundled model, else the bundled clip."""
+    """The picture's spectral volume: from a given clip (remove_camera_motion as volume_from_video),
+    else the bundled model (exact_loop as loop_guidance), else the bundled clip."""
     device = torch.device(device)
     if motion_video is not None:
-        return volume_from_video(motion_video, callback=callback)
+        return volume_from_video(motion_video, callback=callback, remove_camera_motion=remove_camera_motion)
     if bundled_model_available():
         return volume_from_model(
             picture, seed=seed, steps=steps, loop=loop, mask=mask, device=device, callback=callback,

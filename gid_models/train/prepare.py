@@ -36,6 +36,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..cli import entry_point
 from ..spectral import MotionError, SpectralVolume
 from ..video_io import find_video_files
 from .shards import ShardWriter
@@ -283,23 +284,19 @@ def run(clips: Sequence[Path], out: str | Path, config: PrepareConfig, synthetic
     return writer.paths, decisions
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@entry_point
+def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        config = config_from_args(args)
-        clips = find_clips(args.clips, args.include_validation)
-        if not clips and not args.synthetic:
-            raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
-        began = time.perf_counter()
-        paths, _ = run(clips, args.out, config, args.synthetic, args.synthetic_seed, args.examples_per_shard,
-                       args.synthetic_fps)
-        size_mb = sum(p.stat().st_size for p in paths) / 1e6
-        LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
-    except (MotionError, ValueError, FileNotFoundError) as error:
-        LOGGER.error("%s", error)
-        return 2
-    return 0
+    config = config_from_args(args)
+    clips = find_clips(args.clips, args.include_validation)
+    if not clips and not args.synthetic:
+        raise MotionError("nothing to prepare: give --clips with video files or folders, or --synthetic N.")
+    began = time.perf_counter()
+    paths, _ = run(clips, args.out, config, args.synthetic, args.synthetic_seed, args.examples_per_shard,
+                   args.synthetic_fps)
+    size_mb = sum(p.stat().st_size for p in paths) / 1e6
+    LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
 
 
 if __name__ == "__main__":
