@@ -101,7 +101,9 @@ def loop_guidance(device: torch.device, exact: bool | None = None) -> LoopGuidan
     8-minute job into a 2-minute one. Logs the approximation when it makes it."""
     from .sampling import LoopGuidance
 
-    if exact if exact is not None else device.type != "cpu":
+    if exact is None:
+        exact = device.type != "cpu"
+    if exact:
         return LoopGuidance()
     LOGGER.info("loop guidance approximated on the CPU (1 self-recurrence, gradient past the denoiser: about 4x "
                 "faster per step than the paper's 2 recurrences through the denoiser)")
