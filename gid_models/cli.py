@@ -7,21 +7,28 @@
     gid extract VIDEO -o volume.safetensors
     gid prepare | train | calibrate | eval ...   (training and evaluation tools)
 
-Coordinates of --at and --drag are pixels of the picture as given.
+`gid COMMAND --help` lists every option with its unit and default. Each command reads and checks
+its arguments (start_job) before any slow step: sampling, optical flow or rendering.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import importlib
 import logging
 import os
 import sys
-from typing import Callable, Sequence
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
 
 import torch
 
-from .spectral import MotionError, spectral_to_motion
+from . import pipeline
+from .rendering import NeuralRenderer
+from .spectral import MotionError, MotionTexture, SpectralVolume, spectral_to_motion
+from .video_io import write_video
 from .volume_io import save_volume
 
 LOGGER = logging.getLogger("gid")
@@ -32,22 +39,45 @@ TOOL_MODULES = {
     "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains and limits on training shards"),
     "eval": ("gid_models.evaluation.run", "evaluate motion prediction on unseen clips"),
 }
+USER_ERRORS = (MotionError, ValueError, FileNotFoundError, MemoryError)
+"""What bad input, a missing file or too little memory raise: one logged line, not a traceback."""
+
+BUNDLED_POKE = "--seed 13 --at 148,86 --drag 20,0"
+"""A poke of the bundled picture (assets/dandelion_meadow.jpg, 512x288) that moves: the big
+dandelion head pulled right. Seed 13 is one of the few seeds of the shipped model whose modes move
+that head sideways (the interactive_poke example workflow uses it, and the same drag)."""
 
 
-def _progress(description: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """A tqdm-backed step callback and its closer."""
+def entry_point(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequence[str] | None], int]:
+    """Decorator for a command's main(argv): a USER_ERRORS exception is logged as one line and
+    gives exit code 2; anything else (a bug) propagates with its traceback. None returns 0."""
+
+    @functools.wraps(main)
+    def wrapped(argv: Sequence[str] | None = None) -> int:
+        try:
+            return int(main(argv) or 0)
+        except USER_ERRORS as error:
+            LOGGER.error("%s", error)
+            return 2
+
+    return wrapped
+
+
+@contextlib.contextmanager
+def progress(description: str, unit: str = "step") -> Iterator[Callable[[int, int], None]]:
+    """A tqdm bar driven by a gid_models loop's callback(index, total) (index counts from 0);
+    closed when the block ends, also when it raises."""
     from tqdm import tqdm
 
-    bar = tqdm(desc=description, unit="step", leave=False)
+    with tqdm(desc=description, unit=unit, leave=False) as bar:
 
-    def callback(step: int, total: int | None = None, *_: object) -> None:
-        if total is not None and bar.total != total:
-            bar.total = total
+        def callback(index: int, total: int | None = None, *_: object) -> None:
+            if total is not None and bar.total != total:
+                bar.total = total
+            bar.n = index + 1
             bar.refresh()
-        bar.n = step + 1
-        bar.refresh()
 
-    return callback, bar.close
+        yield callback
 
 
 def _pair(text: str) -> tuple[float, float]:
@@ -67,142 +97,184 @@ def _device(name: str) -> torch.device:
     return device
 
 
-def _write(frames: torch.Tensor, path: str, fps: float) -> None:
-    from .video_io import write_video
+@dataclass
+class Job:
+    """What a picture command works with, read and checked before any slow step.
 
-    write_video(path, frames.permute(0, 2, 3, 1).clamp(0, 1), fps)
-    LOGGER.info("wrote %s (%d frames at %g fps)", path, frames.shape[0], fps)
+    picture: (1, 3, H, W) float in 0..1; scale: its pixels per pixel of the file (< 1 when
+    --max-side shrank it); renderer: a NeuralRenderer, or None for the pixel renderer.
+    """
+
+    device: torch.device
+    picture: torch.Tensor
+    scale: float
+    renderer: NeuralRenderer | None
+
+
+def start_job(args: argparse.Namespace) -> Job:
+    """The device, renderer and picture of a picture command, with their arguments checked."""
+    device = _device(args.device)
+    renderer = pipeline.load_renderer(args.renderer, device)
+    picture, scale = pipeline.load_picture_scaled(args.picture, max_side=args.max_side)
+    return Job(device, picture, scale, renderer)
+
+
+def _render_and_write(
+    job: Job, motion: MotionTexture, args: argparse.Namespace, freeze_mask: torch.Tensor | None = None
+) -> None:
+    with progress("render", unit="frame") as callback:
+        frames = pipeline.render(job.picture, motion, device=job.device, freeze_mask=freeze_mask,
+                                 callback=callback, renderer=job.renderer)
+    write_video(args.output, frames.permute(0, 2, 3, 1).clamp(0, 1), motion.fps)
+    LOGGER.info("wrote %s (%d frames at %g fps)", args.output, frames.shape[0], motion.fps)
+
+
+def _motion_for(
+    job: Job, args: argparse.Namespace, loop: bool, mask: torch.Tensor | None = None, exact_loop: bool | None = None
+) -> SpectralVolume:
+    """The picture's spectral volume at its size (pipeline.motion_for_picture), with progress."""
+    with progress("motion") as callback:
+        source = pipeline.motion_for_picture(
+            job.picture, seed=args.seed, steps=args.steps, loop=loop, mask=mask, motion_video=args.motion_from,
+            device=job.device, callback=callback, exact_loop=exact_loop, remove_camera_motion=args.remove_camera_motion,
+        )
+    LOGGER.info("%s", source.description)
+    return source.volume.resized(*job.picture.shape[-2:])
 
 
 def command_animate(args: argparse.Namespace) -> None:
-    from . import pipeline
-
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
-    picture = pipeline.load_picture(args.picture, max_side=args.max_side)
-    mask = pipeline.load_mask(args.mask, *picture.shape[-2:]) if args.mask else None
-    callback, close = _progress("motion")
-    source = pipeline.motion_for_picture(
-        picture, seed=args.seed, steps=args.steps, loop=args.loop, mask=mask,
-        motion_video=args.motion_from, device=device, callback=callback,
-    )
-    close()
-    LOGGER.info("%s", source.description)
-    volume = source.volume.resized(*picture.shape[-2:])
+    job = start_job(args)
+    mask = pipeline.load_mask(args.mask, *job.picture.shape[-2:]) if args.mask else None
+    volume = _motion_for(job, args, loop=args.loop, mask=mask, exact_loop=args.exact_loop_guidance or None)
     if args.loop:
         motion = pipeline.loop_motion(volume, args.frames, args.fps, args.gain)
     else:
         motion = spectral_to_motion(volume, args.frames, args.fps, gain=args.gain)
-    callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, freeze_mask=None if mask is None else 1 - mask, callback=callback,
-                             renderer=args.renderer)
-    close()
-    _write(frames, args.output, args.fps)
+    _render_and_write(job, motion, args, freeze_mask=None if mask is None else 1 - mask)
 
 
 def command_poke(args: argparse.Namespace) -> None:
-    from . import pipeline
     from .dynamics import simulate
     from .dynamics.drags import Drag
 
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
-    picture = pipeline.load_picture(args.picture, max_side=args.max_side)
-    height, width = picture.shape[-2:]
-    source = pipeline.motion_for_picture(picture, seed=args.seed, steps=args.steps, loop=False,
-                                         motion_video=args.motion_from, device=device)
-    volume = source.volume.resized(height, width)
-    (x, y), (dx, dy) = args.at, args.drag
+    job = start_job(args)
+    volume = _motion_for(job, args, loop=False)
+    (x, y), (dx, dy) = (job.scale * v for v in args.at), (job.scale * v for v in args.drag)
     drag = Drag(x=x, y=y, dx=dx, dy=dy, start=0, hold=args.hold_frames, kind="drag")
     motion = simulate(volume, [drag], num_frames=args.frames, fps=args.fps, damping=args.damping)
-    callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, callback=callback, renderer=args.renderer)
-    close()
-    _write(frames, args.output, args.fps)
+    _render_and_write(job, MotionTexture(motion.displacements * args.gain, fps=motion.fps), args)
 
 
 def command_transfer(args: argparse.Namespace) -> None:
-    from . import pipeline
-
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
-    picture = pipeline.load_picture(args.picture, max_side=args.max_side)
-    callback, close = _progress("optical flow")
-    source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback)
-    close()
-    volume = source.volume.resized(*picture.shape[-2:])
+    job = start_job(args)
+    with progress("optical flow", unit="frame") as callback:
+        source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback,
+                                            remove_camera_motion=args.remove_camera_motion)
+    volume = source.volume.resized(*job.picture.shape[-2:])
     motion = pipeline.loop_motion(volume, args.frames or volume.num_frames, args.fps or volume.fps, args.gain)
-    callback, close = _progress("render")
-    frames = pipeline.render(picture, motion, device=device, callback=callback, renderer=args.renderer)
-    close()
-    _write(frames, args.output, motion.fps)
+    _render_and_write(job, motion, args)
 
 
 def command_extract(args: argparse.Namespace) -> None:
-    from . import pipeline
-
-    callback, close = _progress("optical flow")
-    source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback)
-    close()
+    with progress("optical flow", unit="frame") as callback:
+        source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback,
+                                            remove_camera_motion=args.remove_camera_motion)
     save_volume(source.volume, args.output)
     LOGGER.info("wrote %s: %s, K=%d, %dx%d", args.output, source.description,
                 source.volume.num_frequencies, source.volume.width, source.volume.height)
 
 
-def _common(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-o", "--output", required=True, help="output file (.mp4, .webp or .gif)")
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
-    parser.add_argument("--max-side", type=int, default=768, help="resize the picture so its long side is at most this (pixels)")
-    parser.add_argument("--gain", type=float, default=1.0, help="motion magnification (1 = as predicted)")
-    parser.add_argument("--renderer", default="neural", help="neural (the bundled neural renderer, default), pixel "
-                        "(splat + pull-push fill: faster on CPU, sharper where the motion uncovers new content) "
-                        "or a renderer .safetensors file")
+def _add_job_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that renders a picture: output, device, size, gain, renderer."""
+    parser.add_argument("-o", "--output", required=True, help="output video file: .mp4 (H.264 with PyAV installed), "
+                        ".webp or .gif (both loop forever)")
+    parser.add_argument("--device", default="auto", help="where to compute: cpu, cuda, cuda:1, or auto = cuda when "
+                        "a GPU is available (default %(default)s)")
+    parser.add_argument("--max-side", type=int, default=768, metavar="PX", help="shrink the picture so its long "
+                        "side is at most this many pixels (default %(default)s)")
+    parser.add_argument("--gain", type=float, default=1.0, help="motion magnification: >1 exaggerates, <1 calms "
+                        "(default %(default)s = unchanged)")
+    parser.add_argument("--renderer", default="neural", help="neural = the bundled neural renderer, pixel = splat + "
+                        "pull-push fill (faster on CPU, sharper where the motion uncovers new content), or a "
+                        "renderer .safetensors file (default %(default)s)")
+
+
+def _add_clip_options(parser: argparse.ArgumentParser) -> None:
+    """Options of every command that measures motion in a clip."""
+    parser.add_argument("--max-frames", type=int, default=150, help="frames of the clip used, from its start "
+                        "(default %(default)s = 5 s at 30 fps, the paper's window)")
+    parser.add_argument("--remove-camera-motion", action="store_true", help="subtract the fitted global (camera) "
+                        "motion from every pixel's trajectory, for a clip from a moving camera (default off)")
+
+
+def _add_motion_options(parser: argparse.ArgumentParser, frames_help: str, seed_note: str = "") -> None:
+    """Options animate and poke share: the video's length and rate, and where the motion comes from."""
+    parser.add_argument("picture", help="the still picture to move (any image file OpenCV reads)")
+    _add_job_options(parser)
+    parser.add_argument("--frames", type=int, default=150, help=f"{frames_help} (default %(default)s)")
+    parser.add_argument("--fps", type=float, default=30.0, help="frame rate of the video, frames/s "
+                        "(default %(default)s)")
+    parser.add_argument("--seed", type=int, default=0, help="noise seed of the motion model: the same seed gives "
+                        f"the same motion on every device{seed_note} (default %(default)s)")
+    parser.add_argument("--steps", type=int, default=50, help="DDIM sampling steps: fewer is faster, 250 is the "
+                        "paper's quality (default %(default)s)")
+    parser.add_argument("--motion-from", metavar="VIDEO", help="measure the motion in this clip instead of sampling "
+                        "it with the motion model (default: the model)")
+    parser.add_argument("--remove-camera-motion", action="store_true", help="with --motion-from: subtract the "
+                        "clip's fitted global (camera) motion (default off)")
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gid", description="Generative Image Dynamics: still picture -> motion.")
-    parser.add_argument("-v", "--verbose", action="store_true")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debugging detail")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    animate = sub.add_parser("animate", help="animate a picture into a (looping) video")
-    animate.add_argument("picture")
-    _common(animate)
-    animate.add_argument("--loop", action="store_true", help="make a seamless loop (loop guidance + one full period)")
-    animate.add_argument("--frames", type=int, default=150)
-    animate.add_argument("--fps", type=float, default=30.0)
-    animate.add_argument("--seed", type=int, default=0)
-    animate.add_argument("--steps", type=int, default=50, help="DDIM steps (250 = paper quality)")
-    animate.add_argument("--mask", help="grey image: white regions may move, black stay still")
-    animate.add_argument("--motion-from", help="take the motion from this clip instead of the model")
+    animate = sub.add_parser("animate", help="animate a picture into a (looping) video",
+                             description="Sample the picture's motion with the bundled motion model (or measure it "
+                             "in a clip) and render it as a video.")
+    _add_motion_options(animate, "output frames; with --loop they span exactly one period of the motion")
+    animate.add_argument("--loop", action="store_true", help="make a seamless loop: loop guidance while sampling (on "
+                         "a CPU an approximation about 4x faster, logged) and one full period (default off)")
+    animate.add_argument("--exact-loop-guidance", action="store_true", help="with --loop on a CPU: the paper's loop "
+                         "guidance (2 recurrences, gradient through the denoiser), about 4x slower (default off)")
+    animate.add_argument("--mask", metavar="IMAGE", help="grey image: white regions may move, black stay still "
+                         "(default: everything may move)")
     animate.set_defaults(run=command_animate)
 
-    poke = sub.add_parser("poke", help="pull a point of the picture and let it spring back")
-    poke.add_argument("picture")
-    _common(poke)
-    poke.add_argument("--at", type=_pair, required=True, help="X,Y pixel to pull")
-    poke.add_argument("--drag", type=_pair, required=True, help="DX,DY pull vector in pixels")
-    poke.add_argument("--frames", type=int, default=150)
-    poke.add_argument("--fps", type=float, default=30.0)
-    poke.add_argument("--hold-frames", type=int, default=15)
-    poke.add_argument("--damping", type=float, default=0.05)
-    poke.add_argument("--seed", type=int, default=0)
-    poke.add_argument("--steps", type=int, default=50)
-    poke.add_argument("--motion-from", help="take the modal basis from this clip instead of the model")
+    poke = sub.add_parser("poke", help="pull a point of the picture and let it spring back",
+                          description="Pull one point of the picture by an arrow, hold it, let go, and render how "
+                          "the scene's vibration modes swing back (paper Sec. 6). Coordinates are pixels of the "
+                          "picture file. With the bundled picture, `gid poke assets/dandelion_meadow.jpg "
+                          f"{BUNDLED_POKE} -o poke.mp4` pulls the big dandelion head: the shipped model moves it "
+                          "sideways only at a few seeds, 13 among them; at other seeds pull where the motion is.")
+    _add_motion_options(poke, "frames simulated and rendered", seed_note="; 13 for the bundled picture's poke above")
+    poke.add_argument("--at", type=_pair, required=True, metavar="X,Y", help="pixel to pull, from the picture's "
+                      "top-left corner")
+    poke.add_argument("--drag", type=_pair, required=True, metavar="DX,DY", help="pull vector in pixels (+x right, "
+                      "+y down): the pulled point moves about this far before it is let go")
+    poke.add_argument("--hold-frames", type=int, default=15, metavar="FRAMES", help="frames the pull lasts before "
+                      "release, at --fps (default %(default)s = 0.5 s at 30 fps)")
+    poke.add_argument("--damping", type=float, default=0.05, help="damping ratio of every mode: 0 swings forever, "
+                      "0.03-0.1 looks natural, 1 stops without swinging (default %(default)s)")
     poke.set_defaults(run=command_poke)
 
-    transfer = sub.add_parser("transfer", help="move a picture with the motion of a video")
-    transfer.add_argument("video")
-    transfer.add_argument("picture")
-    _common(transfer)
-    transfer.add_argument("--max-frames", type=int, default=150)
-    transfer.add_argument("--frames", type=int, default=0, help="output frames (0 = the clip's window)")
-    transfer.add_argument("--fps", type=float, default=0.0, help="output fps (0 = the clip's)")
+    transfer = sub.add_parser("transfer", help="move a picture with the motion of a video",
+                              description="Measure a clip's per-pixel motion (optical flow) and play it on the "
+                              "picture as a seamless loop; meant for a still of the same scene.")
+    transfer.add_argument("video", help="clip whose motion is measured (fixed camera, 150 frames ideally)")
+    transfer.add_argument("picture", help="the still picture to move")
+    _add_job_options(transfer)
+    _add_clip_options(transfer)
+    transfer.add_argument("--frames", type=int, default=0, help="output frames, one period of the loop "
+                          "(default %(default)s = the clip's window)")
+    transfer.add_argument("--fps", type=float, default=0.0, help="output frame rate, frames/s "
+                          "(default %(default)s = the clip's)")
     transfer.set_defaults(run=command_transfer)
 
     extract = sub.add_parser("extract", help="save a video's spectral volume as safetensors")
-    extract.add_argument("video")
-    extract.add_argument("-o", "--output", required=True)
-    extract.add_argument("--max-frames", type=int, default=150)
+    extract.add_argument("video", help="clip whose motion is measured")
+    extract.add_argument("-o", "--output", required=True, help="output .safetensors file")
+    _add_clip_options(extract)
     extract.set_defaults(run=command_extract)
 
     for name, (_, help_text) in TOOL_MODULES.items():
@@ -223,14 +295,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] in TOOL_MODULES:
         module = importlib.import_module(TOOL_MODULES[argv[0]][0])
         return int(module.main(argv[1:]) or 0)
+    return _run_command(argv)
+
+
+@entry_point
+def _run_command(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        args.run(args)
-    except (MotionError, ValueError, FileNotFoundError, MemoryError) as error:
-        LOGGER.error("%s", error)
-        return 2
-    return 0
+    args.run(args)
 
 
 if __name__ == "__main__":

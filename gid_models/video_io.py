@@ -1,4 +1,7 @@
-"""Reading and writing video files with OpenCV (mp4 and other containers) and Pillow (webp, gif).
+"""Reading and writing video files: OpenCV reads every container; mp4 is written as H.264 with
+PyAV when it is importable (ComfyUI installs it; `pip install av` otherwise), else with OpenCV
+('avc1' where its FFmpeg has that encoder, else 'mp4v', which browsers do not play); webp and gif
+are written with Pillow.
 
 Frames travel as (T, H, W, 3) RGB arrays: uint8 when read, uint8 or float 0..1 (numpy or torch)
 when written. Writers never leave a half-written file behind: they write to a temporary name in
@@ -11,6 +14,7 @@ import contextlib
 import logging
 import os
 import tempfile
+from fractions import Fraction
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -23,7 +27,8 @@ from .spectral import MotionError
 LOGGER = logging.getLogger(__name__)
 
 PILLOW_FORMATS = {".webp": "WEBP", ".gif": "GIF"}
-MP4_CODECS = ("avc1", "mp4v")
+MP4_CODECS = ("avc1", "mp4v")  # OpenCV's, in order of preference, when PyAV is missing
+H264_CRF = 18  # x264 quality: 18 is visually lossless for most footage (23 is x264's default)
 
 
 def read_video(
@@ -115,8 +120,31 @@ def _quiet_opencv() -> Iterator[None]:
         cv2.utils.logging.setLogLevel(previous)
 
 
+def _write_h264_pyav(path: Path, frames: np.ndarray, fps: float) -> bool:
+    """Write (T, H, W, 3) uint8 RGB frames of even size as an H.264 (yuv420p) mp4 with PyAV, the
+    format browsers play; False when PyAV is not importable or has no H.264 encoder."""
+    try:
+        import av
+    except ImportError:
+        return False
+    try:
+        with av.open(str(path), mode="w") as container:
+            stream = container.add_stream("h264", rate=Fraction(fps).limit_denominator(1001))
+            stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+            stream.options = {"crf": str(H264_CRF)}
+            for frame in frames:
+                container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+            container.mux(stream.encode())  # flush the encoder's delayed frames
+    except (av.FFmpegError, ValueError) as error:  # e.g. a PyAV build without an H.264 encoder
+        LOGGER.info("PyAV could not write H.264 (%s); writing the mp4 with OpenCV", error)
+        return False
+    return True
+
+
 def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
     frames = _even_size(frames)
+    if _write_h264_pyav(path, frames, fps):
+        return
     height, width = frames.shape[1:3]
     for codec in MP4_CODECS:
         with _quiet_opencv():  # a missing encoder is expected and logged below, not an error for the user
@@ -131,6 +159,9 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         finally:
             writer.release()
         if path.is_file() and path.stat().st_size > 0:
+            if codec == "mp4v":
+                LOGGER.warning("wrote the mp4 as MPEG-4 part 2 ('mp4v'), which web browsers do not play; install PyAV "
+                               "(`pip install av`) to write H.264")
             return
         LOGGER.info("codec '%s' produced an empty file; trying the next codec", codec)
     raise MotionError(f"OpenCV could not encode an mp4 with any of {MP4_CODECS}; write .webp or .gif instead.")
@@ -151,8 +182,8 @@ def _write_animated(path: Path, frames: np.ndarray, fps: float, pillow_format: s
 def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps: float) -> None:
     """Write frames (T, H, W, 3), float 0..1 or uint8, numpy or torch, as a video at fps frames/s.
 
-    .mp4 goes through OpenCV (H.264 'avc1' when available, else 'mp4v'; odd sizes are cropped by
-    one pixel); .webp and .gif are animated with Pillow and loop forever.
+    .mp4 is H.264 through PyAV when it is importable, else OpenCV's 'avc1' or 'mp4v' (odd sizes
+    are cropped by one pixel); .webp and .gif are animated with Pillow and loop forever.
     """
     path = Path(path)
     suffix = path.suffix.lower()

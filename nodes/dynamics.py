@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 
-import numpy as np
-import torch
-from PIL import Image
-
-from ..gid_models.dynamics import EMPTY_DRAGS_JSON, INTEGRATORS, ModalBasis, drags_from_json
-from ..gid_models.dynamics.modal import require_motion_memory, simulate_modal_coordinates, synthesize_motion
-from ..gid_models.spectral import MotionTexture, SpectralVolume
+from ..gid_models.dynamics import EMPTY_DRAGS_JSON, INTEGRATORS, drags_from_json, simulate
+from ..gid_models.spectral import SpectralVolume
 from . import _comfy, types
-from .errors import fail, image_batch_to_nchw, node_errors
+from .errors import fail, node_errors
+from .interactive import preview_payload
 
 LOGGER = logging.getLogger("ComfyUI-GID")
-
-PREVIEW_SUBFOLDER = "gid"
-PREVIEW_MAX_SIDE = 512
-PICTURE_UI_KEY = "gid_drag_picture"
-
-
-def save_picture_preview(picture: torch.Tensor, node: str) -> dict[str, str]:
-    """Write the first image of an IMAGE batch, at most PREVIEW_MAX_SIDE px, as a PNG in ComfyUI's
-    temp folder; returns the /view entry {filename, subfolder, type} the widget loads it from."""
-    image = image_batch_to_nchw(picture, node, "picture")[0]
-    pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().numpy()
-    name = f"gid_drag_{hashlib.sha1(np.ascontiguousarray(pixels).tobytes()).hexdigest()[:16]}.png"
-    folder = _comfy.temp_directory() / PREVIEW_SUBFOLDER
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / name
-    if not path.exists():
-        preview = Image.fromarray(pixels)
-        preview.thumbnail((PREVIEW_MAX_SIDE, PREVIEW_MAX_SIDE))
-        preview.save(path)
-    return {"filename": name, "subfolder": PREVIEW_SUBFOLDER, "type": "temp"}
 
 
 class GIDModalSimulation:
@@ -128,30 +103,18 @@ class GIDModalSimulation:
             parsed = drags_from_json(drags, volume.width, volume.height, default_hold=float(hold_frames))
             if not parsed:
                 LOGGER.info("[%s] no drags given: the motion is still", node)
-            require_motion_memory(volume, int(frames))
-            motions = []
-            progress = _comfy.progress_bar(volume.batch_size)
-            for index in range(volume.batch_size):
-                _comfy.throw_if_interrupted()
-                basis = ModalBasis.from_volume(volume, batch_index=index)
-                q = simulate_modal_coordinates(
-                    basis, parsed, int(frames), float(fps), float(damping), float(stiffness_scale),
-                    float(mass_scale), integrator,
-                )
-                motions.append(synthesize_motion(basis, q, float(fps)).displacements)
-                progress.update(1)
-        motion = MotionTexture(torch.cat(motions).to(_comfy.intermediate_device()), fps=float(fps))
+            _comfy.throw_if_interrupted()
+            motion = simulate(
+                volume, parsed, int(frames), float(fps), float(damping), float(stiffness_scale), float(mass_scale),
+                integrator, callback=_comfy.step_callback(volume.batch_size),
+            )
         params = {
             "damping": float(damping), "stiffness_scale": float(stiffness_scale), "mass_scale": float(mass_scale),
             "frames": int(frames), "fps": float(fps), "hold_frames": int(hold_frames), "integrator": integrator,
         }
-        ui = dict(preview_payload(picture, spectral_volume, params))
-        if picture is not None:
-            ui[PICTURE_UI_KEY] = [save_picture_preview(picture, node)]
-        return {"ui": ui, "result": (motion, float(fps))}
+        ui = preview_payload(picture, spectral_volume, params)
+        return {"ui": ui, "result": (motion.to(_comfy.intermediate_device()), float(fps))}
 
 
 NODE_CLASS_MAPPINGS = {"GIDModalSimulation": GIDModalSimulation}
 NODE_DISPLAY_NAME_MAPPINGS = {"GIDModalSimulation": "GID Modal Simulation (drag / poke)"}
-
-from .interactive import preview_payload  # noqa: E402  (the live preview module imports this one's types)

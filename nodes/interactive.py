@@ -1,9 +1,11 @@
-"""Live poke preview: the files the browser needs to simulate and warp the picture in real time.
+"""What GIDModalSimulation's two widgets load after a run, written into ComfyUI's temp folder.
 
-GIDModalSimulation calls `preview_payload` at the end of each run. It writes two files into
-ComfyUI's temp folder (served by /view?type=temp): a compact modal basis (a few dominant modes at
-reduced resolution, gid_models/dynamics/basis_export.py) and the picture as a PNG. The UI entry
-names them; web/js/gid_live_preview.js fetches both by file name, never as base64 in the graph.
+`preview_payload` is called at the end of each run. It writes the picture once as a PNG, which
+both the drag widget (web/js/gid_drag_points.js, UI key `gid_drag_picture`) and the live poke
+preview (web/js/gid_live_preview.js, UI key `gid_live_preview`) show, and for the live preview a
+compact modal basis (a few dominant modes at reduced resolution,
+gid_models/dynamics/basis_export.py). The UI entries name the files, served by /view?type=temp;
+the browser fetches them by file name, never as base64 in the graph.
 """
 
 from __future__ import annotations
@@ -30,7 +32,8 @@ from .errors import image_batch_to_nchw
 LOGGER = logging.getLogger("ComfyUI-GID")
 
 UI_KEY = "gid_live_preview"
-SUBFOLDER = "gid_live"
+PICTURE_UI_KEY = "gid_drag_picture"
+SUBFOLDER = "gid"
 PICTURE_MAX_SIDE = 640  # the preview canvas is at most this large (web/js/lib/preview/live_view.js)
 NODE = "GIDModalSimulation"
 
@@ -43,11 +46,12 @@ def _plain_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if isinstance(v, (int, float, str)) and not isinstance(v, bool)}
 
 
-def _save_picture(picture: torch.Tensor) -> str:
-    """First image of an IMAGE batch as a PNG (long side <= PICTURE_MAX_SIDE) in the temp subfolder."""
+def save_picture(picture: torch.Tensor) -> str:
+    """First image of an IMAGE batch as a PNG (long side <= PICTURE_MAX_SIDE) in the temp subfolder;
+    returns its file name (named by its pixels, so a re-run writes nothing new)."""
     image = image_batch_to_nchw(picture, NODE, "picture")[0]
     pixels = (image.clamp(0, 1) * 255).round().byte().permute(1, 2, 0).cpu().contiguous().numpy()
-    name = f"gid_live_{hashlib.sha1(pixels.tobytes()).hexdigest()[:16]}.png"
+    name = f"gid_picture_{hashlib.sha1(pixels.tobytes()).hexdigest()[:16]}.png"
     path = _comfy.temp_directory() / SUBFOLDER / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -63,7 +67,7 @@ def _save_basis(volume: SpectralVolume, params: dict[str, Any]) -> tuple[str, in
     digest = hashlib.sha1(basis.shapes.numpy().tobytes())
     digest.update(basis.omegas.numpy().tobytes() + basis.masses.numpy().tobytes())
     digest.update(json.dumps(params, sort_keys=True).encode())
-    name = f"gid_live_{digest.hexdigest()[:16]}.safetensors"
+    name = f"gid_basis_{digest.hexdigest()[:16]}.safetensors"
     path = _comfy.temp_directory() / SUBFOLDER / name
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -72,23 +76,24 @@ def _save_basis(volume: SpectralVolume, params: dict[str, Any]) -> tuple[str, in
 
 
 def preview_payload(picture: Any, volume: Any, params: dict[str, Any]) -> dict[str, list]:
-    """UI payload ({key: [entries]}) that lets the frontend run the live preview of a node.
+    """UI payload ({key: [entries]}) of GIDModalSimulation's drag widget and live preview.
 
-    picture: IMAGE (B, H, W, C) or None (no preview then: returns {}); volume: SpectralVolume in
-    pixels (its first item is previewed); params: the node's simulation settings (damping,
+    picture: IMAGE (B, H, W, C) or None (nothing to show then: returns {}); volume: SpectralVolume
+    in pixels (its first item is previewed); params: the node's simulation settings (damping,
     stiffness_scale, mass_scale, frames, fps, hold_frames, ...). Returns
-    {"gid_live_preview": [{"basis", "picture", "subfolder", "type": "temp", "modes"}]}.
-    A volume with nothing to simulate gives no preview (logged), never a failed node: the preview
-    is an extra on top of the node's real output.
+    {"gid_drag_picture": [{"filename", "subfolder", "type": "temp"}],
+     "gid_live_preview": [{"basis", "picture", "subfolder", "type": "temp", "modes"}]}, both naming
+    the same picture file. A volume with nothing to simulate gives no live preview entry (logged),
+    never a failed node: the preview is an extra on top of the node's real output.
     """
     if picture is None:
         return {}
-    plain = _plain_params(params)
+    picture_name = save_picture(picture)
+    payload = {PICTURE_UI_KEY: [{"filename": picture_name, "subfolder": SUBFOLDER, "type": "temp"}]}
     try:
-        basis_name, modes = _save_basis(volume, plain)
+        basis_name, modes = _save_basis(volume, _plain_params(params))
     except ValueError as error:
         LOGGER.warning("[%s] no live preview: %s", NODE, error)
-        return {}
-    picture_name = _save_picture(picture)
+        return payload
     entry = {"basis": basis_name, "picture": picture_name, "subfolder": SUBFOLDER, "type": "temp", "modes": modes}
-    return {UI_KEY: [entry]}
+    return {**payload, UI_KEY: [entry]}

@@ -42,6 +42,9 @@ def test_animate_loop_writes_a_video_whose_last_frame_flows_into_the_first(clip_
     # one period: the wrap from the last frame to the first is an ordinary step, not a jump
     assert seam <= 2.0 * max(steps)
     assert max(steps) > 0.3  # and it actually moves
+    av = pytest.importorskip("av")
+    with av.open(str(out)) as container:  # what web browsers play
+        assert container.streams.video[0].codec_context.name == "h264"
 
 
 def test_extract_and_transfer(clip_and_picture, tmp_path):
@@ -50,20 +53,31 @@ def test_extract_and_transfer(clip_and_picture, tmp_path):
     assert main(["extract", str(clip_path), "-o", str(volume_path)]) == 0
     volume = load_volume(str(volume_path))
     assert volume.coeffs.shape == (1, 16, 4, 64, 96) and volume.num_frames == 48 and volume.fps == 24.0
+    # the fixed-camera clip has next to no camera motion to remove: about the same volume
+    assert main(["extract", str(clip_path), "--remove-camera-motion", "-o", str(volume_path)]) == 0
+    steadied = load_volume(str(volume_path)).coeffs
+    assert (steadied - volume.coeffs).abs().mean() < 0.1 * volume.coeffs.abs().mean()
     out = tmp_path / "transfer.webp"
     assert main(["transfer", str(clip_path), str(picture_path), "-o", str(out)]) == 0
     assert out.stat().st_size > 0
 
 
-def test_poke_moves_the_poked_region(clip_and_picture, tmp_path):
+@pytest.mark.parametrize("max_side", [96, 48])
+def test_poke_moves_the_poked_region(clip_and_picture, tmp_path, max_side):
+    """--at and --drag are pixels of the picture file, also when --max-side shrinks the picture."""
     clip_path, picture_path = clip_and_picture
     out = tmp_path / "poke.mp4"
     code = main(["poke", str(picture_path), "--at", "24,32", "--drag", "4,0", "--frames", "30",
-                 "--motion-from", str(clip_path), "-o", str(out)])
+                 "--max-side", str(max_side), "--motion-from", str(clip_path), "-o", str(out)])
     assert code == 0
     frames, _ = read_video(str(out))
+    scale = max_side / 96  # output pixels per file pixel
+    assert frames.shape[1:3] == (round(64 * scale), round(96 * scale))
     change = np.abs(frames.astype(np.float32) - frames[:1].astype(np.float32)).mean(axis=(0, 3))
-    assert change[20:44, 10:38].mean() > 3 * change[44:, 50:].mean()
+    rows, columns = (round(v * scale) for v in (20, 44)), (round(v * scale) for v in (10, 38))
+    poked = change[slice(*rows), slice(*columns)]
+    far = change[round(44 * scale) :, round(50 * scale) :]
+    assert poked.mean() > 3 * far.mean()
 
 
 def test_cli_quiets_ffmpeg_encoder_probing_unless_the_user_set_a_level(tmp_path, monkeypatch):
@@ -105,3 +119,30 @@ def test_renderer_option_picks_the_pixel_renderer_or_a_weights_file(clip_and_pic
     assert main(["animate", str(picture_path), "--renderer", str(missing), "-o", str(tmp_path / "x.mp4")]) == 2
     assert "--renderer" in caplog.text and "nope.safetensors" in caplog.text
     assert not (tmp_path / "x.mp4").exists()
+
+
+def test_progress_bars_are_closed_when_a_step_fails():
+    from tqdm import tqdm
+
+    from gid_models.cli import progress
+
+    with pytest.raises(RuntimeError, match="boom"):
+        with progress("render", unit="frame") as callback:
+            callback(0, 3)
+            raise RuntimeError("boom")
+    assert not list(tqdm._instances)  # no bar left open (tqdm's own registry of open bars)
+
+
+def test_help_gives_every_option_a_unit_or_meaning_and_its_default():
+    from gid_models.cli import BUNDLED_POKE, build_parser
+
+    commands = build_parser()._subparsers._group_actions[0].choices
+    for name in ("animate", "poke", "transfer", "extract"):
+        for action in commands[name]._actions:
+            if action.dest == "help":
+                continue
+            assert action.help, f"gid {name} {action.option_strings or action.dest} has no help"
+            if action.option_strings and not action.required and action.dest != "output":
+                assert "default" in action.help, f"gid {name} {action.option_strings} does not give its default"
+    poke_help = commands["poke"].format_help()
+    assert " ".join(BUNDLED_POKE.split()) in " ".join(poke_help.split()) and "13" in poke_help

@@ -83,6 +83,18 @@ def test_picture_preview_is_saved_in_temp(pack, spectral, comfy_shim, generator)
     path = Path(folder_paths.get_temp_directory()) / entry["subfolder"] / entry["filename"]
     assert path.is_file()
     assert out["result"][0].displacements.abs().max() == 0  # no drags: a still motion
+    # one picture file for both widgets: the live preview names the drag widget's picture
+    assert out["ui"]["gid_live_preview"][0]["picture"] == entry["filename"]
+
+
+def test_simulation_reports_progress_per_item_and_honours_interrupts(pack, spectral, comfy_shim, generator):
+    utils = importlib.import_module("comfy.utils")
+    text = drags_json({"x": 0.5, "y": 0.4, "dx": 0.1, "dy": 0.0})
+    run(pack, volume(spectral, generator, batch=2), text)
+    assert utils.UPDATES == [(1, 2), (2, 2)]
+    comfy_shim.INTERRUPT = True
+    with pytest.raises(comfy_shim.InterruptProcessingException):
+        run(pack, volume(spectral, generator, batch=2), text)
 
 
 @pytest.mark.parametrize(

@@ -119,7 +119,7 @@ def test_preview_payload_writes_basis_and_picture_to_temp(pack, pack_models, com
 
     assert torch.equal(picture, picture_before)
     (entry,) = ui["gid_live_preview"]
-    assert entry["type"] == "temp" and entry["subfolder"] == "gid_live" and entry["modes"] == 8
+    assert entry["type"] == "temp" and entry["subfolder"] == "gid" and entry["modes"] == 8
     folder = comfy_module.temp_directory() / entry["subfolder"]
     basis, params = export.load_preview_basis(folder / entry["basis"])
     assert basis.num_modes == 8 and max(basis.grid_size) == 256 and basis.source_width == 288
@@ -132,12 +132,13 @@ def test_preview_payload_writes_basis_and_picture_to_temp(pack, pack_models, com
     assert interactive.preview_payload(picture, volume, PARAMS) == ui
 
 
-def test_preview_payload_without_picture_or_motion_is_empty(pack, pack_models, comfy_shim, caplog):
+def test_preview_payload_is_empty_without_picture_and_has_no_live_preview_without_motion(pack, pack_models, comfy_shim, caplog):
     interactive = importlib.import_module("comfyui_gid.nodes.interactive")
     still = pack_models.spectral.SpectralVolume(torch.zeros(1, 4, 4, 8, 8), num_frames=150, fps=30.0)
     assert interactive.preview_payload(None, still, PARAMS) == {}
     with caplog.at_level("WARNING", logger="ComfyUI-GID"):
-        assert interactive.preview_payload(torch.rand(1, 8, 8, 3), still, PARAMS) == {}
+        payload = interactive.preview_payload(torch.rand(1, 8, 8, 3), still, PARAMS)
+    assert "gid_live_preview" not in payload and payload["gid_drag_picture"][0]["filename"].endswith(".png")
     assert "no live preview" in caplog.text and "nothing to simulate" in caplog.text
 
 
@@ -149,3 +150,4 @@ def test_modal_simulation_node_sends_the_live_preview(pack, pack_models, comfy_s
     out = node.simulate(volume, drags, 0.05, 1.0, 1.0, 12, 30.0, 15, picture=torch.rand(1, 48, 64, 3, generator=generator))
     (entry,) = out["ui"]["gid_live_preview"]
     assert entry["basis"].endswith(".safetensors") and entry["picture"].endswith(".png") and entry["modes"] == 7
+    assert out["ui"]["gid_drag_picture"] == [{"filename": entry["picture"], "subfolder": entry["subfolder"], "type": "temp"}]

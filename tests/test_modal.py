@@ -217,3 +217,15 @@ def test_poke_on_synthetic_clip_moves_only_that_region():
     assert inside.median() > 1.0  # the poke asks for a swing of up to 2 px
     assert torch.quantile(outside, 0.99) < 0.05 * inside.median()
     assert outside.mean() < 0.01 * inside.median()
+
+
+def test_simulate_reports_each_batch_item_to_its_callback(generator):
+    items = [random_volume(generator), single_mode_volume()]
+    volume = SpectralVolume(torch.cat([v.coeffs for v in items]), num_frames=150, fps=FPS)
+    drag = Drag(x=6, y=4, dx=1.0, dy=0.5, hold=5)
+    calls = []
+    motion = simulate(volume, [drag], 10, FPS, callback=lambda index, total: calls.append((index, total)))
+    assert calls == [(0, 2), (1, 2)]
+    for index, item in enumerate(items):  # each item simulated on its own modes, as without a callback
+        alone = simulate(item, [drag], 10, FPS).displacements[0]
+        torch.testing.assert_close(motion.displacements[index], alone)

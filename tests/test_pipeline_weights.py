@@ -64,3 +64,26 @@ def test_render_uses_the_bundled_neural_renderer_when_it_ships(weights_dir, capl
     torch.testing.assert_close(frames, expected)
     said = "rendering with the bundled neural renderer" if ships else "rendering with the pixel renderer"
     assert said in caplog.text
+
+
+def test_loop_guidance_is_approximated_on_the_cpu_only_and_says_so(caplog):
+    with caplog.at_level(logging.INFO, logger=pipeline.LOGGER.name):
+        cpu = pipeline.loop_guidance(torch.device("cpu"))
+    assert (cpu.recurrence, cpu.through_denoiser) == (1, False)
+    assert "loop guidance approximated on the CPU" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger=pipeline.LOGGER.name):
+        exact = pipeline.loop_guidance(torch.device("cpu"), exact=True)
+        gpu = pipeline.loop_guidance(torch.device("cuda"))
+    assert (exact.recurrence, exact.through_denoiser) == (gpu.recurrence, gpu.through_denoiser) == (2, True)
+    assert "approximated" not in caplog.text
+
+
+def test_load_renderer_gives_the_network_a_choice_names(weights_dir, caplog):
+    assert pipeline.load_renderer("pixel") is None
+    assert pipeline.load_renderer("neural") is None  # no bundled weights in weights_dir: pixel renderer
+    NeuralRenderer(RendererConfig(channels=(8, 12))).save(weights_dir / "mine.safetensors")
+    loaded = pipeline.load_renderer(str(weights_dir / "mine.safetensors"))
+    assert isinstance(loaded, NeuralRenderer) and loaded.config.channels == (8, 12)
+    with pytest.raises(pipeline.MotionError, match="--renderer"):
+        pipeline.load_renderer("neural-ish")

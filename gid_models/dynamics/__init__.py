@@ -3,7 +3,8 @@
 Public API:
 - ModalBasis.from_volume(volume, max_modes=None): mode shapes, frequencies and masses.
 - simulate_modal_coordinates(basis, drags, num_frames, fps, ...) -> q (N, J) complex.
-- synthesize_motion(basis, q, fps) -> MotionTexture; simulate(volume, drags, ...) does both.
+- synthesize_motion(basis, q, fps) -> MotionTexture; simulate(volume, drags, ..., callback=None) does
+  both for every batch item, calling callback(item, B) after each.
 - Drag, drags_from_json(text, width, height, default_hold): the widget's drag JSON in pixels.
 """
 

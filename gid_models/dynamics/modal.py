@@ -66,7 +66,7 @@ import logging
 import math
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 
@@ -269,9 +269,7 @@ def simulate_modal_coordinates(
     drags: in pixels of the basis, start/hold in frames at fps; num_frames >= 1; fps > 0 frames/s;
     damping: ratio zeta in [0, 1] or more.
     """
-    return simulate_modal_state(
-        basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator
-    )[0]
+    return simulate_modal_state(basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator)[0]
 
 
 def simulate_modal_state(
@@ -384,14 +382,18 @@ def simulate(
     mass_scale: float = 1.0,
     integrator: str = "exact",
     max_modes: int | None = None,
+    callback: Callable[[int, int], None] | None = None,
 ) -> MotionTexture:
-    """Motion texture (B, num_frames, 2, H, W) of every volume item answering the same drags (pixels of the volume)."""
+    """Motion texture (B, num_frames, 2, H, W) of every volume item answering the same drags (pixels of the volume).
+
+    callback(item_index, B) after each batch item's motion is made (may raise to interrupt).
+    """
     require_motion_memory(volume, num_frames)
     motions = []
     for index in range(volume.batch_size):
         basis = ModalBasis.from_volume(volume, max_modes=max_modes, batch_index=index)
-        q = simulate_modal_coordinates(
-            basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator
-        )
+        q = simulate_modal_coordinates(basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator)
         motions.append(synthesize_motion(basis, q, fps).displacements)
+        if callback is not None:
+            callback(index, volume.batch_size)
     return MotionTexture(torch.cat(motions), fps=float(fps))

@@ -36,6 +36,8 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..cli import entry_point
+from ..pipeline import loop_guidance
 from ..spectral import MotionError, MotionTexture, SpectralVolume
 from ..video_io import find_video_files
 from . import baselines, metrics
@@ -299,30 +301,26 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@entry_point
+def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        width, height = (int(v) for v in args.size.lower().split("x"))
-        on_cpu = torch.device(args.device).type == "cpu"
-        exact_loop = args.exact_loop_guidance or not on_cpu
-        config = EvalConfig(width=width, height=height, num_frames=args.frames, num_frequencies=args.frequencies,
-                            seeds=tuple(range(args.seeds)), steps=args.steps or (10 if on_cpu else 50),
-                            flow_method=args.flow_method, device=args.device, zero_drift=not args.keep_drift,
-                            loop_recurrence=2 if exact_loop else 1, loop_through_denoiser=exact_loop)
-        began = time.perf_counter()
-        results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
-        loop = "paper settings" if exact_loop else "1 recurrence, gradient past the denoiser (CPU approximation)"
-        notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u=200, {loop}")
-        notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")
-        table = format_table(results, config, notes)
-        if args.per_clip:
-            table += "\n" + format_per_clip(results)
-    except (MotionError, ValueError, FileNotFoundError) as error:
-        LOGGER.error("%s", error)
-        return 2
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    on_cpu = torch.device(args.device).type == "cpu"
+    guidance = loop_guidance(torch.device(args.device), exact=args.exact_loop_guidance or None)
+    config = EvalConfig(width=width, height=height, num_frames=args.frames, num_frequencies=args.frequencies,
+                        seeds=tuple(range(args.seeds)), steps=args.steps or (10 if on_cpu else 50),
+                        flow_method=args.flow_method, device=args.device, zero_drift=not args.keep_drift,
+                        loop_recurrence=guidance.recurrence, loop_through_denoiser=guidance.through_denoiser)
+    began = time.perf_counter()
+    results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
+    loop = "paper settings" if guidance.through_denoiser else "1 recurrence, gradient past the denoiser (CPU approximation)"
+    notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u=200, {loop}")
+    notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")
+    table = format_table(results, config, notes)
+    if args.per_clip:
+        table += "\n" + format_per_clip(results)
     sys.stdout.write(table + "\n")
-    return 0
 
 
 if __name__ == "__main__":

@@ -39,6 +39,7 @@ import cv2
 import numpy as np
 import torch
 
+from ..cli import entry_point
 from ..spectral import MotionError, SpectralVolume
 from .clips import find_clips
 from .shards import ShardWriter
@@ -298,20 +299,16 @@ def clips_of(items: Sequence[str | Path], config: PrepareConfig) -> list[Path]:
     return clips
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@entry_point
+def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    try:
-        config = config_from_args(args)
-        clips = clips_of(args.clips, config)
-        began = time.perf_counter()
-        paths, _ = run(clips, args.out, config)
-        size_mb = sum(p.stat().st_size for p in paths) / 1e6
-        LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
-    except (MotionError, ValueError, FileNotFoundError) as error:
-        LOGGER.error("%s", error)
-        return 2
-    return 0
+    config = config_from_args(args)
+    clips = clips_of(args.clips, config)
+    began = time.perf_counter()
+    paths, _ = run(clips, args.out, config)
+    size_mb = sum(p.stat().st_size for p in paths) / 1e6
+    LOGGER.info("prepared in %.1f s: %.1f MB on disk", time.perf_counter() - began, size_mb)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,9 @@ from typing import Sequence
 import torch
 import torch.distributed as dist
 
+from ..cli import entry_point
 from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE_PREFIX, MotionModel
-from ..spectral import FrequencyNormalization, MotionError
+from ..spectral import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
 from .shards import shard_paths
@@ -293,17 +294,13 @@ def run(args: argparse.Namespace) -> Path:
         cleanup(job.runtime)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+@entry_point
+def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     main_rank = int(os.environ.get("RANK", "0")) == 0
     level = logging.DEBUG if args.verbose else logging.INFO if main_rank else logging.WARNING
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(message)s")
-    try:
-        run(args)
-    except (MotionError, ValueError, FileNotFoundError) as error:
-        LOGGER.error("%s", error)
-        return 2
-    return 0
+    run(args)
 
 
 if __name__ == "__main__":
