@@ -5,6 +5,8 @@
   exactly as ComfyUI loads a custom node folder, so relative imports behave as in production.
   Node tests must take model-package types from `comfyui_gid.gid_models`, not `gid_models`.
 - `comfy_shim` puts the minimal ComfyUI stand-in of tests/comfy_shim on sys.path for one test.
+- `one_thread` (opt-in per module), `tiny_model` / `make_tiny_model`: the tiny untrained motion
+  model of the network, sampling and node tests, built from `models_package`.
 """
 
 from __future__ import annotations
@@ -69,3 +71,42 @@ def comfy_shim(monkeypatch):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny networks run fastest so, and do not fight other test
+    processes. A module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models_package():
+    """The gid_models package the tiny model is built from. Node test modules override this with
+    the pack's copy (`pack_models`), whose classes the nodes check their inputs against."""
+    return importlib.import_module("gid_models")
+
+
+@pytest.fixture(scope="module")
+def make_tiny_model(models_package):
+    """Builds a fresh untrained tiny MotionModel (K = 4 frequencies, 16x16 samples), seeded, in eval
+    mode: for a test that changes its model (output gains, limits)."""
+    networks = importlib.import_module(f"{models_package.__name__}.networks")
+    spectral = importlib.import_module(f"{models_package.__name__}.spectral")
+
+    def make():
+        torch.manual_seed(0)
+        normalization = spectral.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+        return networks.MotionModel.create("tiny", num_frequencies=4, sample_size=(16, 16),
+                                           normalization=normalization).eval()
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny_model(make_tiny_model):
+    """One tiny model shared by a module's tests (see make_tiny_model); tests must not change it."""
+    return make_tiny_model()
