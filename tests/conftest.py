@@ -1,5 +1,7 @@
 """Shared test set-up.
 
+- The repository root is collected as a plain folder (RootAsFolder), so the suite runs whatever
+  the checkout's folder is called, ComfyUI-GID included.
 - `gid_models` is imported as a top-level package (the repository root is on sys.path).
 - Node code is imported through the pack itself, loaded under the package name `comfyui_gid`
   exactly as ComfyUI loads a custom node folder, so relative imports behave as in production.
@@ -28,6 +30,27 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 torch.set_num_threads(2)
+
+
+class RootAsFolder:
+    """pytest plugin: collect the repository root as a plain folder, not as a package.
+
+    The root's __init__.py makes it a package for ComfyUI. pytest would import that file to look
+    for setup_module, which fails in a checkout folder whose name is not a Python identifier (e.g.
+    ComfyUI-GID, as in ComfyUI's custom_nodes/): its relative imports then have no parent package.
+    The tests load the pack themselves, under a valid name (load_pack). A plugin rather than a hook
+    of this file, because pytest asks only the conftest files at or above a folder about it.
+    """
+
+    @staticmethod
+    def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        if path.resolve() == REPO_ROOT:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(RootAsFolder(), "comfyui-gid-root-as-folder")
 
 
 def load_pack():

@@ -5,11 +5,14 @@
   output names and tooltips) and has a display name.
 - The repository holds the files a pack needs, keeps torch out of requirements.txt, tracks no
   pickle files and stays small (each file <= 16 MB, shipped weights <= 30 MB).
+- The tests pass in a checkout folder named ComfyUI-GID (not a Python identifier).
 """
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,6 +30,7 @@ REQUIRED_PATHS = [
 ]  # fmt: skip
 COMFY_MODULES = ("comfy", "folder_paths", "server", "execution", "comfy_api")
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib"}
+NOT_COPIED = (".git", "__pycache__", ".pytest_cache", "*.egg-info", ".venv", "node_modules", "build", "dist")
 
 # Runs in a fresh interpreter so that nothing imported by other tests (the ComfyUI shim) leaks in.
 IMPORT_ALL_MODEL_MODULES = """
@@ -168,3 +172,20 @@ def test_tracked_files_are_small():
     assert not too_big, f"files over 16 MB: {too_big}"
     weights = sum((REPO_ROOT / path).stat().st_size for path in files if path.as_posix().startswith(WEIGHTS_DIR))
     assert weights <= MAX_WEIGHTS_BYTES, f"shipped weights total {weights / 2**20:.1f} MB (limit 30 MB)"
+
+
+@pytest.mark.slow
+def test_suite_runs_in_a_checkout_folder_named_comfyui_gid(tmp_path):
+    """The README's clone and ComfyUI's custom_nodes/ComfyUI-GID: a folder name that is not a Python
+    identifier, where pytest once imported the root __init__.py and every test errored."""
+    checkout = tmp_path / "ComfyUI-GID"
+    shutil.copytree(REPO_ROOT, checkout, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_spectral.py",
+         "tests/test_motion_nodes.py"],
+        cwd=checkout, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else completed.stderr[-2000:]
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    assert " passed" in summary and "error" not in summary, summary
