@@ -6,10 +6,13 @@
 - The repository holds the files a pack needs, keeps torch out of requirements.txt, tracks no
   pickle files and stays small (each file <= 16 MB, shipped weights <= 30 MB).
 - The tests pass in a checkout folder named ComfyUI-GID (not a Python identifier).
+- Loaded in ComfyUI, the pack gives a fresh install what the example workflows need (their
+  picture and clip in the input folder, models/gid); a wheel ships the assets and weights.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import shutil
@@ -42,6 +45,16 @@ for info in pkgutil.walk_packages(gid_models.__path__, "gid_models."):
     names.append(info.name)
 leaked = sorted(n for n in sys.modules if n.split(".")[0] in {comfy_modules})
 print(json.dumps({{"modules": names, "leaked": leaked}}))
+"""
+
+# The pack loaded as in ComfyUI (the shim's folder_paths importable), on a fresh input folder.
+IMPORT_PACK_IN_COMFYUI = """
+import json, os, sys
+sys.path[:0] = ["tests", "tests/comfy_shim"]
+import conftest, folder_paths
+conftest.load_pack()
+print(json.dumps({{"inputs": sorted(os.listdir(folder_paths.get_input_directory())),
+                  "models_gid": os.path.isdir(os.path.join(folder_paths.models_dir, "gid"))}}))
 """
 
 IMPORT_PACK = """
@@ -189,3 +202,45 @@ def test_suite_runs_in_a_checkout_folder_named_comfyui_gid(tmp_path):
     summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else completed.stderr[-2000:]
     assert completed.returncode == 0, completed.stdout[-4000:]
     assert " passed" in summary and "error" not in summary, summary
+
+
+def test_loading_in_comfyui_puts_the_example_inputs_in_place():
+    """A fresh ComfyUI gets the example workflows' picture and clip and a models/gid folder."""
+    result = run_python(IMPORT_PACK_IN_COMFYUI)
+    assert result["inputs"] == ["dandelion_meadow.jpg", "grass_clip.mp4"]
+    assert result["models_gid"]
+
+
+def test_example_inputs_never_replace_a_users_file(pack, comfy_shim):
+    comfy = importlib.import_module(f"{pack.__name__}.nodes._comfy")
+    folder_paths = importlib.import_module("folder_paths")
+    input_dir = Path(folder_paths.get_input_directory())
+    for old in input_dir.iterdir():
+        old.unlink()
+    users_picture = input_dir / "dandelion_meadow.jpg"
+    users_picture.write_bytes(b"the user's own picture")
+    comfy.install_example_inputs()
+    comfy.install_example_inputs()  # a second start changes nothing
+    assert users_picture.read_bytes() == b"the user's own picture"
+    clip = REPO_ROOT / "gid_models" / "assets" / "grass_clip.mp4"
+    assert (input_dir / "grass_clip.mp4").read_bytes() == clip.read_bytes()
+    assert sorted(p.name for p in input_dir.iterdir()) == ["dandelion_meadow.jpg", "grass_clip.mp4"]  # no leftovers
+    assert (Path(folder_paths.models_dir) / "gid").is_dir()
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_example_assets_and_weights(tmp_path):
+    """`pip install .` (not editable) must keep what the CLI and the examples use."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", str(tmp_path / "wheels"), str(source)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    (wheel,) = (tmp_path / "wheels").glob("comfyui_gid-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("gid_models/assets/dandelion_meadow.jpg", "gid_models/assets/grass_clip.mp4",
+                 "gid_models/weights/denoiser.safetensors", "gid_models/weights/renderer.safetensors"):
+        assert name in names, f"{name} is not in {wheel.name}"

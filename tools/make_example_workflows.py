@@ -33,7 +33,7 @@ JSON_SCALAR = r'(?:-?[0-9.eE+-]+|"[^"\n,\[\]{}]*"|null|true|false)'  # no commas
 SHORT_LIST = re.compile(rf"\[\s*({JSON_SCALAR}(?:,\s*{JSON_SCALAR})*)\s*\]")
 PICTURE = "dandelion_meadow.jpg"
 CLIP = "grass_clip.mp4"
-INPUT_FILES = {PICTURE: REPO_ROOT / "assets" / PICTURE, CLIP: REPO_ROOT / "assets" / CLIP}
+INPUT_FILES = {PICTURE: REPO_ROOT / "gid_models" / "assets" / PICTURE, CLIP: REPO_ROOT / "gid_models" / "assets" / CLIP}
 
 # A drag on the big dandelion head (pulled right, held, let go) and a flick on a small one.
 DANDELION_DRAGS = json.dumps({"version": 1, "drags": [

@@ -2,8 +2,10 @@
 
 - The descriptions of ComfyUI's and VideoHelperSuite's nodes in tools/workflow_nodes.py (what the
   fast test validates the workflows against) match this server's /object_info.
+- The pack, loaded by a fresh server, has put the examples' picture and clip into its input
+  folder and created models/gid.
 - Each runnable example's API form (example_workflows/api/<name>.api.json) is POSTed to /prompt
-  with the bundled picture and clip in the server's input folder, and only its frame counts
+  with those files in the server's input folder, and only its frame counts
   lowered (edited in memory; the shipped files keep their real sizes). Every video it saves is
   decoded and checked: frame count, size, frame rate, the loop seam for loops, and that a poke
   moves the picture and settles.
@@ -24,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import shutil
 
 import numpy as np
 import pytest
@@ -39,7 +40,7 @@ from .conftest import skip_or_fail
 pytestmark = pytest.mark.integration
 LOGGER = logging.getLogger(__name__)
 
-PICTURE_SIZE = (512, 288)  # (width, height) of assets/dandelion_meadow.jpg and assets/grass_clip.mp4
+PICTURE_SIZE = (512, 288)  # (width, height) of the bundled dandelion_meadow.jpg and grass_clip.mp4
 CLIP_FRAMES = 32  # frames of the clip measured (the clip runs at 24 fps; K = 16 needs 32)
 MOTION_FRAMES = 32  # frames of GIDSpectralToMotion's output
 POKE_FRAMES = 48  # long enough for the drag (held 15 frames) and the poke at frame 45
@@ -106,11 +107,18 @@ def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 @pytest.fixture(scope="module")
 def example_inputs(comfyui_server):
-    """The bundled picture and clip, copied into the server's input folder under the names the
-    workflows use."""
-    for name, source in INPUT_FILES.items():
-        shutil.copyfile(source, comfyui_server.input_dir / name)
+    """The bundled picture and clip in the server's input folder, under the names the workflows
+    use: the pack put them there when the fresh server loaded it (nothing is copied by hand)."""
+    missing = [name for name in INPUT_FILES if not (comfyui_server.input_dir / name).is_file()]
+    assert not missing, f"the pack did not put {missing} into {comfyui_server.input_dir} at start-up"
     return comfyui_server.input_dir
+
+
+def test_fresh_install_has_the_example_inputs_and_the_model_folder(comfyui_server):
+    """Opening an example from the template browser and pressing Run needs no file copied by hand."""
+    for name, source in INPUT_FILES.items():
+        assert (comfyui_server.input_dir / name).read_bytes() == source.read_bytes(), name
+    assert (comfyui_server.work_dir / "models" / "gid").is_dir()
 
 
 @pytest.fixture(scope="module")
