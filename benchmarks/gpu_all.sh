@@ -42,7 +42,7 @@ for name in $parts; do
     sample_eager) GID_NO_CUDA_GRAPHS=1 part sample_eager 40 4 "$python" benchmarks/sample.py --devices cuda \
         --sizes default --unguided-only ;;
     tests) part tests 90 12 "$python" -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_softsplat.py ;;
-    animate) part animate 60 8 "$python" -m gid_models.cli animate assets/dandelion_meadow.jpg --loop --device cuda \
+    animate) part animate 60 8 "$python" -m gid_models.cli animate gid_models/assets/dandelion_meadow.jpg --loop --device cuda \
         -o "$log_dir/dandelion_loop_gpu.mp4" ;;
     train)
         run_dir=$(mktemp -d)

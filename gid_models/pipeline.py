@@ -28,9 +28,9 @@ if TYPE_CHECKING:  # sampling imports diffusers (about 2 s), which the clip-only
 
 LOGGER = logging.getLogger(__name__)
 
-PACK_ROOT = Path(__file__).resolve().parent.parent
-BUNDLED_PICTURE = PACK_ROOT / "assets" / "dandelion_meadow.jpg"
-BUNDLED_CLIP = PACK_ROOT / "assets" / "grass_clip.mp4"
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"  # the example picture and clip (package data)
+BUNDLED_PICTURE = ASSETS_DIR / "dandelion_meadow.jpg"
+BUNDLED_CLIP = ASSETS_DIR / "grass_clip.mp4"
 
 StepCallback = Callable[[int, int], None]
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,9 @@ LOGGER = logging.getLogger("ComfyUI-GID")
 MODEL_FOLDER = "gid"
 MODEL_EXTENSIONS = {".safetensors"}
 BUNDLED_WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "gid_models" / "weights"
+# The picture and clip that the example workflows load (LoadImage, LoadVideo) by file name.
+EXAMPLE_INPUTS_DIR = Path(__file__).resolve().parent.parent / "gid_models" / "assets"
+EXAMPLE_INPUT_SUFFIXES = {".jpg", ".png", ".mp4"}
 
 
 def _import(name: str) -> Any | None:
@@ -98,6 +102,35 @@ def register_model_folder() -> None:
     paths = folder_paths.folder_names_and_paths[MODEL_FOLDER][0]
     if str(BUNDLED_WEIGHTS_DIR) not in paths:
         paths.append(str(BUNDLED_WEIGHTS_DIR))
+
+
+def example_input_files() -> list[Path]:
+    """The bundled files that the example workflows load from ComfyUI's input folder."""
+    return sorted(p for p in EXAMPLE_INPUTS_DIR.iterdir() if p.suffix.lower() in EXAMPLE_INPUT_SUFFIXES)
+
+
+def install_example_inputs() -> None:
+    """Make a fresh ComfyUI ready for the example workflows: copy the bundled picture and clip into
+    its input folder, where a file of the same name (perhaps the user's own) is never replaced, and
+    create ComfyUI/models/gid for the user's motion models. No-op without ComfyUI."""
+    folder_paths = _import("folder_paths")
+    if folder_paths is None:
+        return
+    try:
+        os.makedirs(os.path.join(folder_paths.models_dir, MODEL_FOLDER), exist_ok=True)
+        input_dir = Path(folder_paths.get_input_directory())
+        input_dir.mkdir(parents=True, exist_ok=True)
+        for source in example_input_files():
+            target = input_dir / source.name
+            if target.exists():
+                continue
+            partial = input_dir / f".{source.name}.partial"  # never a half-copied file under the real name
+            shutil.copyfile(source, partial)
+            os.replace(partial, target)
+            LOGGER.info("copied the example input %s into %s", source.name, input_dir)
+    except OSError as error:
+        LOGGER.warning("could not prepare ComfyUI's folders for the example workflows (%s); copy the files "
+                       "of %s into ComfyUI's input folder by hand", error, EXAMPLE_INPUTS_DIR)
 
 
 def list_model_files(prefix: str = "") -> list[str]:

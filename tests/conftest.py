@@ -1,10 +1,14 @@
 """Shared test set-up.
 
+- The repository root is collected as a plain folder (RootAsFolder), so the suite runs whatever
+  the checkout's folder is called, ComfyUI-GID included.
 - `gid_models` is imported as a top-level package (the repository root is on sys.path).
 - Node code is imported through the pack itself, loaded under the package name `comfyui_gid`
   exactly as ComfyUI loads a custom node folder, so relative imports behave as in production.
   Node tests must take model-package types from `comfyui_gid.gid_models`, not `gid_models`.
 - `comfy_shim` puts the minimal ComfyUI stand-in of tests/comfy_shim on sys.path for one test.
+- `one_thread` (opt-in per module), `tiny_model` / `make_tiny_model`: the tiny untrained motion
+  model of the network, sampling and node tests, built from `models_package`.
 """
 
 from __future__ import annotations
@@ -26,6 +30,27 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))
 
 torch.set_num_threads(2)
+
+
+class RootAsFolder:
+    """pytest plugin: collect the repository root as a plain folder, not as a package.
+
+    The root's __init__.py makes it a package for ComfyUI. pytest would import that file to look
+    for setup_module, which fails in a checkout folder whose name is not a Python identifier (e.g.
+    ComfyUI-GID, as in ComfyUI's custom_nodes/): its relative imports then have no parent package.
+    The tests load the pack themselves, under a valid name (load_pack). A plugin rather than a hook
+    of this file, because pytest asks only the conftest files at or above a folder about it.
+    """
+
+    @staticmethod
+    def pytest_collect_directory(path: Path, parent: pytest.Collector) -> pytest.Collector | None:
+        if path.resolve() == REPO_ROOT:
+            return pytest.Dir.from_parent(parent, path=path)
+        return None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(RootAsFolder(), "comfyui-gid-root-as-folder")
 
 
 def load_pack():
@@ -69,3 +94,42 @@ def comfy_shim(monkeypatch):
 @pytest.fixture
 def generator():
     return torch.Generator().manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """Torch on one thread for a module: tiny networks run fastest so, and do not fight other test
+    processes. A module asks for it with `pytestmark = pytest.mark.usefixtures("one_thread")`."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def models_package():
+    """The gid_models package the tiny model is built from. Node test modules override this with
+    the pack's copy (`pack_models`), whose classes the nodes check their inputs against."""
+    return importlib.import_module("gid_models")
+
+
+@pytest.fixture(scope="module")
+def make_tiny_model(models_package):
+    """Builds a fresh untrained tiny MotionModel (K = 4 frequencies, 16x16 samples), seeded, in eval
+    mode: for a test that changes its model (output gains, limits)."""
+    networks = importlib.import_module(f"{models_package.__name__}.networks")
+    spectral = importlib.import_module(f"{models_package.__name__}.spectral")
+
+    def make():
+        torch.manual_seed(0)
+        normalization = spectral.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+        return networks.MotionModel.create("tiny", num_frequencies=4, sample_size=(16, 16),
+                                           normalization=normalization).eval()
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def tiny_model(make_tiny_model):
+    """One tiny model shared by a module's tests (see make_tiny_model); tests must not change it."""
+    return make_tiny_model()

@@ -8,28 +8,19 @@ import os
 import pytest
 import torch
 
-K = 4
+K = 4  # frequencies of the conftest's tiny_model
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+@pytest.fixture(scope="module")
+def models_package(pack_models):
+    """The conftest's tiny_model is built from the pack's classes, as the nodes expect."""
+    return pack_models
 
 
 @pytest.fixture
 def networks(pack):
     return importlib.import_module("comfyui_gid.gid_models.networks")
-
-
-@pytest.fixture
-def tiny_model(networks, pack_models):
-    spectral = importlib.import_module("comfyui_gid.gid_models.spectral")
-    torch.manual_seed(0)
-    stats = spectral.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-    return networks.MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=stats).eval()
 
 
 @pytest.fixture

@@ -1,12 +1,14 @@
 """The example workflows against the real node definitions (fast, no ComfyUI needed).
 
-Every example ships as a UI form (example_workflows/<name>.json, what users open) and an API form
-(example_workflows/api/<name>.api.json, what scripts POST to /prompt), plus a thumbnail. Each form
-is checked by tools/workflow_check.py: GID nodes exist, every input name is declared by the node's
-INPUT_TYPES, every widget value has the right type, range or combo choice, every link joins
-matching types, and every node feeds an output. The checker is then shown to catch broken copies.
-ComfyUI and VideoHelperSuite nodes are described in tools/workflow_nodes.py; the real-server test
-(tests/integration/test_example_workflows_server.py) holds those descriptions against /object_info.
+Every example ships as a UI form (example_workflows/<name>.json, what users open: the source) and
+an API form (example_workflows/api/<name>.api.json, what scripts POST to /prompt), derived from it
+by tools/make_example_workflows.py, plus a thumbnail. Each form is checked by
+tools/workflow_check.py: GID nodes exist, every input name is declared by the node's INPUT_TYPES,
+every widget value has the right type, range or combo choice, every link joins matching types,
+every node feeds an output, and every file loaded is one the pack puts into ComfyUI's input folder.
+The checker is then shown to catch broken copies. ComfyUI and VideoHelperSuite nodes are described
+in tools/workflow_nodes.py; the real-server test (tests/integration/test_example_workflows_server.py)
+holds those descriptions against /object_info and the UI-to-API conversion against the frontend's.
 """
 
 from __future__ import annotations
@@ -19,17 +21,19 @@ import pytest
 from PIL import Image
 
 from tools.make_example_workflows import (
-    INPUT_FILES,
     NEEDS_MOTION_MODEL,
     REPO_ROOT,
     WORKFLOW_DIR,
     WORKFLOWS,
     api_path,
+    derive_api,
+    example_inputs,
+    node_inputs,
     pack_specs,
     render_all,
     ui_path,
 )
-from tools.workflow_check import check_api, check_ui, ui_to_api
+from tools.workflow_check import check_api, check_ui
 
 EXPECTED = ["image_to_loop", "image_to_loop_vhs", "interactive_poke", "interactive_poke_from_video", "motion_transfer"]
 MAX_THUMBNAIL_BYTES = 60 * 1024
@@ -54,6 +58,12 @@ def specs(pack):
 
 
 @pytest.fixture(scope="module")
+def input_files(pack) -> set[str]:
+    """Names of the files the pack copies into ComfyUI's input folder."""
+    return set(example_inputs(pack))
+
+
+@pytest.fixture(scope="module")
 def value_checks(pack_models):
     """Checks beyond INPUT_TYPES: a saved drags JSON must parse as the modal node parses it."""
     dynamics = importlib.import_module(f"{pack_models.__name__}.dynamics")
@@ -72,29 +82,42 @@ def load(name: str) -> tuple[dict, dict]:
     return json.loads(ui_path(name).read_text()), json.loads(api_path(name).read_text())
 
 
-def problems_of(ui: dict | None, api: dict | None, specs, value_checks) -> list[str]:
-    files = set(INPUT_FILES)
+def problems_of(ui: dict | None, api: dict | None, specs, value_checks, input_files) -> list[str]:
     found = []
     if ui is not None:
-        found += check_ui(ui, specs, files, value_checks)
+        found += check_ui(ui, specs, input_files, value_checks)
     if api is not None:
-        found += check_api(api, specs, files, value_checks)
+        found += check_api(api, specs, input_files, value_checks)
     return found
 
 
-def test_every_expected_workflow_is_generated():
-    assert sorted(WORKFLOWS) == sorted(EXPECTED)
+def test_every_expected_workflow_is_shipped():
+    assert WORKFLOWS == EXPECTED
     assert NEEDS_MOTION_MODEL == {"image_to_loop", "image_to_loop_vhs", "interactive_poke"}
-    assert sorted(p.stem for p in WORKFLOW_DIR.glob("*.json")) == sorted(EXPECTED), "stray or missing UI forms"
     assert sorted(p.name for p in (WORKFLOW_DIR / "api").glob("*.json")) == sorted(f"{n}.api.json" for n in EXPECTED)
     assert sorted(p.stem for p in WORKFLOW_DIR.glob("*.jpg")) == sorted(EXPECTED), "stray or missing thumbnails"
 
 
-def test_files_match_the_generator(specs):
-    """The shipped files are what tools/make_example_workflows.py writes from today's INPUT_TYPES."""
+def test_api_forms_are_derived_from_the_ui_forms(specs):
+    """The shipped API forms are what tools/make_example_workflows.py derives from the UI forms."""
     stale = [str(path.relative_to(REPO_ROOT)) for path, text in render_all(specs).items()
              if not path.is_file() or path.read_text() != text]  # fmt: skip
     assert not stale, f"rerun `python -m tools.make_example_workflows`; stale: {stale}"
+
+
+def test_an_edited_ui_form_gives_a_new_api_form(specs):
+    ui, api = load("image_to_loop")
+    _node(ui, "GIDSampleSpectralVolume")["widgets_values"][0] = 8  # the seed, 7 in the shipped file
+    assert node_inputs(derive_api(ui, specs), "GIDSampleSpectralVolume")["seed"] == 8
+    assert node_inputs(api, "GIDSampleSpectralVolume")["seed"] == 7
+
+
+def test_examples_load_only_the_bundled_inputs(input_files):
+    """The files the examples' LoadImage / LoadVideo nodes name are the ones a fresh ComfyUI gets."""
+    assert input_files == {"dandelion_meadow.jpg", "grass_clip.mp4"}
+    loaded = {node["inputs"][key] for name in EXPECTED for node in load(name)[1].values()
+              for kind, key in (("LoadImage", "image"), ("LoadVideo", "file")) if node["class_type"] == kind}
+    assert loaded == input_files
 
 
 @pytest.mark.parametrize("name", EXPECTED)
@@ -107,20 +130,11 @@ def test_thumbnail_is_a_small_jpeg(name):
 
 
 @pytest.mark.parametrize("name", EXPECTED)
-def test_both_forms_are_valid(name, specs, value_checks):
+def test_both_forms_are_valid(name, specs, value_checks, input_files):
     ui, api = load(name)
-    assert check_ui(ui, specs, set(INPUT_FILES), value_checks) == []
-    assert check_api(api, specs, set(INPUT_FILES), value_checks) == []
+    assert problems_of(ui, api, specs, value_checks, input_files) == []
     types = {node["class_type"] for node in api.values()}
     assert REQUIRED_NODES[name] <= types, f"{name} lacks {REQUIRED_NODES[name] - types}"
-
-
-@pytest.mark.parametrize("name", EXPECTED)
-def test_ui_form_queues_as_the_api_form(name, specs):
-    """Converting the UI form as the frontend does gives exactly the shipped API form."""
-    ui, api = load(name)
-    without_titles = {node_id: {"inputs": node["inputs"], "class_type": node["class_type"]} for node_id, node in api.items()}
-    assert ui_to_api(ui, specs) == without_titles
 
 
 def _node(form: dict, node_type: str) -> dict:
@@ -202,21 +216,21 @@ UI_BREAKS = [
 
 
 @pytest.mark.parametrize(("name", "breaks", "expected"), UI_BREAKS, ids=[b.__name__ for _, b, _ in UI_BREAKS])
-def test_broken_ui_copy_is_caught(name, breaks, expected, specs, value_checks):
+def test_broken_ui_copy_is_caught(name, breaks, expected, specs, value_checks, input_files):
     ui, _ = load(name)
     broken = copy.deepcopy(ui)
     breaks(broken)
-    problems = problems_of(broken, None, specs, value_checks)
+    problems = problems_of(broken, None, specs, value_checks, input_files)
     assert any(expected in problem for problem in problems), problems
-    assert problems_of(ui, None, specs, value_checks) == []  # the original is untouched and sound
+    assert problems_of(ui, None, specs, value_checks, input_files) == []  # the original is untouched and sound
 
 
-def test_broken_vhs_widget_dict_is_caught(specs, value_checks):
+def test_broken_vhs_widget_dict_is_caught(specs, value_checks, input_files):
     ui, _ = load("image_to_loop_vhs")
     broken = copy.deepcopy(ui)
     saved = _node(broken, "VHS_VideoCombine")["widgets_values"]
     saved["framerate"] = saved.pop("frame_rate")
-    problems = problems_of(broken, None, specs, value_checks)
+    problems = problems_of(broken, None, specs, value_checks, input_files)
     assert any("'framerate', which is not a widget of VHS_VideoCombine" in p for p in problems), problems
     assert any("lacks 'frame_rate'" in p for p in problems), problems
 
@@ -264,10 +278,10 @@ API_BREAKS = [
 
 
 @pytest.mark.parametrize(("breaks", "expected"), API_BREAKS, ids=[f"{b.__name__}-{i}" for i, (b, _) in enumerate(API_BREAKS)])
-def test_broken_api_copy_is_caught(breaks, expected, specs, value_checks):
+def test_broken_api_copy_is_caught(breaks, expected, specs, value_checks, input_files):
     _, api = load("motion_transfer")
     broken = copy.deepcopy(api)
     breaks(broken)
-    problems = problems_of(None, broken, specs, value_checks)
+    problems = problems_of(None, broken, specs, value_checks, input_files)
     assert any(expected in problem for problem in problems), problems
-    assert problems_of(None, api, specs, value_checks) == []
+    assert problems_of(None, api, specs, value_checks, input_files) == []

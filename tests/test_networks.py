@@ -9,25 +9,10 @@ import torch
 
 from gid_models.networks import FrequencyAttention, MotionDenoiser, MotionModel, MotionVAE
 from gid_models.networks.motion_model import TINY_DENOISER, TINY_VAE
-from gid_models.spectral import FrequencyNormalization, MotionError
+from gid_models.spectral import MotionError
 
-K = 4
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest single-threaded (and do not fight other test processes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def tiny_model() -> MotionModel:
-    torch.manual_seed(0)
-    normalization = FrequencyNormalization(torch.tensor([1.0, 0.5, 0.25, 0.125]))
-    return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+K = 4  # frequencies of the conftest's tiny_model
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_vae_shapes_and_loss_parts():

@@ -5,11 +5,17 @@
   output names and tooltips) and has a display name.
 - The repository holds the files a pack needs, keeps torch out of requirements.txt, tracks no
   pickle files and stays small (each file <= 16 MB, shipped weights <= 30 MB).
+- The tests pass in a checkout folder named ComfyUI-GID (not a Python identifier).
+- Loaded in ComfyUI, the pack gives a fresh install what the example workflows need (their
+  picture and clip in the input folder, models/gid); a wheel ships the assets and weights.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -27,6 +33,7 @@ REQUIRED_PATHS = [
 ]  # fmt: skip
 COMFY_MODULES = ("comfy", "folder_paths", "server", "execution", "comfy_api")
 PICKLE_SUFFIXES = {".pt", ".pth", ".ckpt", ".pkl", ".pickle", ".bin", ".joblib"}
+NOT_COPIED = (".git", "__pycache__", ".pytest_cache", "*.egg-info", ".venv", "node_modules", "build", "dist")
 
 # Runs in a fresh interpreter so that nothing imported by other tests (the ComfyUI shim) leaks in.
 IMPORT_ALL_MODEL_MODULES = """
@@ -38,6 +45,16 @@ for info in pkgutil.walk_packages(gid_models.__path__, "gid_models."):
     names.append(info.name)
 leaked = sorted(n for n in sys.modules if n.split(".")[0] in {comfy_modules})
 print(json.dumps({{"modules": names, "leaked": leaked}}))
+"""
+
+# The pack loaded as in ComfyUI (the shim's folder_paths importable), on a fresh input folder.
+IMPORT_PACK_IN_COMFYUI = """
+import json, os, sys
+sys.path[:0] = ["tests", "tests/comfy_shim"]
+import conftest, folder_paths
+conftest.load_pack()
+print(json.dumps({{"inputs": sorted(os.listdir(folder_paths.get_input_directory())),
+                  "models_gid": os.path.isdir(os.path.join(folder_paths.models_dir, "gid"))}}))
 """
 
 IMPORT_PACK = """
@@ -168,3 +185,62 @@ def test_tracked_files_are_small():
     assert not too_big, f"files over 16 MB: {too_big}"
     weights = sum((REPO_ROOT / path).stat().st_size for path in files if path.as_posix().startswith(WEIGHTS_DIR))
     assert weights <= MAX_WEIGHTS_BYTES, f"shipped weights total {weights / 2**20:.1f} MB (limit 30 MB)"
+
+
+@pytest.mark.slow
+def test_suite_runs_in_a_checkout_folder_named_comfyui_gid(tmp_path):
+    """The README's clone and ComfyUI's custom_nodes/ComfyUI-GID: a folder name that is not a Python
+    identifier, where pytest once imported the root __init__.py and every test errored."""
+    checkout = tmp_path / "ComfyUI-GID"
+    shutil.copytree(REPO_ROOT, checkout, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    environment = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_spectral.py",
+         "tests/test_motion_nodes.py"],
+        cwd=checkout, env=environment, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    summary = completed.stdout.strip().splitlines()[-1] if completed.stdout.strip() else completed.stderr[-2000:]
+    assert completed.returncode == 0, completed.stdout[-4000:]
+    assert " passed" in summary and "error" not in summary, summary
+
+
+def test_loading_in_comfyui_puts_the_example_inputs_in_place():
+    """A fresh ComfyUI gets the example workflows' picture and clip and a models/gid folder."""
+    result = run_python(IMPORT_PACK_IN_COMFYUI)
+    assert result["inputs"] == ["dandelion_meadow.jpg", "grass_clip.mp4"]
+    assert result["models_gid"]
+
+
+def test_example_inputs_never_replace_a_users_file(pack, comfy_shim):
+    comfy = importlib.import_module(f"{pack.__name__}.nodes._comfy")
+    folder_paths = importlib.import_module("folder_paths")
+    input_dir = Path(folder_paths.get_input_directory())
+    for old in input_dir.iterdir():
+        old.unlink()
+    users_picture = input_dir / "dandelion_meadow.jpg"
+    users_picture.write_bytes(b"the user's own picture")
+    comfy.install_example_inputs()
+    comfy.install_example_inputs()  # a second start changes nothing
+    assert users_picture.read_bytes() == b"the user's own picture"
+    clip = REPO_ROOT / "gid_models" / "assets" / "grass_clip.mp4"
+    assert (input_dir / "grass_clip.mp4").read_bytes() == clip.read_bytes()
+    assert sorted(p.name for p in input_dir.iterdir()) == ["dandelion_meadow.jpg", "grass_clip.mp4"]  # no leftovers
+    assert (Path(folder_paths.models_dir) / "gid").is_dir()
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_example_assets_and_weights(tmp_path):
+    """`pip install .` (not editable) must keep what the CLI and the examples use."""
+    source = tmp_path / "source"
+    shutil.copytree(REPO_ROOT, source, ignore=shutil.ignore_patterns(*NOT_COPIED))
+    completed = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index", "-q",
+         "-w", str(tmp_path / "wheels"), str(source)],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert completed.returncode == 0, completed.stderr[-4000:]
+    (wheel,) = (tmp_path / "wheels").glob("comfyui_gid-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for name in ("gid_models/assets/dandelion_meadow.jpg", "gid_models/assets/grass_clip.mp4",
+                 "gid_models/weights/denoiser.safetensors", "gid_models/weights/renderer.safetensors"):
+        assert name in names, f"{name} is not in {wheel.name}"

@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from gid_models import pipeline
-from gid_models.networks import MotionModel, motion_model
+from gid_models.networks import motion_model
 from gid_models.rendering import NeuralRenderer, render_motion, render_net
-from gid_models.spectral import FrequencyNormalization, MotionTexture
+from gid_models.spectral import MotionTexture
 
 
 @pytest.fixture
@@ -22,10 +22,8 @@ def weights_dir(tmp_path, monkeypatch):
     return tmp_path
 
 
-def test_motion_comes_from_the_bundled_model_when_it_ships(weights_dir, monkeypatch):
-    torch.manual_seed(0)
-    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-    MotionModel.create("tiny", num_frequencies=4, sample_size=(16, 16), normalization=normalization).save(weights_dir)
+def test_motion_comes_from_the_bundled_model_when_it_ships(weights_dir, tiny_model, monkeypatch):
+    tiny_model.save(weights_dir)
     monkeypatch.setattr(pipeline, "volume_from_video", lambda *args, **kwargs: pytest.fail("used the clip"))
     picture = torch.rand(1, 3, 24, 32, generator=torch.Generator().manual_seed(1))
     source = pipeline.motion_for_picture(picture, seed=1, steps=1, loop=False)
@@ -82,7 +80,7 @@ def test_loop_guidance_is_approximated_on_the_cpu_only_and_says_so(caplog):
 def test_load_renderer_gives_the_network_a_choice_names(weights_dir, caplog):
     assert pipeline.load_renderer("pixel") is None
     assert pipeline.load_renderer("neural") is None  # no bundled weights in weights_dir: pixel renderer
-    NeuralRenderer(RendererConfig(channels=(8, 12))).save(weights_dir / "mine.safetensors")
+    NeuralRenderer(channels=(8, 12)).save(weights_dir / "mine.safetensors")
     loaded = pipeline.load_renderer(str(weights_dir / "mine.safetensors"))
     assert isinstance(loaded, NeuralRenderer) and loaded.config.channels == (8, 12)
     with pytest.raises(pipeline.MotionError, match="--renderer"):

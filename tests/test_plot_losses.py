@@ -10,8 +10,9 @@ import cv2
 import numpy as np
 import pytest
 
-from tools.line_chart import ema, log_ticks, nice_ticks, smoothing_weight, uses_log_scale
-from tools.plot_losses import denoiser_panel, latest_rows, main, plot_losses
+from tools.plot_losses import (
+    denoiser_panel, draw_figure, ema, latest_rows, main, plot_losses, read_panels, smoothing_weight, uses_log_scale,
+)
 
 RENDERER_FIELDS = ["step", "split", "loss", "l1", "gradient", "ssim", "l1_pixel_renderer", "lr", "seconds"]
 
@@ -84,7 +85,8 @@ def test_size_is_an_argument_and_a_missing_file_is_skipped(logs: Path, tmp_path:
     ("step,loss\n", "no logged rows"),
     ("loss,l1\n0.5,0.4\n", "no 'step' column"),
     ("step,loss\n0,0.5\n50,abc\n", "line 3: column 'loss' holds 'abc'"),
-    ("step,loss\n0,0.5\n50,0.4,9\n", "line 3: 3 values for the 2 columns"),
+    ("step,loss\n0,0.5\n50,0.4,9\n", "line 3: not one value for each of the 2 columns"),
+    ("step,loss\n0,0.5\n50\n", "line 3: not one value for each of the 2 columns"),
 ])
 def test_malformed_file_is_named_in_the_error(logs: Path, tmp_path: Path, text: str, message: str):
     (logs / "denoiser_stage1_losses.csv").write_text(text)
@@ -123,13 +125,24 @@ def test_resumed_run_keeps_the_last_rows_of_repeated_steps():
     assert latest_rows(steps, np.arange(6)).tolist() == [0, 3, 4, 5]
 
 
-def test_axis_helpers():
+def test_panels_axes_and_legends(logs: Path):
+    """One panel per stage log; a log y axis only where the values span a decade (the VAE's KL)."""
+    figure = draw_figure(read_panels(logs), smoothing=0.9)
+    panels = [axes for axes in figure.axes if axes.get_visible()]
+    assert [axes.get_title().split(" (")[0] for axes in panels] == [
+        "Motion VAE", "Denoiser stage 1: 2D U-Net", "Denoiser stage 2: frequency attention", "Neural renderer"]
+    assert [axes.get_yscale() for axes in panels[:3]] == ["log", "linear", "linear"]
+    legends = [[text.get_text() for text in axes.get_legend().get_texts()] for axes in panels]
+    assert legends[0] == ["loss", "l1", "gradient", "kl"]
+    assert legends[3] == ["train loss", "train l1", "val l1", "val l1, pixel renderer"]
+    renderer_lines = panels[3].get_lines()  # raw + smoothed line for each train curve, markers for val
+    assert [line.get_marker() for line in renderer_lines] == ["None", "None", "None", "None", "o", "s"]
+
+
+def test_smoothing_and_scale_helpers():
     np.testing.assert_allclose(ema(np.full(5, 2.0), 0.9), 2.0)
     smoothed = ema(np.array([0.0, 1.0] * 20), 0.9)
     assert smoothed[-10:].std() < 0.1
     assert smoothing_weight(0.9, 1000) == 0.9 and smoothing_weight(0.9, 40) == 0.5 and smoothing_weight(0.9, 10) == 0.0
     assert uses_log_scale(np.array([0.05, 2.0])) and not uses_log_scale(np.array([0.3, 1.2]))
     assert not uses_log_scale(np.array([0.0, 5.0]))
-    np.testing.assert_allclose(nice_ticks(0.0, 2000.0), [0, 500, 1000, 1500, 2000])
-    np.testing.assert_allclose(log_ticks(0.03, 200.0), [0.1, 1, 10, 100])
-    np.testing.assert_allclose(log_ticks(0.03, 0.6), [0.05, 0.1, 0.2, 0.5])

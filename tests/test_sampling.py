@@ -5,34 +5,18 @@ from __future__ import annotations
 import pytest
 import torch
 
-from gid_models.networks import MotionModel
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
     amplitude_bound, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import (
-    FrequencyNormalization, MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
+    MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
     spectral_to_trajectories,
 )
 
-K, T = 4, 30
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny networks run fastest single-threaded (and do not fight other test processes)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def model() -> MotionModel:
-    torch.manual_seed(0)
-    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-    return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+K, T = 4, 30  # K: frequencies of the conftest's tiny_model
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
@@ -40,26 +24,24 @@ def picture() -> torch.Tensor:
     return torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(1))
 
 
-def test_shapes_and_normalized_output(model, picture):
-    volume, normalized = sample_spectral_volume(model, picture, seed=0, steps=3, num_frames=T, fps=15.0)
+def test_shapes_and_normalized_output(tiny_model, picture):
+    volume, normalized = sample_spectral_volume(tiny_model, picture, seed=0, steps=3, num_frames=T, fps=15.0)
     assert volume.coeffs.shape == (1, K, 4, 16, 16)
     assert volume.num_frames == T and volume.fps == 15.0 and not volume.normalized
     assert normalized.normalized
     torch.testing.assert_close(denormalize(normalized).coeffs, volume.coeffs, rtol=1e-4, atol=1e-6)
 
 
-def test_same_seed_same_volume_other_seed_differs(model, picture):
-    first, _ = sample_spectral_volume(model, picture, seed=7, steps=3, num_frames=T)
-    again, _ = sample_spectral_volume(model, picture, seed=7, steps=3, num_frames=T)
-    other, _ = sample_spectral_volume(model, picture, seed=8, steps=3, num_frames=T)
+def test_same_seed_same_volume_other_seed_differs(tiny_model, picture):
+    first, _ = sample_spectral_volume(tiny_model, picture, seed=7, steps=3, num_frames=T)
+    again, _ = sample_spectral_volume(tiny_model, picture, seed=7, steps=3, num_frames=T)
+    other, _ = sample_spectral_volume(tiny_model, picture, seed=8, steps=3, num_frames=T)
     assert torch.equal(first.coeffs, again.coeffs)
     assert (first.coeffs - other.coeffs).abs().mean() > 1e-3 * first.coeffs.abs().mean()
 
 
-def test_output_gains_scale_each_bin_of_the_sampled_motion(picture):
-    torch.manual_seed(0)
-    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+def test_output_gains_scale_each_bin_of_the_sampled_motion(make_tiny_model, picture):
+    model = make_tiny_model()
     plain, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
     gains = torch.tensor([2.0, 5.0, 0.5, 9.0])
     model.set_output_gains(gains)
@@ -81,10 +63,8 @@ def test_limit_amplitudes_caps_each_bin_keeping_direction_with_finite_gradients(
     assert torch.isfinite(gradient).all() and torch.equal(gradient[0, 1], torch.ones_like(gradient[0, 1]))
 
 
-def test_output_limits_bound_each_bin_of_the_sampled_motion(picture):
-    torch.manual_seed(0)
-    normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-    model = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
+def test_output_limits_bound_each_bin_of_the_sampled_motion(make_tiny_model, picture):
+    model = make_tiny_model()
     plain, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
     peaks = plain.coeffs.abs().amax(dim=(0, 2, 3, 4))
     limits = peaks * torch.tensor([0.5, 2.0, 0.25, 1.0])
@@ -96,28 +76,28 @@ def test_output_limits_bound_each_bin_of_the_sampled_motion(picture):
     torch.testing.assert_close(denormalize(normalized).coeffs, limited.coeffs, rtol=1e-4, atol=1e-6)
 
 
-def test_sampling_canvas_has_a_reflected_margin_that_is_cropped_away(model):
+def test_sampling_canvas_has_a_reflected_margin_that_is_cropped_away(tiny_model):
     """The denoiser samples a canvas larger than the picture by a reflected margin on every side
     (its zero-padding edge band falls there); the volume is the picture's size and its motion
     depends on the picture, not on the canvas border."""
-    assert model.downsample_factor == 4
+    assert tiny_model.downsample_factor == 4
     # about a tenth of the shorter side, in whole multiples of the model's factor (at least one)
-    assert sampling_margin(model, 160, 256) == 16 and sampling_margin(model, 16, 16) == 4
-    assert sampling_margin(model, 4, 64) == 0  # a reflection must be narrower than the picture
+    assert sampling_margin(tiny_model, 160, 256) == 16 and sampling_margin(tiny_model, 16, 16) == 4
+    assert sampling_margin(tiny_model, 4, 64) == 0  # a reflection must be narrower than the picture
     seen, conditions = [], []
-    original = model.denoiser.forward
+    original = tiny_model.denoiser.forward
 
     def spy(sample, timestep, condition, frequency_index):
         seen.append((tuple(sample.shape), tuple(condition.shape)))
         conditions.append(condition)
         return original(sample, timestep, condition, frequency_index)
 
-    model.denoiser.forward = spy
+    tiny_model.denoiser.forward = spy
     try:
         picture = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(2))  # the model's own size
-        volume, _ = sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=T, fps=15.0)
+        volume, _ = sample_spectral_volume(tiny_model, picture, seed=0, steps=2, num_frames=T, fps=15.0)
     finally:
-        del model.denoiser.forward
+        del tiny_model.denoiser.forward
     # canvas 16 + 2 * 4 pixels, latent half of it (VAE factor 2); conditional and empty pictures
     assert seen[0] == ((2, K, 4, 12, 12), (2, 3, 24, 24))
     assert volume.coeffs.shape == (1, K, 4, 16, 16)
@@ -132,27 +112,27 @@ def test_noise_comes_from_the_cpu_generator():
     torch.testing.assert_close(a, torch.randn((2, 3), generator=torch.Generator().manual_seed(5)))
 
 
-def test_odd_picture_size_is_resized_not_crashed(model, caplog):
+def test_odd_picture_size_is_resized_not_crashed(tiny_model, caplog):
     picture = torch.rand(1, 3, 18, 23, generator=torch.Generator().manual_seed(2))
     with caplog.at_level("INFO"):
-        volume, _ = sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=T)
+        volume, _ = sample_spectral_volume(tiny_model, picture, seed=0, steps=2, num_frames=T)
     assert volume.coeffs.shape[-2:] == (18, 23)
     assert "resized" in caplog.text
     assert working_size(18, 23, 4, 16 * 16) == (16, 20)
     assert working_size(160 * 4, 256 * 4, 16, 160 * 256) == (160, 256)
 
 
-def test_callback_sees_every_step(model, picture):
+def test_callback_sees_every_step(tiny_model, picture):
     seen = []
-    sample_spectral_volume(model, picture, seed=0, steps=4, num_frames=T, callback=lambda i, n: seen.append((i, n)))
+    sample_spectral_volume(tiny_model, picture, seed=0, steps=4, num_frames=T, callback=lambda i, n: seen.append((i, n)))
     assert seen == [(0, 4), (1, 4), (2, 4), (3, 4)]
 
 
-def test_bad_inputs_are_refused(model, picture):
+def test_bad_inputs_are_refused(tiny_model, picture):
     with pytest.raises(MotionError, match="picture must be"):
-        sample_spectral_volume(model, picture[:, :2], seed=0, steps=2)
+        sample_spectral_volume(tiny_model, picture[:, :2], seed=0, steps=2)
     with pytest.raises(MotionError, match="num_frames"):
-        sample_spectral_volume(model, picture, seed=0, steps=2, num_frames=5)
+        sample_spectral_volume(tiny_model, picture, seed=0, steps=2, num_frames=5)
     with pytest.raises(ValueError, match="self-recurrence"):
         LoopGuidance(recurrence=0)
 
@@ -164,14 +144,14 @@ def test_seam_frames_give_the_full_loop_seam_loss():
     assert seam_frames(T).tolist() == [0.0, 1.0, T - 2.0, T - 1.0]
 
 
-def test_loop_guidance_gradient_reaches_the_latent(model):
+def test_loop_guidance_gradient_reaches_the_latent(tiny_model):
     latents = torch.randn(1, K, 4, 8, 8, generator=torch.Generator().manual_seed(4), requires_grad=True)
-    loss = make_guidance_loss(model, LoopGuidance(), None, T, 30.0)(latents)
+    loss = make_guidance_loss(tiny_model, LoopGuidance(), None, T, 30.0)(latents)
     (gradient,) = torch.autograd.grad(loss.sum(), latents)
     assert loss.shape == (1,) and gradient.abs().sum() > 0
 
 
-def test_mask_guidance_steers_sampling_not_just_the_output(model):
+def test_mask_guidance_steers_sampling_not_just_the_output(tiny_model):
     """Motion decoded straight from the sampler (before the final hard zero) is much smaller
     outside the mask with mask guidance than without."""
     outside = torch.ones(1, 16, 16)
@@ -181,7 +161,7 @@ def test_mask_guidance_steers_sampling_not_just_the_output(model):
     condition[1] = 0
 
     def noise_fn(z, t):
-        eps = model.denoiser(torch.cat([z, z]), t, condition, torch.arange(K))
+        eps = tiny_model.denoiser(torch.cat([z, z]), t, condition, torch.arange(K))
         return 2.75 * eps[:1] - 1.75 * eps[1:]
 
     def amplitude_outside(loss_fn):
@@ -189,19 +169,19 @@ def test_mask_guidance_steers_sampling_not_just_the_output(model):
         latents = sample_ddim(noise_fn, randn(shape, generator, torch.device("cpu")), steps=6,
                               generator=generator, guidance_loss=loss_fn)
         with torch.no_grad():
-            pixels = denormalize_tensor(model.decode(latents), model.normalization_scales)
+            pixels = denormalize_tensor(tiny_model.decode(latents), tiny_model.normalization_scales)
         return float((amplitude_bound(pixels) * outside).sum() / outside.sum())
 
     free = amplitude_outside(None)
-    guided = amplitude_outside(make_guidance_loss(model, None, outside, T, 30.0))
+    guided = amplitude_outside(make_guidance_loss(tiny_model, None, outside, T, 30.0))
     assert guided < 0.5 * free
 
 
-def test_mask_zeroes_motion_outside_with_a_soft_edge(model, picture):
+def test_mask_zeroes_motion_outside_with_a_soft_edge(tiny_model, picture):
     mask = torch.zeros(1, 16, 16)
     mask[:, 4:12, 4:12] = 1
-    free, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T)
-    masked, _ = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, mask=mask)
+    free, _ = sample_spectral_volume(tiny_model, picture, seed=3, steps=3, num_frames=T)
+    masked, _ = sample_spectral_volume(tiny_model, picture, seed=3, steps=3, num_frames=T, mask=mask)
     outside = (mask == 0)[0]
     assert masked.coeffs[..., outside].abs().max() == 0
     assert free.coeffs[..., outside].abs().max() > 0
@@ -210,17 +190,12 @@ def test_mask_zeroes_motion_outside_with_a_soft_edge(model, picture):
     assert ((soft > 0) & (soft < 1)).any() and (soft[0, 0][torch.ones(8, 8).tril() == 0] == 0).all()
 
 
-def test_guidance_under_inference_mode_is_refused_with_the_fix(picture):
+def test_guidance_under_inference_mode_is_refused_with_the_fix(make_tiny_model, picture):
     """Hosts that run under torch.inference_mode() leave it themselves (nodes/diffusion.py does);
     the sampler says so rather than fail inside autograd, and never rewrites the model."""
-    def make():
-        torch.manual_seed(0)
-        normalization = FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
-        return MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16), normalization=normalization).eval()
-
     guidance = LoopGuidance(u=200.0, recurrence=1)
     with torch.inference_mode():
-        made_inside = make()
+        made_inside = make_tiny_model()
         with pytest.raises(MotionError, match="inference_mode"):
             sample_spectral_volume(made_inside, picture, seed=3, steps=2, guidance=guidance)
         plain, _ = sample_spectral_volume(made_inside, picture, seed=3, steps=2)  # no gradients needed: fine
@@ -228,7 +203,7 @@ def test_guidance_under_inference_mode_is_refused_with_the_fix(picture):
     with pytest.raises(MotionError, match="created or moved under torch.inference_mode"):
         sample_spectral_volume(made_inside, picture, seed=3, steps=2, guidance=guidance)
     assert all(a is b for a, b in zip(parameters, made_inside.parameters()))
-    guided, _ = sample_spectral_volume(make(), picture, seed=3, steps=2, guidance=guidance)
+    guided, _ = sample_spectral_volume(make_tiny_model(), picture, seed=3, steps=2, guidance=guidance)
     assert torch.isfinite(guided.coeffs).all() and not torch.equal(guided.coeffs, plain.coeffs)
 
 

@@ -23,14 +23,7 @@ PREPARE_ARGS = ("--frames 32 --stride 8 --frequencies 4 --size 48x32 --scales 1.
 TINY_STEPS = ["--vae-steps", "3", "--stage1-steps", "3", "--stage2-steps", "2", "--renderer-steps", "2"]
 TINY = ["--size", "tiny", "--batch-size", "2", "--device", "cpu", "--renderer-crop", "32",
         "--prepare-args", PREPARE_ARGS, "--renderer-args", "--workers 0 --val-pairs 0 --log-every 1"]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

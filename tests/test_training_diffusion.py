@@ -25,6 +25,7 @@ from gid_models.train.train_denoiser import DenoiserTraining, train_denoiser
 from gid_models.train.train_vae import VaeTraining, train_vae
 
 K, T, FPS, SIZE = 4, 30, 30.0, 16
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 class SyntheticLoops(Dataset):
@@ -58,14 +59,6 @@ class SyntheticLoops(Dataset):
 
     def __getitem__(self, index: int) -> dict:
         return self.items[index]
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

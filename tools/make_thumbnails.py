@@ -26,14 +26,14 @@ from PIL import Image
 from gid_models.dynamics import ModalBasis, drags_from_json
 from gid_models.dynamics.modal import simulate_modal_coordinates, synthesize_motion
 from gid_models.flow import spectral_volume_from_video
-from gid_models.pipeline import bundled_model_available, load_picture, loop_motion, render, volume_from_model
+from gid_models.pipeline import (
+    BUNDLED_CLIP, BUNDLED_PICTURE, bundled_model_available, load_picture, loop_motion, render, volume_from_model,
+)
 from gid_models.preview import flow_to_color, xt_slice
 from gid_models.spectral import MotionTexture, SpectralVolume
 from gid_models.video_io import read_video
 
-from .make_example_workflows import (
-    CLIP, DANDELION_DRAGS, GRASS_DRAGS, INPUT_FILES, LOOP_SEED, PICTURE, POKE_SEED, WORKFLOW_DIR, WORKFLOWS,
-)
+from .make_example_workflows import WORKFLOW_DIR, WORKFLOWS, api_form, node_inputs
 
 LOGGER = logging.getLogger("make_thumbnails")
 
@@ -122,8 +122,8 @@ class Sources:
     def __init__(self):
         self._clip_volume = None
         self._model_volumes: dict[tuple[int, bool], SpectralVolume] = {}
-        self.picture = load_picture(INPUT_FILES[PICTURE])
-        frames, self.clip_fps = read_video(INPUT_FILES[CLIP], max_frames=150)
+        self.picture = load_picture(BUNDLED_PICTURE)
+        frames, self.clip_fps = read_video(BUNDLED_CLIP, max_frames=150)
         self.clip_frames = frames
         self.clip_first = torch.from_numpy(frames[0]).permute(2, 0, 1)[None].float() / 255.0
 
@@ -152,14 +152,20 @@ class Sources:
 
 
 def thumbnail(name: str, sources: Sources) -> np.ndarray:
+    """The thumbnail of an example, with the seed and drags its workflow file holds."""
+    graph = api_form(name)
     if name in ("image_to_loop", "image_to_loop_vhs"):
-        return loop_thumbnail(sources.picture, sources.model_volume(LOOP_SEED, loop=True), "loop")
+        seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
+        return loop_thumbnail(sources.picture, sources.model_volume(seed, loop=True), "loop")
     if name == "motion_transfer":
         return loop_thumbnail(sources.picture, sources.clip_volume(), "transfer")
     if name == "interactive_poke":
-        return poke_thumbnail(sources.picture, sources.model_volume(POKE_SEED, loop=False), DANDELION_DRAGS)
+        seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
+        drags = node_inputs(graph, "GIDModalSimulation")["drags"]
+        return poke_thumbnail(sources.picture, sources.model_volume(seed, loop=False), drags)
     if name == "interactive_poke_from_video":
-        return poke_thumbnail(sources.clip_first, sources.clip_volume(), GRASS_DRAGS)
+        drags = node_inputs(graph, "GIDModalSimulation")["drags"]
+        return poke_thumbnail(sources.clip_first, sources.clip_volume(), drags)
     raise KeyError(f"no thumbnail recipe for {name}")
 
 

@@ -1,4 +1,4 @@
-"""One PNG of the training losses logged by gid_models.train (drawn by tools.line_chart).
+"""One PNG of the training losses logged by gid_models.train (drawn with matplotlib).
 
     python -m tools.plot_losses                                   # the shipped logs -> docs/
     python -m tools.plot_losses --logs MODEL_DIR --out losses.png
@@ -13,7 +13,9 @@ Reads, from the log folder, whichever of these exist (a missing one is skipped w
                                  (train_renderer writes it as losses.csv)
 One panel per stage in a grid: every loss column as a curve, validation figures as markers (the
 denoiser's fixed-noise loss on training and validation examples; the renderer's validation l1,
-neural and pixel renderer, under its train loss and l1 curves).
+neural and pixel renderer, under its train loss and l1 curves). Lines are the raw values (thin,
+light) under their exponential moving average (thick); the y axis is logarithmic where a panel's
+values span a decade. Needs matplotlib (the `dev` extra: pip install -e ".[dev]").
 """
 
 from __future__ import annotations
@@ -21,80 +23,87 @@ from __future__ import annotations
 import argparse
 import csv
 import logging
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-import cv2
 import numpy as np
-
-from .line_chart import Panel, Series, draw_figure
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 LOGGER = logging.getLogger("plot_losses")
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LOGS = REPO_ROOT / "gid_models" / "weights" / "training_logs"
 DEFAULT_OUT = REPO_ROOT / "docs" / "training_losses.png"
+DPI = 100  # figure inches x DPI = the picture's size in pixels
+MARKERS = {"circle": "o", "square": "s"}
+TEXT_COLUMNS = {"split"}
 
 
 @dataclass(frozen=True)
-class LossTable:
-    """A loss CSV as text: its header, cells[row][column] and the file line number of each row."""
+class Series:
+    """One curve: values (N,) at training steps (N,). markers None: raw + smoothed line;
+    "circle" or "square": one marker per value (validation figures)."""
 
-    path: Path
-    header: list[str]
-    cells: list[list[str]]
-    lines: list[int]
+    name: str
+    steps: np.ndarray
+    values: np.ndarray
+    markers: str | None = None
 
-    @classmethod
-    def read(cls, path: Path) -> "LossTable":
-        """ValueError naming the file when it is unreadable, empty, lacks a 'step' column or has a
-        ragged row; blank lines are ignored."""
-        try:
-            with open(path, newline="") as handle:
-                reader = csv.reader(handle)
-                rows = [(reader.line_num, row) for row in reader if row]
-        except (UnicodeDecodeError, csv.Error) as error:
-            raise ValueError(f"{path} is not a readable CSV file: {error}") from error
-        if not rows:
-            raise ValueError(f"{path} is empty; expected a header row with a 'step' column, "
-                             "then one row per logged step.")
-        header, body = rows[0][1], rows[1:]
-        if "step" not in header:
-            raise ValueError(f"{path}: the header {header} has no 'step' column; is this a gid training loss log?")
-        if not body:
-            raise ValueError(f"{path} has a header but no logged rows.")
-        for line, row in body:
-            if len(row) != len(header):
-                raise ValueError(f"{path}, line {line}: {len(row)} values for the {len(header)} columns {header}.")
-        return cls(path, header, [row for _, row in body], [line for line, _ in body])
 
-    def text(self, column: str) -> list[str]:
-        index = self.header.index(column)
-        return [row[index].strip() for row in self.cells]
+@dataclass(frozen=True)
+class Panel:
+    """One chart of the grid: a title over its curves."""
 
-    def numbers(self, column: str) -> np.ndarray:
-        """(N,) float64 of one column; empty cells are NaN, any other non-number is an error."""
-        values = np.full(len(self.cells), np.nan)
-        for index, cell in enumerate(self.text(column)):
-            if cell:
-                try:
-                    values[index] = float(cell)
-                except ValueError:
-                    raise ValueError(f"{self.path}, line {self.lines[index]}: column {column!r} holds {cell!r}, "
-                                     "not a number.") from None
-        if column == "step" and np.isnan(values).any():
-            raise ValueError(f"{self.path}: a row has no step value.")
-        return values
+    title: str
+    series: list[Series]
+
+
+def read_log(path: Path) -> dict[str, np.ndarray]:
+    """A trainer's loss CSV as {column: (N,) array}: float64 (an empty cell is NaN), 'split' as str.
+    ValueError naming the file (and line) when it is unreadable, empty, has no 'step' column, a
+    ragged row or a cell that is not a number; blank lines are ignored."""
+    try:
+        with open(path, newline="") as handle:
+            reader = csv.DictReader(handle)
+            rows = [(reader.line_num, row) for row in reader]
+            header = reader.fieldnames
+    except (UnicodeDecodeError, csv.Error) as error:
+        raise ValueError(f"{path} is not a readable CSV file: {error}") from error
+    if not header:
+        raise ValueError(f"{path} is empty; expected a header row with a 'step' column, then one row per logged step.")
+    if "step" not in header:
+        raise ValueError(f"{path}: the header {header} has no 'step' column; is this a gid training loss log?")
+    if not rows:
+        raise ValueError(f"{path} has a header but no logged rows.")
+    for line, row in rows:
+        if None in row or None in row.values():  # DictReader's marks of too many / too few values
+            raise ValueError(f"{path}, line {line}: not one value for each of the {len(header)} columns {header}.")
+    columns = {}
+    for name in header:
+        cells = [(line, row[name].strip()) for line, row in rows]
+        columns[name] = np.array([cell for _, cell in cells]) if name in TEXT_COLUMNS else np.array(
+            [_number(cell, f"{path}, line {line}: column {name!r}") for line, cell in cells])
+    if np.isnan(columns["step"]).any():
+        raise ValueError(f"{path}: a row has no step value.")
+    return columns
+
+
+def _number(cell: str, where: str) -> float:
+    try:
+        return float(cell) if cell else math.nan
+    except ValueError:
+        raise ValueError(f"{where} holds {cell!r}, not a number.") from None
 
 
 def latest_rows(steps: np.ndarray, rows: np.ndarray) -> np.ndarray:
     """Indices of `rows` sorted by step, keeping the last row of each step: a run resumed from an
     earlier checkpoint logs those steps again, and the later rows belong to the kept weights."""
-    last: dict[float, int] = {}
-    for row in rows:
-        last[float(steps[row])] = int(row)
-    return np.array([last[step] for step in sorted(last)], dtype=np.int64)
+    backwards = rows[::-1]  # np.unique gives the first index of each value: the last row here
+    _, first = np.unique(steps[backwards], return_index=True)
+    return backwards[first]
 
 
 def _series(name: str, steps: np.ndarray, values: np.ndarray, markers: str | None = None) -> Series | None:
@@ -102,14 +111,20 @@ def _series(name: str, steps: np.ndarray, values: np.ndarray, markers: str | Non
     return Series(name, steps[finite], values[finite], markers) if finite.any() else None
 
 
+def _latest_series(log: dict[str, np.ndarray], names: dict[str, str], markers: tuple[str | None, ...]) -> list[Series]:
+    """One series per column in names ({column: legend name}), from the last row of each step;
+    markers cycles over the series. Columns without a finite value are left out."""
+    rows = latest_rows(log["step"], np.arange(len(log["step"])))
+    series = [_series(legend, log["step"][rows], log[column][rows], markers[index % len(markers)])
+              for index, (column, legend) in enumerate(names.items())]
+    return [s for s in series if s is not None]
+
+
 def stage_panel(path: Path, title: str) -> Panel:
     """A trainer CsvLog (VAE or denoiser stage): every column but step is a loss curve."""
-    table = LossTable.read(path)
-    steps = table.numbers("step")
-    rows = latest_rows(steps, np.arange(len(steps)))
-    columns = [name for name in table.header if name != "step"]
-    series = [_series(name, steps[rows], table.numbers(name)[rows]) for name in columns]
-    series = [s for s in series if s is not None]
+    log = read_log(path)
+    columns = [name for name in log if name != "step"]
+    series = _latest_series(log, {name: name for name in columns}, (None,))
     if not series:
         raise ValueError(f"{path}: no loss values besides 'step' (columns {columns}).")
     return Panel(title, series)
@@ -126,33 +141,27 @@ def denoiser_panel(path: Path, title: str) -> Panel:
     validation = path.with_name(path.name.replace("_losses.csv", "_validation.csv"))
     if not validation.is_file():
         return panel
-    table = LossTable.read(validation)
-    steps = table.numbers("step")
-    rows = latest_rows(steps, np.arange(len(steps)))
-    columns = [name for name in table.header if name != "step"]
-    markers = [_series(VALIDATION_NAMES.get(name, name), steps[rows], table.numbers(name)[rows],
-                       ("circle", "square")[index % 2]) for index, name in enumerate(columns)]
-    return Panel(title, panel.series + [s for s in markers if s is not None])
+    log = read_log(validation)
+    names = {name: VALIDATION_NAMES.get(name, name) for name in log if name != "step"}
+    return Panel(title, panel.series + _latest_series(log, names, ("circle", "square")))
 
 
 def renderer_panel(path: Path, title: str) -> Panel:
     """train_renderer's losses.csv: train loss and l1 as lines, validation l1 (and the pixel
     renderer's l1 on the same held-out pairs, the figure to beat) as markers."""
-    table = LossTable.read(path)
-    missing = [name for name in ("split", "loss", "l1") if name not in table.header]
+    log = read_log(path)
+    missing = [name for name in ("split", "loss", "l1") if name not in log]
     if missing:
         raise ValueError(f"{path}: no {missing} column(s); expected train_renderer's CSV (step, split, loss, l1, ...).")
-    steps = table.numbers("step")
-    splits = np.array(table.text("split"))
-    unknown = sorted(set(splits) - {"train", "val"})
+    unknown = sorted(set(log["split"]) - {"train", "val"})
     if unknown:
         raise ValueError(f"{path}: split values {unknown}; expected 'train' or 'val'.")
-    train = latest_rows(steps, np.flatnonzero(splits == "train"))
-    val = latest_rows(steps, np.flatnonzero(splits == "val"))
+    train = latest_rows(log["step"], np.flatnonzero(log["split"] == "train"))
+    val = latest_rows(log["step"], np.flatnonzero(log["split"] == "val"))
     wanted = [("train loss", "loss", train, None), ("train l1", "l1", train, None), ("val l1", "l1", val, "circle"),
               ("val l1, pixel renderer", "l1_pixel_renderer", val, "square")]
-    series = [_series(name, steps[rows], table.numbers(column)[rows], markers)
-              for name, column, rows, markers in wanted if column in table.header and len(rows)]
+    series = [_series(name, log["step"][rows], log[column][rows], markers)
+              for name, column, rows, markers in wanted if column in log and len(rows)]
     series = [s for s in series if s is not None]
     if not series:
         raise ValueError(f"{path}: no loss values in its train or val rows.")
@@ -182,16 +191,74 @@ def read_panels(log_dir: Path) -> list[Panel]:
     return panels
 
 
+def ema(values: np.ndarray, weight: float) -> np.ndarray:
+    """Debiased exponential moving average (TensorBoard's smoothing) of (N,) values, weight in [0, 1)."""
+    out = np.empty(len(values))
+    running = 0.0
+    for index, value in enumerate(values):
+        running = weight * running + (1.0 - weight) * value
+        out[index] = running / (1.0 - weight ** (index + 1))
+    return out
+
+
+def smoothing_weight(weight: float, count: int) -> float:
+    """The EMA weight for a curve of count points: at most `weight`, and with a time constant of
+    at most 5% of the curve, since a long average on a short log lags behind a falling loss."""
+    return max(0.0, min(weight, 1.0 - 1.0 / max(1.0, 0.05 * count)))
+
+
+def uses_log_scale(values: np.ndarray) -> bool:
+    """Log y when every value is positive and the largest is at least 10x the smallest."""
+    return bool(values.min() > 0 and values.max() >= 10 * values.min())
+
+
+def draw_panel(axes: Axes, panel: Panel, smoothing: float) -> None:
+    """One panel: raw values thin and light under their EMA (see smoothing_weight), markers for
+    validation figures, a log y axis where the values span a decade."""
+    for index, series in enumerate(panel.series):
+        color = f"C{index}"
+        if series.markers:
+            axes.plot(series.steps, series.values, MARKERS[series.markers], color=color, markeredgecolor="0.15",
+                      label=series.name)
+        else:
+            weight = smoothing_weight(smoothing, len(series.values))
+            axes.plot(series.steps, series.values, color=color, alpha=0.35, linewidth=0.8)
+            axes.plot(series.steps, ema(series.values, weight), color=color, linewidth=2, label=series.name)
+    log_y = uses_log_scale(np.concatenate([series.values for series in panel.series]))
+    if log_y:
+        axes.set_yscale("log")
+    axes.set(title=panel.title, xlabel="step", ylabel="loss (log scale)" if log_y else "loss")
+    axes.grid(True, color="0.9")
+    axes.legend(loc="best", fontsize="small")
+
+
+def draw_figure(panels: list[Panel], width: int = 1600, height: int = 900, smoothing: float = 0.9) -> Figure:
+    """A width x height pixel figure: a title over a grid of panels, at least as many columns as rows."""
+    columns = math.ceil(math.sqrt(len(panels)))
+    rows = math.ceil(len(panels) / columns)
+    figure = Figure(figsize=(width / DPI, height / DPI), dpi=DPI, layout="constrained")
+    figure.suptitle("GID training losses (thin light lines: logged values; thick lines: their exponential moving "
+                    "average)")
+    grid = figure.subplots(rows, columns, squeeze=False)
+    for axes, panel in zip(grid.flat, panels):
+        draw_panel(axes, panel, smoothing)
+    for axes in grid.flat[len(panels):]:
+        axes.set_visible(False)
+    return figure
+
+
 def plot_losses(log_dir: str | Path = DEFAULT_LOGS, out: str | Path = DEFAULT_OUT, width: int = 1600,
                 height: int = 900, smoothing: float = 0.9) -> Path:
     """Read the loss CSVs of log_dir and write the figure to out (PNG). Returns out."""
     if not 0 <= smoothing < 1:
         raise ValueError(f"smoothing must be in [0, 1), got {smoothing}.")
-    canvas = draw_figure(read_panels(Path(log_dir)), width, height, smoothing)
+    figure = draw_figure(read_panels(Path(log_dir)), width, height, smoothing)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(out), canvas):
-        raise ValueError(f"could not write {out}; use a .png path in a writable folder.")
+    try:
+        figure.savefig(out, format="png")
+    except OSError as error:
+        raise ValueError(f"could not write {out}: {error}; use a path in a writable folder.") from error
     LOGGER.info("wrote %s (%dx%d)", out, width, height)
     return out
 

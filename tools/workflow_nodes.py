@@ -36,7 +36,6 @@ VHS_PREVIEW_WIDGET = "videopreview"
 
 # Inputs whose combo lists the files in ComfyUI's input folder: checked against the example assets.
 INPUT_FILE_COMBOS = {("LoadImage", "image"), ("LoadVideo", "file")}
-H264_FORMAT = "video/h264-mp4"
 # VideoHelperSuite's video_formats/*.json, as its get_video_formats() lists them when ffmpeg is
 # found and gifski is not (gifski.json is then skipped), and each format's extra widgets.
 VHS_FORMATS = [
@@ -45,7 +44,7 @@ VHS_FORMATS = [
     "video/nvenc_h264-mp4", "video/nvenc_hevc-mp4", "video/webm",
 ]  # fmt: skip
 VHS_FORMAT_WIDGETS = {
-    H264_FORMAT: {
+    "video/h264-mp4": {
         "pix_fmt": (["yuv420p", "yuv420p10le"], {}),
         "crf": ("INT", {"default": 19, "min": 0, "max": 100, "step": 1}),
         "save_metadata": ("BOOLEAN", {"default": True}),
@@ -161,16 +160,6 @@ class InputSpec:
             names.append("upload")
         return names
 
-    def default(self) -> Any:
-        """The value a new node shows (ComfyUI's rules: default, else first choice, min, False, "")."""
-        if "default" in self.options:
-            return self.options["default"]
-        if self.kind == COMBO:
-            return self.choices[0] if self.choices else None
-        if self.kind in ("INT", "FLOAT"):
-            return self.options.get("min", 0)
-        return {"BOOLEAN": False, "STRING": ""}.get(self.kind)
-
 
 def parse_input(name: str, declaration: tuple, optional: bool) -> InputSpec:
     """An INPUT_TYPES entry ((type, options) or ([choices], options)) as an InputSpec."""
@@ -185,7 +174,7 @@ def parse_input(name: str, declaration: tuple, optional: bool) -> InputSpec:
 
 @dataclass(frozen=True)
 class NodeSpec:
-    """Everything the workflow generator and checker need to know about one node type."""
+    """Everything the workflow checker and the UI-to-API conversion need to know about one node type."""
 
     type: str
     display_name: str

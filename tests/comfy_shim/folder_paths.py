@@ -1,4 +1,4 @@
-"""Shim of ComfyUI's folder_paths with a models and temp folder under a test directory."""
+"""Shim of ComfyUI's folder_paths with a models, input and temp folder under a test directory."""
 
 import os
 import tempfile
@@ -6,6 +6,12 @@ import tempfile
 _root = tempfile.mkdtemp(prefix="gid-shim-")
 models_dir = os.path.join(_root, "models")
 folder_names_and_paths: dict[str, tuple[list[str], set[str]]] = {}
+
+
+def get_input_directory():
+    path = os.path.join(_root, "input")
+    os.makedirs(path, exist_ok=True)
+    return path
 
 
 def get_temp_directory():

@@ -22,7 +22,7 @@ HOST_NODES = [
     "GetVideoComponents", "VHS_LoadVideo", "VHS_VideoCombine", "VHS_VideoInfoLoaded",
 ]  # fmt: skip
 
-BUNDLED_CLIP = REPO_ROOT / "assets" / "grass_clip.mp4"
+BUNDLED_CLIP = REPO_ROOT / "gid_models" / "assets" / "grass_clip.mp4"
 # Small sizes keep each graph to a few seconds on two CPU cores.
 WIDTH, HEIGHT = 96, 64
 LOADED_FRAMES = 24

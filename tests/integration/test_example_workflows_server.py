@@ -2,8 +2,10 @@
 
 - The descriptions of ComfyUI's and VideoHelperSuite's nodes in tools/workflow_nodes.py (what the
   fast test validates the workflows against) match this server's /object_info.
+- The pack, loaded by a fresh server, has put the examples' picture and clip into its input
+  folder and created models/gid.
 - Each runnable example's API form (example_workflows/api/<name>.api.json) is POSTed to /prompt
-  with the bundled picture and clip in the server's input folder, and only its frame counts
+  with those files in the server's input folder, and only its frame counts
   lowered (edited in memory; the shipped files keep their real sizes). Every video it saves is
   decoded and checked: frame count, size, frame rate, the loop seam for loops, and that a poke
   moves the picture and settles.
@@ -24,13 +26,12 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import shutil
 
 import numpy as np
 import pytest
 
 from tools.frontend_check import Chromium, find_chromium, load_workflow, node_problems, wait_for_app
-from tools.make_example_workflows import INPUT_FILES, NEEDS_MOTION_MODEL, PICTURE as PICTURE_NAME, WORKFLOWS, api_path, ui_path
+from tools.make_example_workflows import NEEDS_MOTION_MODEL, WORKFLOWS, api_path, example_inputs, ui_path
 from tools.workflow_nodes import HOST_INPUT_TYPES, VHS_FORMAT_WIDGETS, host_spec, parse_input
 
 from .comfyui_server import ComfyUIServer, PromptResult
@@ -39,7 +40,7 @@ from .conftest import skip_or_fail
 pytestmark = pytest.mark.integration
 LOGGER = logging.getLogger(__name__)
 
-PICTURE_SIZE = (512, 288)  # (width, height) of assets/dandelion_meadow.jpg and assets/grass_clip.mp4
+PICTURE_SIZE = (512, 288)  # (width, height) of the bundled dandelion_meadow.jpg and grass_clip.mp4
 CLIP_FRAMES = 32  # frames of the clip measured (the clip runs at 24 fps; K = 16 needs 32)
 MOTION_FRAMES = 32  # frames of GIDSpectralToMotion's output
 POKE_FRAMES = 48  # long enough for the drag (held 15 frames) and the poke at frame 45
@@ -105,12 +106,26 @@ def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
 
 
 @pytest.fixture(scope="module")
-def example_inputs(comfyui_server):
-    """The bundled picture and clip, copied into the server's input folder under the names the
-    workflows use."""
-    for name, source in INPUT_FILES.items():
-        shutil.copyfile(source, comfyui_server.input_dir / name)
+def bundled_inputs(pack) -> dict:
+    """{file name: bundled file} of what the examples load (gid_models/assets/)."""
+    return example_inputs(pack)
+
+
+@pytest.fixture(scope="module")
+def server_inputs(comfyui_server, bundled_inputs):
+    """The bundled picture and clip in the server's input folder, under the names the workflows
+    use: the pack put them there when the fresh server loaded it (nothing is copied by hand)."""
+    missing = [name for name in bundled_inputs if not (comfyui_server.input_dir / name).is_file()]
+    assert not missing, f"the pack did not put {missing} into {comfyui_server.input_dir} at start-up"
     return comfyui_server.input_dir
+
+
+def test_fresh_install_has_the_example_inputs_and_the_model_folder(comfyui_server, bundled_inputs):
+    """Opening an example from the template browser and pressing Run needs no file copied by hand."""
+    assert sorted(bundled_inputs) == ["dandelion_meadow.jpg", "grass_clip.mp4"]
+    for name, source in bundled_inputs.items():
+        assert (comfyui_server.input_dir / name).read_bytes() == source.read_bytes(), name
+    assert (comfyui_server.work_dir / "models" / "gid").is_dir()
 
 
 @pytest.fixture(scope="module")
@@ -127,7 +142,7 @@ def untrained_model(comfyui_server):
 
 
 @pytest.fixture(scope="module")
-def frontend(comfyui_server, example_inputs):
+def frontend(comfyui_server, server_inputs):
     """The server's frontend, loaded in headless Chromium (Debian's chromium)."""
     chromium = find_chromium()
     if chromium is None:
@@ -188,13 +203,13 @@ def test_host_node_descriptions_match_the_server(object_info):
 
 
 @pytest.mark.parametrize("name", sorted(WORKFLOWS))
-def test_example_workflow_runs(name, comfyui_server, example_inputs):
+def test_example_workflow_runs(name, comfyui_server, server_inputs, bundled_inputs):
     if name in NEEDS_MOTION_MODEL and not motion_model_available():
         pytest.skip(f"!!! {name} samples motion with the bundled motion model, whose files are missing from "
                     "gid_models/weights/ (GIDLoadMotionModel would stop with 'missing'); its wiring runs with "
                     "an untrained tiny model instead")
     frames, fps = run_and_decode(comfyui_server, name, small_graph(name))
-    picture = read_picture(INPUT_FILES[PICTURE_NAME])
+    picture = read_picture(bundled_inputs["dandelion_meadow.jpg"])
     if name in LOOPS:
         check_loop(name, frames, fps, picture)
     elif name == "motion_transfer":
@@ -204,7 +219,7 @@ def test_example_workflow_runs(name, comfyui_server, example_inputs):
 
 
 @pytest.mark.parametrize("name", sorted(NEEDS_MOTION_MODEL))
-def test_motion_model_workflow_runs_with_an_untrained_model(name, comfyui_server, example_inputs, untrained_model):
+def test_motion_model_workflow_runs_with_an_untrained_model(name, comfyui_server, server_inputs, untrained_model):
     """Without the bundled model: the graph runs end to end and writes a video of the right length,
     size and rate."""
     if motion_model_available():
