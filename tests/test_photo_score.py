@@ -81,6 +81,8 @@ def write_photo_set(folder, generator):
         cv2.imwrite(str(photos / f"{name}.jpg"), cv2.cvtColor(picture + noise, cv2.COLOR_RGB2BGR))
         cv2.imwrite(str(masks / f"{name}.png"), cv2.resize(labelled_mask(), (64, 48), interpolation=cv2.INTER_NEAREST))
     cv2.imwrite(str(photos / "unlabelled.jpg"), np.zeros((48, 64, 3), np.uint8))
+    cv2.imwrite(str(photos / "all_grass.jpg"), np.full((48, 64, 3), 90, np.uint8))
+    cv2.imwrite(str(masks / "all_grass.png"), np.full((48, 64), 255, np.uint8))  # one class: no AUC
     return photos, masks
 
 
@@ -94,8 +96,10 @@ def test_gid_eval_photos_scores_model_and_greenness(tmp_path, capsys, generator)
                  "--seeds", "2", "--steps", "1"])
     out = capsys.readouterr().out
     assert code == 0
-    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("meadow", "hill", "mean"))}
-    assert set(rows) == {"meadow", "hill", "mean"}  # the picture without a mask is not scored
+    rows = {line.split()[0]: line.split() for line in out.splitlines() if line.startswith(("meadow", "hill", "all_grass", "mean"))}
+    assert set(rows) == {"meadow", "hill", "all_grass", "mean"}  # the picture without a mask is not listed
+    assert rows["all_grass"][3:6] == ["nan", "nan", "-"] and "not scored" in out
+    assert rows["mean"][1] == "(2"  # the mean is over the two photos with both classes
     model_auc, green_auc, *per_seed = (float(v) for v in rows["meadow"][3:])
     assert len(per_seed) == 2 and all(0.0 <= v <= 1.0 for v in per_seed)
     assert model_auc == pytest.approx(np.mean(per_seed), abs=1e-3)

@@ -126,7 +126,8 @@ def model_magnitude_maps(model, picture: torch.Tensor, seeds: Sequence[int], ste
 
 def score_photo(picture_path: Path, mask_path: Path, model, seeds: Sequence[int], steps: int) -> PhotoResult:
     """AUCs of the model (if any) and of greenness on one photo. The picture is read at the
-    mask's longer side (512 px for the shared masks) and every map resized to the mask."""
+    mask's longer side (512 px for the shared masks) and every map resized to the mask. A photo
+    whose mask has one class only is not sampled (its AUC is undefined)."""
     from ..pipeline import load_picture
 
     mask = load_mask(mask_path)
@@ -138,7 +139,7 @@ def score_photo(picture_path: Path, mask_path: Path, model, seeds: Sequence[int]
         raise MotionError(f"{mask_path.name} is {mask.shape[1]}x{mask.shape[0]} but {picture_path.name} has another "
                           "aspect ratio; the mask must be the picture resized.")
     result.rows["greenness (2G-R-B)"] = map_auc(greenness(picture[0]), mask)
-    if model is not None:
+    if model is not None and result.both_classes:
         with torch.no_grad():
             result.per_seed = [map_auc(m, mask) for m in model_magnitude_maps(model, picture, seeds, steps)]
         result.rows["model"] = float(np.mean(result.per_seed))
@@ -167,8 +168,8 @@ def format_photo_table(results: Sequence[PhotoResult], seeds: Sequence[int], ste
     ]
     for r in results:
         cells = "".join(f"{r.rows.get(m, math.nan):>22.3f}" for m in methods)
-        seeds_text = " ".join(f"{v:.3f}" for v in r.per_seed)
-        note = "" if r.both_classes else "  (one class only: not in the mean)"
+        seeds_text = " ".join(f"{v:.3f}" for v in r.per_seed) or "-"
+        note = "" if r.both_classes else "  (one class only: not scored)"
         lines.append(f"{r.photo:<26}{100 * r.moves_fraction:>8.1f}{100 * r.still_fraction:>8.1f}{cells}{seeds_text:>34}{note}")
     count = sum(r.both_classes for r in results)
     lines.append(f"{f'mean ({count} photos, both classes)':<42}" + "".join(f"{mean_auc(results, m):>22.3f}" for m in methods))
