@@ -1,6 +1,7 @@
 """`gid eval`: score motion prediction and rendering on clips the model never saw; print a table.
 
     python -m gid_models.evaluation.run CLIPS... [--train-shards DIR] [--seeds 4] [--steps N]
+    gid eval [CLIPS...] --photos DIR --masks DIR   (also the real-photo score, photo_score.py)
     python benchmarks/eval_motion.py CLIPS...   (the same)
 
 For each clip: its first T frames, centre-cropped to 1.6:1 and resized to 256x160, give the
@@ -280,9 +281,24 @@ def format_per_clip(results: list[ClipResult]) -> str:
     return "\n".join(lines)
 
 
+def evaluate_photos(photos: str, masks: str, config: EvalConfig, model_path: str | None) -> str:
+    """The real-photo score table (photo_score.py) of the model and the greenness baseline."""
+    from .photo_score import find_photo_pairs, format_photo_table, score_photos
+
+    pairs = find_photo_pairs(photos, masks)
+    model, why = load_motion_model(model_path, config.device)
+    began = time.perf_counter()
+    results = score_photos(pairs, model, config.seeds, config.steps)
+    note = f"scored in {time.perf_counter() - began:.1f} s on {config.device}" if model is not None else f"model row missing: {why}"
+    return format_photo_table(results, config.seeds, config.steps, note)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gid eval", description="Score motion prediction and rendering on unseen clips.")
-    parser.add_argument("clips", nargs="+", help="video files and/or folders of clips the model never saw")
+    parser.add_argument("clips", nargs="*", help="video files and/or folders of clips the model never saw")
+    parser.add_argument("--photos", help="folder of photographs to score where the model puts motion (needs --masks)")
+    parser.add_argument("--masks", help="folder of should-move (255) / still (0) / unlabelled (128) PNG masks, "
+                        "named as the --photos pictures")
     parser.add_argument("--train-shards", help="folder of training shards (its spectrum.safetensors feeds the mean-spectrum baseline)")
     parser.add_argument("--model", help="motion model to evaluate (default: the bundled one)")
     parser.add_argument("--renderer", help="neural renderer weights (default: the bundled one)")
@@ -312,14 +328,23 @@ def main(argv: Sequence[str] | None = None) -> None:
                         seeds=tuple(range(args.seeds)), steps=args.steps or (10 if on_cpu else 50),
                         flow_method=args.flow_method, device=args.device, zero_drift=not args.keep_drift,
                         loop_recurrence=guidance.recurrence, loop_through_denoiser=guidance.through_denoiser)
-    began = time.perf_counter()
-    results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
-    loop = "paper settings" if guidance.through_denoiser else "1 recurrence, gradient past the denoiser (CPU approximation)"
-    notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u=200, {loop}")
-    notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")
-    table = format_table(results, config, notes)
-    if args.per_clip:
-        table += "\n" + format_per_clip(results)
+    if not args.clips and not args.photos:
+        raise ValueError("gid eval: give clips to evaluate, or --photos DIR --masks DIR, or both.")
+    if bool(args.photos) != bool(args.masks):
+        raise ValueError("gid eval: --photos and --masks go together (pictures and their masks of the same name).")
+    tables = []
+    if args.photos:
+        tables.append(evaluate_photos(args.photos, args.masks, config, args.model))
+    if args.clips:
+        began = time.perf_counter()
+        results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
+        loop = "paper settings" if guidance.through_denoiser else "1 recurrence, gradient past the denoiser (CPU approximation)"
+        notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u=200, {loop}")
+        notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")
+        tables.append(format_table(results, config, notes))
+        if args.per_clip:
+            tables.append(format_per_clip(results))
+    table = "\n\n".join(tables)
     sys.stdout.write(table + "\n")
 
 

@@ -9,6 +9,10 @@ initialised) and trains only those (`freeze_spatial`).
 "Downsampled I_0" (ours): the picture in -1..1 is space-to-depth rearranged (pixel_unshuffle) by
 the VAE factor, so the latent grid gets all 3 * f * f picture values at its position without
 losing detail. The empty condition of classifier-free guidance is all zeros.
+
+Optional (motion model v2, `image_features="efficientnet-lite0"`): the picture also reaches every
+U-Net level through a frozen pretrained image encoder (image_conditioning.py). Without it (the
+default, and the shipped v1 model) the network and its state dict are exactly as before.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from .frequency_attention import FrequencyAttention
+from .image_conditioning import ImageConditioning
 
 
 class _Layer(nn.Module):
@@ -63,6 +68,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
     image_patch: the VAE's downsampling factor (picture space-to-depth factor).
     block_out_channels: U-Net channels per level; len - 1 downsamplings of the latent.
     spatial_attention: per level, whether blocks carry 2D self-attention.
+    image_features: None, or "efficientnet-lite0" to inject frozen-encoder features of the picture
+        at every level (image_feature_width channels, image_feature_injection "film" or "add").
     """
 
     @register_to_config
@@ -79,6 +86,9 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         attention_head_dim: int = 32,
         frequency_attention_heads: int = 4,
         norm_num_groups: int = 32,
+        image_features: str | None = None,
+        image_feature_width: int = 64,
+        image_feature_injection: str = "film",
     ):
         super().__init__()
         if len(spatial_attention) != len(block_out_channels):
@@ -92,6 +102,8 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         self.frequency_embedding = TimestepEmbedding(channels[0], temb)
         in_channels = latent_channels + image_channels * image_patch**2
         self.conv_in = nn.Conv2d(in_channels, channels[0], 3, padding=1)
+        self.image_conditioning = None if image_features is None else ImageConditioning(
+            (channels[0], *channels[:-1]), image_feature_width, image_feature_injection, image_features)
 
         def layer(cin: int, cout: int, attend: bool) -> _Layer:
             return _Layer(cin, cout, temb, groups, attend, attention_head_dim, frequency_attention_heads)
@@ -170,10 +182,13 @@ class MotionDenoiser(ModelMixin, ConfigMixin):
         temb = temb + self.frequency_embedding(self.frequency_proj(frequency_index).to(hidden.dtype))
         frequency_position = frequency_index.float()
         run = (temb, frequency_position, num_frequencies, use_frequency_attention)
+        pictures = None if self.image_conditioning is None else self.image_conditioning(condition, num_frequencies)
 
         hidden = self.conv_in(torch.cat([hidden, picture], dim=1))
         skips = [hidden]
         for level, stage in enumerate(self.down_levels):
+            if pictures is not None:
+                hidden = pictures.inject(level, hidden)
             for block in stage:
                 hidden = block(hidden, *run)
                 skips.append(hidden)

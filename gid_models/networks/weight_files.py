@@ -51,8 +51,9 @@ def open_safetensors(path: Path) -> dict:
     if not path.is_file():
         raise MotionError(f"{path} does not exist.")
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    if any(head.startswith(magic) for magic in PICKLE_MAGIC):
+        head = handle.read(9)
+    # a safetensors header (8-byte length, then "{") can itself start with 0x80
+    if head[8:9] != b"{" and any(head.startswith(magic) for magic in PICKLE_MAGIC):
         raise MotionError(
             f"{path.name} is a pickled PyTorch checkpoint; GID loads only .safetensors model files "
             "(pickles can run code). Convert it with the training tools' export or use a GID safetensors file."
