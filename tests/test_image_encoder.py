@@ -182,8 +182,14 @@ def test_conditioned_model_round_trips_and_mismatched_configs_are_refused(layout
     assert not any(".encoder." in name for name in loaded.state_dict())  # the encoder ships once, apart
     assert torch.equal(predict(model.denoiser, picture), predict(loaded.denoiser, picture))
     if layout == "directory":
-        config = json.loads((path / "denoiser.json").read_text())
+        from safetensors.torch import load_file, save_file
+        from safetensors import safe_open
+
+        weights = path / "denoiser.safetensors"
+        with safe_open(str(weights), framework="pt") as handle:
+            metadata = handle.metadata()
+        config = json.loads(metadata["config"])
         config.pop("image_features")
-        (path / "denoiser.json").write_text(json.dumps(config))
+        save_file(load_file(str(weights)), str(weights), metadata={**metadata, "config": json.dumps(config)})
         with pytest.raises(MotionError, match="unexpected"):
             MotionModel.load(path)

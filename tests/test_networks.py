@@ -225,6 +225,7 @@ def test_shipped_files_load_unchanged_and_round_trip_through_both_layouts(tmp_pa
     from safetensors import safe_open
 
     from gid_models.networks.motion_model import BUNDLED_DIR
+    from gid_models.networks.weight_files import config_dict
     from gid_models.rendering import NeuralRenderer
 
     shipped = MotionModel.load(BUNDLED_DIR)
@@ -232,9 +233,13 @@ def test_shipped_files_load_unchanged_and_round_trip_through_both_layouts(tmp_pa
     resaved = MotionModel.load(shipped.save(tmp_path / "resaved"))
     for other in (exported, resaved):
         torch.testing.assert_close(other.state_dict(), shipped.state_dict(), rtol=0, atol=0)
-        assert other.vae.config == shipped.vae.config and other.denoiser.config == shipped.denoiser.config
+        assert config_dict(other.vae) == config_dict(shipped.vae)
+        assert config_dict(other.denoiser) == config_dict(shipped.denoiser)
     with safe_open(str(tmp_path / "resaved" / "denoiser.safetensors"), framework="pt") as handle:
-        assert json.loads(handle.metadata()["config"]) == json.loads((BUNDLED_DIR / "denoiser.json").read_text())
+        written = json.loads(handle.metadata()["config"])
+    # the shipped .json predates the image-conditioning options; the re-saved config adds their defaults
+    assert written == {**json.loads((BUNDLED_DIR / "denoiser.json").read_text()), **written}
+    assert written == config_dict(shipped.denoiser) and written["image_features"] is None
     renderer = NeuralRenderer.load(BUNDLED_DIR / "renderer.safetensors")
     renderer.save(tmp_path / "renderer_shipped.safetensors")
     again = NeuralRenderer.load(tmp_path / "renderer_shipped.safetensors")
