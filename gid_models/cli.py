@@ -21,6 +21,7 @@ from typing import Callable, Sequence
 
 import torch
 
+from . import cli_checks
 from .spectral import MotionError, spectral_to_motion
 from .volume_io import save_volume
 
@@ -58,15 +59,6 @@ def _pair(text: str) -> tuple[float, float]:
     return x, y
 
 
-def _device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise MotionError("--device cuda was asked for but no CUDA GPU is available; use --device cpu.")
-    return device
-
-
 def _write(frames: torch.Tensor, path: str, fps: float) -> None:
     from .video_io import write_video
 
@@ -77,8 +69,7 @@ def _write(frames: torch.Tensor, path: str, fps: float) -> None:
 def command_animate(args: argparse.Namespace) -> None:
     from . import pipeline
 
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
+    device = cli_checks.check_animate_args(args)  # every argument, before the slow steps
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     mask = pipeline.load_mask(args.mask, *picture.shape[-2:]) if args.mask else None
     callback, close = _progress("motion")
@@ -105,14 +96,12 @@ def command_poke(args: argparse.Namespace) -> None:
     from .dynamics import simulate
     from .dynamics.drags import Drag
 
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
+    device, (x, y), (dx, dy) = cli_checks.check_poke_args(args)  # in pixels of the resized picture
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     height, width = picture.shape[-2:]
     source = pipeline.motion_for_picture(picture, seed=args.seed, steps=args.steps, loop=False,
                                          motion_video=args.motion_from, device=device)
     volume = source.volume.resized(height, width)
-    (x, y), (dx, dy) = args.at, args.drag
     drag = Drag(x=x, y=y, dx=dx, dy=dy, start=0, hold=args.hold_frames, kind="drag")
     motion = simulate(volume, [drag], num_frames=args.frames, fps=args.fps, damping=args.damping)
     callback, close = _progress("render")
@@ -124,8 +113,7 @@ def command_poke(args: argparse.Namespace) -> None:
 def command_transfer(args: argparse.Namespace) -> None:
     from . import pipeline
 
-    pipeline.check_renderer_choice(args.renderer)  # before the slow steps
-    device = _device(args.device)
+    device = cli_checks.check_transfer_args(args)  # every argument, before the slow steps
     picture = pipeline.load_picture(args.picture, max_side=args.max_side)
     callback, close = _progress("optical flow")
     source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback)
@@ -141,6 +129,7 @@ def command_transfer(args: argparse.Namespace) -> None:
 def command_extract(args: argparse.Namespace) -> None:
     from . import pipeline
 
+    cli_checks.check_extract_args(args)
     callback, close = _progress("optical flow")
     source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback)
     close()
@@ -230,6 +219,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (MotionError, ValueError, FileNotFoundError, MemoryError) as error:
         LOGGER.error("%s", error)
         return 2
+    except KeyboardInterrupt:
+        LOGGER.error("interrupted; no output was written.")
+        return 130
     return 0
 
 

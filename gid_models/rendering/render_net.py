@@ -49,6 +49,40 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
+MAX_CONFIG_CHARS = 4096
+MAX_LEVELS = 6
+MAX_CHANNELS = 1024
+
+
+def renderer_config(text: object, source: str) -> RendererConfig:
+    """The RendererConfig stored in a weights file's metadata, refused unless it is a small JSON
+    object {"channels": [c0, c1, ...]} of 1..6 widths in 4..1024 (a hostile config must not make
+    us build a network of any size)."""
+    if not isinstance(text, str) or len(text) > MAX_CONFIG_CHARS:
+        raise ValueError(f"{source}: the renderer config in the file's metadata is missing or too long; "
+                         "the file is not a GID neural renderer or is damaged.")
+    try:
+        config = json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise ValueError(f"{source}: the renderer config is not valid JSON; the file is damaged.") from error
+    channels = config.get("channels") if isinstance(config, dict) else None
+    if (not isinstance(channels, list) or not 1 <= len(channels) <= MAX_LEVELS
+            or not all(type(c) is int and 4 <= c <= MAX_CHANNELS for c in channels)):
+        raise ValueError(f"{source}: the renderer config {text[:200]} is not {{\"channels\": [1 to {MAX_LEVELS} "
+                         f"widths in 4..{MAX_CHANNELS}]}}; the file is not a GID neural renderer or is damaged.")
+    return RendererConfig(channels=tuple(channels))
+
+
+def check_renderer_file(path: Path, option: str) -> None:
+    """ValueError naming option unless path is a readable GID neural renderer file (loads it)."""
+    if not path.is_file():
+        raise ValueError(f"{option}: '{path}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
+    try:
+        NeuralRenderer.load(path)
+    except ValueError as error:
+        raise ValueError(f"{option}: {error}") from error
+
+
 def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
@@ -145,21 +179,21 @@ class NeuralRenderer(nn.Module):
 
     @classmethod
     def load(cls, path: str | Path) -> "NeuralRenderer":
-        """Read a file written by save(); float32 module on CPU. Refuses other files clearly."""
-        from safetensors import safe_open
+        """Read a file written by save(); float32 module on CPU. Refuses other files clearly:
+        the motion model's checks (no pickles, format tag, every name and shape, finite values)
+        plus a sane config."""
+        from ..networks.motion_model import _load_weights, _open_safetensors
 
         path = Path(path)
-        with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
-            if metadata.get("format") != FORMAT_NAME:
-                raise ValueError(
-                    f"{path.name} is not a GID neural renderer file (expected safetensors written by "
-                    f"gid_models.train.train_renderer, with format={FORMAT_NAME} metadata)."
-                )
-            state = {name: handle.get_tensor(name).float() for name in handle.keys()}
-        config = json.loads(metadata["config"])
-        model = cls(RendererConfig(channels=tuple(config["channels"])))
-        model.load_state_dict(state)
+        content = _open_safetensors(path)
+        metadata = content["metadata"]
+        if metadata.get("format") != FORMAT_NAME:
+            raise ValueError(
+                f"{path.name} is not a GID neural renderer file (expected safetensors written by "
+                f"gid_models.train.train_renderer, with format={FORMAT_NAME} metadata)."
+            )
+        model = cls(renderer_config(metadata.get("config"), path.name))
+        _load_weights(model, content["tensors"], path.name)
         return model.eval()
 
     @staticmethod
