@@ -30,6 +30,7 @@ MIN_FPS = 0.1  # one frame every 10 s; below it a GIF's frame time overflows its
 MAX_FRAMES = 10_000  # the nodes' widget limit (5.5 minutes at 30 fps)
 MAX_GAIN = 1_000.0
 MAX_SEED = 2**64 - 1  # what a torch.Generator accepts
+PROBE_FRAMES = 64  # frames counted by decoding when a video's header does not say
 # A drag longer than this many picture sizes pulls every point off the picture.
 MAX_DRAG_PICTURES = 4.0
 
@@ -176,6 +177,10 @@ def video_file_size(path: str | os.PathLike, option: str = "video") -> tuple[int
             raise MotionError(f"{option} '{path}' cannot be opened as a video; use an mp4/avi/mov/webm file.")
         width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
         count = max(0, int(capture.get(cv2.CAP_PROP_FRAME_COUNT) or 0))
+        if count == 0:  # not in the header (a still image read as a video, some streams): count a few
+            while count < PROBE_FRAMES and capture.grab():
+                count += 1
+            count = 0 if count == PROBE_FRAMES else count
     finally:
         capture.release()
     if width < 1 or height < 1:
@@ -221,8 +226,8 @@ def check_simulation_settings(*, damping: float, hold_frames: float, prefix: str
                   fix="0 swings forever, 0.03-0.1 looks natural, 1 stops without swinging.")
     finite_number(hold_frames, name("hold_frames"), low=0.0, high=MAX_FRAMES,
                   fix="Give the frames a drag is held before release, e.g. 15.")
-    finite_number(stiffness_scale, name("stiffness_scale"), low=0.01, high=100.0, fix="1 keeps the predicted stiffness.")
-    finite_number(mass_scale, name("mass_scale"), low=0.01, high=100.0, fix="1 keeps the predicted masses.")
+    finite_number(stiffness_scale, name("stiffness_scale"), low=0.0, low_open=True, fix="1 keeps the predicted stiffness.")
+    finite_number(mass_scale, name("mass_scale"), low=0.0, low_open=True, fix="1 keeps the predicted masses.")
 
 
 def check_rendered_frames(frames: torch.Tensor | np.ndarray, what: str = "the rendered video") -> None:

@@ -21,6 +21,7 @@ from .spectral import MotionError
 VIDEO_COPIES = 3
 VOLUME_COPIES = 3  # the sampled volume, its resized copy and the interpolation's temporaries
 NUM_FREQUENCIES = 16
+MOTION_FROM_FRAMES = 150  # what pipeline.volume_from_video reads of a --motion-from clip
 
 
 def _check_renderer(renderer: str) -> None:
@@ -62,7 +63,7 @@ def check_animate_args(args: argparse.Namespace) -> torch.device:
     if args.mask:
         checks.picture_file_size(args.mask, "--mask")
     if args.motion_from:
-        check_video_input(args.motion_from, 0, "--motion-from")
+        check_video_input(args.motion_from, MOTION_FROM_FRAMES, "--motion-from")
     _check_video_memory(args.frames, fitted, device)
     return device
 
@@ -79,7 +80,7 @@ def check_poke_args(args: argparse.Namespace) -> tuple[torch.device, tuple[float
     x, y = checks.check_point(*args.at, width, height, "--at")
     dx, dy = checks.check_drag_vector(*args.drag, width, height, "--drag")
     if args.motion_from:
-        check_video_input(args.motion_from, 0, "--motion-from")
+        check_video_input(args.motion_from, MOTION_FROM_FRAMES, "--motion-from")
     _check_video_memory(args.frames, (fitted_w, fitted_h), device)
     scale_x, scale_y = fitted_w / width, fitted_h / height
     # pixel centres sit at integers: the centre of the picture maps to the centre of the resized one
@@ -112,6 +113,10 @@ def check_video_input(path: str, max_frames: int, option: str) -> int:
     width, height, count = checks.video_file_size(path, option)
     checks.check_picture_size(width, height, what=f"{option} '{path}' (frames of {width}x{height})")
     frames = min(count, max_frames) if max_frames and count else (count or max_frames or checks.MAX_FRAMES)
+    if frames < 2 * NUM_FREQUENCIES:
+        raise MotionError(f"{option} '{path}' gives {frames} frame(s); motion of K={NUM_FREQUENCIES} frequencies needs "
+                          f"at least {2 * NUM_FREQUENCIES} (use a longer clip or raise --max-frames; 150 is the "
+                          "paper's window).")
     if frames > checks.MAX_FRAMES:
         raise MotionError(f"{option} '{path}' has {frames} frames; give --max-frames {checks.MAX_FRAMES} or less "
                           "(150 is the paper's window).")
