@@ -211,7 +211,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOL_MODULES:
         module = importlib.import_module(TOOL_MODULES[argv[0]][0])
-        return int(module.main(argv[1:]) or 0)
+        try:
+            return int(module.main(argv[1:]) or 0)
+        except (MotionError, FileNotFoundError, MemoryError) as error:  # a message for the user, not a traceback
+            LOGGER.error("gid %s: %s", argv[0], error)
+            return 2
+        except KeyboardInterrupt:
+            LOGGER.error("gid %s: interrupted.", argv[0])
+            return 130
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
     try:

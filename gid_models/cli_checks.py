@@ -32,7 +32,10 @@ def _check_renderer(renderer: str) -> None:
     check_renderer_file(Path(renderer), "--renderer")
 
 
-def _check_common(args: argparse.Namespace, inputs: list[str | None]) -> tuple[torch.device, tuple[int, int], tuple[int, int]]:
+Size = tuple[int, int]
+
+
+def _check_common(args: argparse.Namespace, inputs: list[str | None]) -> tuple[torch.device, Size, Size]:
     """Device, the picture's (width, height) as given and as rendered; the shared options checked."""
     checks.check_output_path(args.output, "-o", checks.VIDEO_OUTPUT_SUFFIXES, inputs)
     checks.check_max_side(args.max_side)

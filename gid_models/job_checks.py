@@ -27,7 +27,8 @@ def check_sampling_job(batch: int, height: int, width: int, num_frequencies: int
     checks.check_fps(fps, "fps")
     need = SAMPLING_VOLUME_COPIES * volume_bytes(batch, num_frequencies, height, width)
     # counted twice: the volumes must leave as much again free for the nodes downstream and the host
-    require_memory(2 * need, output_device, f"the spectral volumes of {batch} picture(s) of {width}x{height} (and as much kept free)",
+    what = f"the spectral volumes of {batch} picture(s) of {width}x{height} (and as much kept free)"
+    require_memory(2 * need, output_device, what,
                    "scale the image down first (e.g. Upscale Image to 1024 pixels on the long side): the motion is "
                    "sampled at the model's size anyway and only resized to the picture.")
 
