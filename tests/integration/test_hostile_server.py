@@ -68,7 +68,8 @@ def _assert_alive_and_next_prompt_runs(server: ComfyUIServer, object_info: dict)
     server.get_json("/system_stats")
     graph = _extract_graph(object_info, 96, 64)
     graph["3"] = _node(object_info, "GIDSpectralToMotion", spectral_volume=["2", 0], frames=12, fps=24.0)
-    graph["4"] = _node(object_info, "GIDRender", picture=["1", 0], motion=["3", 0])
+    graph["6"] = _node(object_info, "EmptyImage", width=96, height=64, batch_size=1, color=GREY)
+    graph["4"] = _node(object_info, "GIDRender", picture=["6", 0], motion=["3", 0])
     graph["5"] = _node(object_info, "SaveImage", images=["4", 0], filename_prefix=f"gid_hostile/{uuid.uuid4().hex}")
     entry = _run(server, graph)
     assert entry["status"]["status_str"] == "success", entry["status"]
@@ -76,7 +77,10 @@ def _assert_alive_and_next_prompt_runs(server: ComfyUIServer, object_info: dict)
 
 
 def test_frames_too_small_for_optical_flow(comfyui_server, object_info):
-    error = _execution_error(_run(comfyui_server, _extract_graph(object_info, 8, 8)))
+    graph = _extract_graph(object_info, 8, 8)
+    graph["3"] = _node(object_info, "GIDPreviewSpectralVolume", spectral_volume=["2", 0])
+    graph["4"] = _node(object_info, "SaveImage", images=["3", 0], filename_prefix="gid_hostile/never")
+    error = _execution_error(_run(comfyui_server, graph))
     assert error["node_type"] == "GIDMotionFromVideo"
     assert "[GIDMotionFromVideo] frames is 8x8 pixels" in error["exception_message"]
     assert "at least 16" in error["exception_message"]
