@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from . import pipeline
+from . import cli_checks, pipeline
 from .rendering import NeuralRenderer
 from .spectral import MotionError, MotionTexture, SpectralVolume, spectral_to_motion
 from .video_io import write_video
@@ -50,7 +50,8 @@ that head sideways (the interactive_poke example workflow uses it, and the same 
 
 def entry_point(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequence[str] | None], int]:
     """Decorator for a command's main(argv): a USER_ERRORS exception is logged as one line and
-    gives exit code 2; anything else (a bug) propagates with its traceback. None returns 0."""
+    gives exit code 2, Ctrl-C exit code 130; anything else (a bug) propagates with its traceback.
+    None returns 0."""
 
     @functools.wraps(main)
     def wrapped(argv: Sequence[str] | None = None) -> int:
@@ -59,6 +60,9 @@ def entry_point(main: Callable[[Sequence[str] | None], int | None]) -> Callable[
         except USER_ERRORS as error:
             LOGGER.error("%s", error)
             return 2
+        except KeyboardInterrupt:
+            LOGGER.error("interrupted; no output was written.")
+            return 130
 
     return wrapped
 
@@ -143,6 +147,7 @@ def _motion_for(
 
 
 def command_animate(args: argparse.Namespace) -> None:
+    cli_checks.check_animate_args(args)  # every argument, before the slow steps
     job = start_job(args)
     mask = pipeline.load_mask(args.mask, *job.picture.shape[-2:]) if args.mask else None
     volume = _motion_for(job, args, loop=args.loop, mask=mask, exact_loop=args.exact_loop_guidance or None)
@@ -157,15 +162,16 @@ def command_poke(args: argparse.Namespace) -> None:
     from .dynamics import simulate
     from .dynamics.drags import Drag
 
+    _, (x, y), (dx, dy) = cli_checks.check_poke_args(args)  # in pixels of the resized picture
     job = start_job(args)
     volume = _motion_for(job, args, loop=False)
-    (x, y), (dx, dy) = (job.scale * v for v in args.at), (job.scale * v for v in args.drag)
     drag = Drag(x=x, y=y, dx=dx, dy=dy, start=0, hold=args.hold_frames, kind="drag")
     motion = simulate(volume, [drag], num_frames=args.frames, fps=args.fps, damping=args.damping)
     _render_and_write(job, MotionTexture(motion.displacements * args.gain, fps=motion.fps), args)
 
 
 def command_transfer(args: argparse.Namespace) -> None:
+    cli_checks.check_transfer_args(args)  # every argument, before the slow steps
     job = start_job(args)
     with progress("optical flow", unit="frame") as callback:
         source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback,
@@ -176,6 +182,7 @@ def command_transfer(args: argparse.Namespace) -> None:
 
 
 def command_extract(args: argparse.Namespace) -> None:
+    cli_checks.check_extract_args(args)
     with progress("optical flow", unit="frame") as callback:
         source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback,
                                             remove_camera_motion=args.remove_camera_motion)
@@ -294,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOL_MODULES:
         module = importlib.import_module(TOOL_MODULES[argv[0]][0])
-        return int(module.main(argv[1:]) or 0)
+        return entry_point(module.main)(argv[1:])  # tools whose main is not wrapped get the same handling
     return _run_command(argv)
 
 

@@ -32,6 +32,7 @@ Memory: trajectories are float32 (T, 2, H, W): 150 frames at 512x288 take 177 MB
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -39,6 +40,7 @@ import cv2
 import numpy as np
 import torch
 
+from .memory import require_memory
 from .spectral import DEFAULT_NUM_FREQUENCIES, MotionError, SpectralVolume, trajectories_to_spectral
 
 LOGGER = logging.getLogger(__name__)
@@ -47,6 +49,16 @@ FLOW_METHODS = ("dis", "farneback")
 DEFAULT_METHOD = "dis"
 CAMERA_WARNING_PX = 1.0
 StepCallback = Callable[[int, int], None]
+# Peak bytes per pixel and frame of an extraction: decoded RGB (3) and grey (1) frames, float32
+# trajectories (8), their camera-corrected copy (8), the FFT's complex spectrum (8) and margin.
+FLOW_BYTES_PER_PIXEL_FRAME = 40
+MIN_FLOW_SIDE = 16  # OpenCV's flow pyramids need about 12 pixels per side
+
+
+def require_flow_memory(num_frames: int, height: int, width: int, what: str, fix: str) -> None:
+    """MemoryError naming `what`, the figures and `fix` when extracting the motion of num_frames
+    frames of width x height would not fit in the CPU memory free now (checked before decoding)."""
+    require_memory(FLOW_BYTES_PER_PIXEL_FRAME * num_frames * height * width, "cpu", what, fix)
 
 
 def _gray_frames(frames: np.ndarray | torch.Tensor) -> list[np.ndarray]:
@@ -63,6 +75,9 @@ def _gray_frames(frames: np.ndarray | torch.Tensor) -> list[np.ndarray]:
         raise MotionError(f"frames must be (T, H, W, 3), got {tuple(frames.shape)}.")
     if frames.shape[0] == 0:
         raise MotionError("no frames were given; a clip needs at least 2 frames.")
+    if min(frames.shape[1:3]) < MIN_FLOW_SIDE:
+        raise MotionError(f"frames of {frames.shape[2]}x{frames.shape[1]} pixels are too small for optical flow; "
+                          f"give frames of at least {MIN_FLOW_SIDE} pixels on each side.")
     return [cv2.cvtColor(np.ascontiguousarray(frame[..., :3]), cv2.COLOR_RGB2GRAY) for frame in frames]
 
 
@@ -241,8 +256,11 @@ def spectral_volume_from_video(
             f"{2 * num_frequencies} frames (150 at 30 fps is the paper's window) or lower num_frequencies "
             f"to {max(1, count // 2)} or less."
         )
-    if not fps > 0:
-        raise MotionError(f"fps must be positive, got {fps}.")
+    if not (fps > 0 and math.isfinite(fps)):
+        raise MotionError(f"fps must be a positive finite number, got {fps}.")
+    if frames.ndim == 4:
+        require_flow_memory(count, int(frames.shape[1]), int(frames.shape[2]), f"the motion of {count} frames",
+                            "use fewer frames (max_frames) or smaller ones.")
     trajectories = estimate_trajectories(frames, method=method, callback=callback)
     height, width = trajectories.shape[-2:]
     camera_motion = estimate_camera_motion(trajectories)

@@ -156,6 +156,12 @@ class SpectralVolume:
         if (height, width) == (self.height, self.width):
             return self
         b, k = self.coeffs.shape[:2]
+        if height < 1 or width < 1:
+            raise MotionError(f"cannot resize a spectral volume to {width}x{height} pixels; sizes must be >= 1.")
+        # the interpolated copy and its rescaled result exist at once (float32)
+        require_memory(2 * 4 * b * k * 4 * height * width, self.coeffs.device,
+                       f"a spectral volume of {b}x{k} frequencies at {width}x{height}",
+                       "use a smaller picture (lower --max-side, or scale the image down first).")
         flat = self.coeffs.reshape(b, k * 4, self.height, self.width).float()
         out = F.interpolate(flat, size=(height, width), mode="bilinear", align_corners=False, antialias=True)
         out = out.reshape(b, k, 4, height, width)

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 import torch
 
+from .checks import check_fps, check_rendered_frames
 from .spectral import MotionError
 
 LOGGER = logging.getLogger(__name__)
@@ -189,8 +190,8 @@ def write_video(path: str | os.PathLike, frames: np.ndarray | torch.Tensor, fps:
     suffix = path.suffix.lower()
     if suffix != ".mp4" and suffix not in PILLOW_FORMATS:
         raise MotionError(f"cannot write '{path.name}': use a .mp4, .webp or .gif file name.")
-    if not fps > 0:
-        raise MotionError(f"fps must be positive, got {fps}.")
+    check_fps(fps, "fps")  # an infinite rate would spin in the encoder
+    check_rendered_frames(frames, f"the video for '{path.name}'")  # no NaN or black video is ever written
     pixels = _to_uint8_frames(frames)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=suffix, dir=path.parent)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 from .spectral import FrequencyNormalization, MotionError, SpectralVolume, _check_finite
 
 
@@ -13,7 +16,14 @@ def save_volume(volume: SpectralVolume, path: str) -> None:
     if volume.normalization is not None:
         tensors["normalization_scales"] = volume.normalization.scales.float().cpu().contiguous()
     metadata = {"format": "gid-spectral-volume", "num_frames": str(volume.num_frames), "fps": repr(volume.fps)}
-    save_file(tensors, path, metadata=metadata)
+    # written under a temporary name and renamed, so an interrupt never leaves half a file
+    target = Path(path)
+    temp = target.with_name(f".{target.name}.partial")
+    try:
+        save_file(tensors, str(temp), metadata=metadata)
+        os.replace(temp, target)
+    finally:
+        temp.unlink(missing_ok=True)
 
 
 def load_volume(path: str) -> SpectralVolume:

@@ -145,19 +145,26 @@ def list_model_files(prefix: str = "") -> list[str]:
 
 
 def model_file_path(name: str) -> Path:
-    """Full path of a file listed by list_model_files; raises FileNotFoundError with the fix."""
+    """Full path of a file listed by list_model_files; raises FileNotFoundError with the fix.
+
+    Only files inside the registered `gid` model folders (or the bundled weights folder) are
+    returned: names with '..' or absolute paths that lead elsewhere are refused (a link the user
+    put inside a model folder is followed, as ComfyUI does)."""
     folder_paths = _import("folder_paths")
+    folders = [BUNDLED_WEIGHTS_DIR]
+    found = None
     if folder_paths is not None:
         register_model_folder()
+        folders = [Path(p) for p in folder_paths.folder_names_and_paths[MODEL_FOLDER][0]]
         found = folder_paths.get_full_path(MODEL_FOLDER, name)
-        if found:
-            return Path(found)
-    candidate = BUNDLED_WEIGHTS_DIR / name
-    if candidate.is_file():
-        return candidate
+    candidate = Path(found) if found else BUNDLED_WEIGHTS_DIR / str(name)
+    normal = Path(os.path.normpath(os.path.abspath(candidate)))
+    inside = any(normal.is_relative_to(os.path.normpath(os.path.abspath(folder))) for folder in folders)
+    if inside and normal.is_file() and normal.suffix.lower() in MODEL_EXTENSIONS:
+        return normal
     raise FileNotFoundError(
-        f"model file '{name}' not found; put it in ComfyUI/models/{MODEL_FOLDER}/ and refresh, "
-        "or pick one of the listed files."
+        f"model file '{name}' not found in the gid model folders; put it in ComfyUI/models/{MODEL_FOLDER}/ and "
+        "refresh, or pick one of the listed files (paths outside those folders are not loaded)."
     )
 
 

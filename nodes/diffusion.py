@@ -14,6 +14,7 @@ import torch
 from . import _comfy
 from .errors import fail, image_batch_to_nchw, node_errors
 from .types import GUIDANCE, IMAGE, MASK, MODEL, SPECTRAL_VOLUME
+from ..gid_models.job_checks import check_sampling_job
 from ..gid_models.networks import MotionModel
 from ..gid_models.networks.motion_model import SINGLE_FILE_PREFIX
 from ..gid_models.sampling import DEFAULT_CFG, DEFAULT_STEPS, LoopGuidance, sample_spectral_volume
@@ -143,6 +144,10 @@ class GIDSampleSpectralVolume:
             raise fail(node, f"model must come from GIDLoadMotionModel, got {type(model).__name__}.")
         if guidance is not None and not isinstance(guidance, LoopGuidance):
             raise fail(node, f"guidance must come from GIDLoopGuidance, got {type(guidance).__name__}.")
+        if isinstance(image, torch.Tensor) and image.ndim == 4:
+            with node_errors(node):  # before the picture is converted, the model moves or a step runs
+                check_sampling_job(image.shape[0], image.shape[1], image.shape[2], model.num_frequencies, seed=seed,
+                                   steps=steps, num_frames=num_frames, fps=fps, output_device=_comfy.intermediate_device())
         picture = image_batch_to_nchw(image, node)
         if mask is not None:
             mask = self._check_mask(mask, picture, node)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from ..gid_models.dynamics import EMPTY_DRAGS_JSON, INTEGRATORS, drags_from_json, simulate
+from ..gid_models.job_checks import check_simulation_job
 from ..gid_models.spectral import SpectralVolume
 from . import _comfy, types
 from .errors import fail, node_errors
@@ -98,6 +99,9 @@ class GIDModalSimulation:
             raise fail(node, "got a normalized spectral volume; pass it through GIDDenormalizeSpectralVolume first.")
         if not isinstance(drags, str):
             raise fail(node, f"drags must be a JSON string, got {type(drags).__name__}.")
+        with node_errors(node):  # the culprit by name, before anything is simulated
+            check_simulation_job(damping=damping, stiffness_scale=stiffness_scale, mass_scale=mass_scale, frames=frames,
+                                 fps=fps, hold_frames=hold_frames)
         volume = spectral_volume.to(_comfy.torch_device())
         with node_errors(node):
             parsed = drags_from_json(drags, volume.width, volume.height, default_hold=float(hold_frames))

@@ -44,6 +44,10 @@ def image_batch_to_nchw(image: torch.Tensor, node: str, what: str = "image") -> 
         raise fail(node, f"{what} must be an IMAGE batch (B, H, W, C), got {shape}.")
     if image.shape[0] == 0:
         raise fail(node, f"{what} is an empty batch; connect a loaded image or video.")
+    if image.dtype == torch.uint8:  # 0..255 from a node that skipped the float conversion
+        image = image.float() / 255.0
+    elif not image.is_floating_point():
+        raise fail(node, f"{what} is a {image.dtype} tensor; an IMAGE holds float values in 0..1.")
     channels = image.shape[-1]
     if channels == 4:
         image = image[..., :3]  # alpha is ignored: motion is predicted and rendered on RGB

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import logging
 
+import torch
+
+from ..gid_models.job_checks import check_extraction_job, check_motion_job
 from ..gid_models.flow import DEFAULT_METHOD, FLOW_METHODS, spectral_volume_from_video
 from ..gid_models.spectral import (
     DEFAULT_FPS,
@@ -83,6 +86,10 @@ class GIDMotionFromVideo:
 
     def extract(self, frames, fps, num_frequencies, method, remove_camera_motion, max_frames):
         node = "GIDMotionFromVideo"
+        if isinstance(frames, torch.Tensor) and frames.ndim == 4:
+            with node_errors(node):  # before the frames are converted or go through optical flow
+                used = min(frames.shape[0], max_frames) if max_frames > 0 else frames.shape[0]
+                check_extraction_job(int(used), frames.shape[1], frames.shape[2], fps)
         video = image_batch_to_nchw(frames, node, "frames")
         if max_frames > 0:
             video = video[:max_frames]
@@ -155,6 +162,7 @@ class GIDSpectralToMotion:
         node = "GIDSpectralToMotion"
         volume = _require_volume(node, spectral_volume)
         with node_errors(node):
+            check_motion_job(frames, fps, gain, speed)
             volume.require_physical(node)
             motion = spectral_to_motion(
                 volume.to(_comfy.torch_device()), num_output_frames=int(frames), output_fps=float(fps),

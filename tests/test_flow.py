@@ -144,14 +144,14 @@ def test_mp4_encoder_probing_leaves_opencv_logging_as_it_was(tmp_path):
     try:
         for level in (cv2.utils.logging.LOG_LEVEL_WARNING, cv2.utils.logging.LOG_LEVEL_DEBUG):
             cv2.utils.logging.setLogLevel(level)
-            write_video(tmp_path / "quiet.mp4", np.zeros((3, 8, 8, 3), np.uint8), 10.0)
+            write_video(tmp_path / "quiet.mp4", np.full((3, 8, 8, 3), 128, np.uint8), 10.0)  # grey: black is refused
             assert cv2.utils.logging.getLogLevel() == level and (tmp_path / "quiet.mp4").stat().st_size > 0
     finally:
         cv2.utils.logging.setLogLevel(previous)
 
 
 def test_written_videos_get_ordinary_file_permissions(tmp_path):
-    frames = np.zeros((2, 8, 8, 3), np.uint8)
+    frames = np.full((2, 8, 8, 3), 128, np.uint8)  # grey: the writer refuses all-black videos
     umask = os.umask(0o022)
     try:
         write_video(tmp_path / "new.gif", frames, 24.0)

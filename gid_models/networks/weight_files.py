@@ -24,6 +24,7 @@ from torch import nn
 
 from ..spectral import MotionError
 
+MAX_CONFIG_CHARS = 65536  # far above any real config; a hostile one must not cost memory or time
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and zip (torch.save) files
 
 
@@ -120,9 +121,12 @@ def read_network_file(cls: type, path: str | Path, format_tag: str) -> nn.Module
         if not config_path.is_file():
             raise MotionError(f"{path.parent} has no {config_path.name}; a GID model folder needs it.")
         text, source = config_path.read_text(), str(config_path)
+    if len(text) > MAX_CONFIG_CHARS:
+        raise MotionError(f"{source}: the network config is {len(text):,} characters long (at most "
+                          f"{MAX_CONFIG_CHARS:,}); the file is not a GID model file or is damaged.")
     try:
         config = json.loads(text)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise MotionError(f"{source} is not valid JSON: {error}") from error
     network = build_network(cls, config, source)
     load_weights(network, content["tensors"], str(path))

@@ -36,6 +36,9 @@ CPU_CHUNK_PIXELS = 600_000
 GPU_CHUNK_PIXELS = 16_000_000
 
 
+BLACK_LEVEL = 0.5 / 255.0  # rounds to 0 in an 8-bit video
+
+
 def _fail(message: str) -> ValueError:
     return ValueError(f"render_motion: {message}")
 
@@ -67,6 +70,23 @@ def check_render_inputs(picture: torch.Tensor, motion: MotionTexture, freeze_mas
         )
     if freeze_mask is not None and (freeze_mask.ndim != 4 or freeze_mask.shape[:2] != (1, 1)):
         raise _fail(f"freeze_mask must be (1, 1, H, W) in 0..1, got {tuple(freeze_mask.shape)}.")
+
+
+def check_rendered_chunk(rendered: torch.Tensor, start: int, picture: torch.Tensor, neural: bool) -> None:
+    """Refuse a chunk of rendered frames (n, 3, H, W) holding NaN/infinite values, or a frame
+    that came out black although the picture is not: the motion pushed the picture out of the
+    frame, or the renderer's weights are damaged. Never hand such frames on as a video."""
+    finite = torch.isfinite(rendered).flatten(1).all(1)
+    if not bool(finite.all()):
+        index = start + int((~finite).nonzero()[0])
+        culprit = "the renderer's weights are damaged (use the pixel renderer)" if neural else "the motion is too large"
+        raise _fail(f"frame {index} came out with NaN or infinite values: {culprit}, or lower the gain / drag.")
+    if float(picture.max()) > BLACK_LEVEL:
+        black = rendered.flatten(1).amax(1) <= BLACK_LEVEL
+        if bool(black.any()):
+            index = start + int(black.nonzero()[0])
+            raise _fail(f"frame {index} came out black: the motion moves the picture out of the frame; lower the "
+                        "gain or the drag, or check the motion's source.")
 
 
 def require_frames_memory(num_frames: int, height: int, width: int, device: torch.device | str, copies: int = 1) -> None:
@@ -176,6 +196,7 @@ def render_motion(
                 if device.type == "cuda":
                     torch.cuda.empty_cache()
                 continue
+            check_rendered_chunk(rendered, start, picture, renderer is not None)
             frames[start:stop] = rendered.movedim(1, -1).to(output_device, torch.float32)
             start = stop
             if callback is not None:

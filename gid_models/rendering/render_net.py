@@ -39,6 +39,20 @@ class ResidualBlock(nn.Module):
         return x + self.conv2(F.leaky_relu(self.conv1(x), 0.2))
 
 
+MAX_LEVELS = 6
+MAX_CHANNELS = 1024
+
+
+def check_renderer_file(path: Path, option: str) -> None:
+    """ValueError naming option unless path is a readable GID neural renderer file (loads it)."""
+    if not path.is_file():
+        raise ValueError(f"{option}: '{path}' is neither 'neural', 'pixel' nor a renderer .safetensors file.")
+    try:
+        NeuralRenderer.load(path)
+    except ValueError as error:
+        raise ValueError(f"{option}: {error}") from error
+
+
 def _stage(in_channels: int, out_channels: int, stride: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=1),
@@ -68,8 +82,9 @@ class NeuralRenderer(ModelMixin, ConfigMixin):
     def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128)) -> None:
         super().__init__()
         channels = [int(c) for c in channels]
-        if len(channels) < 1 or any(c < 4 for c in channels):
-            raise ValueError(f"renderer channels must be one or more widths >= 4, got {channels}.")
+        # a hostile config must not make us build a network of any size
+        if not 1 <= len(channels) <= MAX_LEVELS or any(not 4 <= c <= MAX_CHANNELS for c in channels):
+            raise ValueError(f"renderer channels must be 1 to {MAX_LEVELS} widths in 4..{MAX_CHANNELS}, got {channels[:8]}.")
         self.register_to_config(channels=tuple(channels))  # a tuple whether given as a list (JSON) or not
         self.encoder = nn.ModuleList(
             [_stage(3, channels[0], 1)] + [_stage(channels[i - 1], channels[i], 2) for i in range(1, len(channels))]
