@@ -48,23 +48,26 @@ dandelion head pulled right. Seed 13 is one of the few seeds of the shipped mode
 that head sideways (the interactive_poke example workflow uses it, and the same drag)."""
 
 
-def entry_point(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequence[str] | None], int]:
-    """Decorator for a command's main(argv): a USER_ERRORS exception is logged as one line and
-    gives exit code 2, Ctrl-C exit code 130; anything else (a bug) propagates with its traceback.
-    None returns 0."""
+def entry_point(name: str) -> Callable[[Callable[[Sequence[str] | None], int | None]], Callable[[Sequence[str] | None], int]]:
+    """Decorator for the main(argv) of command `name` (e.g. "gid prepare"): a USER_ERRORS exception
+    is logged as one line naming the command and gives exit code 2, Ctrl-C exit code 130; anything
+    else (a bug) propagates with its traceback. None returns 0."""
 
-    @functools.wraps(main)
-    def wrapped(argv: Sequence[str] | None = None) -> int:
-        try:
-            return int(main(argv) or 0)
-        except USER_ERRORS as error:
-            LOGGER.error("%s", error)
-            return 2
-        except KeyboardInterrupt:
-            LOGGER.error("interrupted; no output was written.")
-            return 130
+    def decorate(main: Callable[[Sequence[str] | None], int | None]) -> Callable[[Sequence[str] | None], int]:
+        @functools.wraps(main)
+        def wrapped(argv: Sequence[str] | None = None) -> int:
+            try:
+                return int(main(argv) or 0)
+            except USER_ERRORS as error:
+                LOGGER.error("%s: %s", name, error)
+                return 2
+            except KeyboardInterrupt:
+                LOGGER.error("%s: interrupted; no output was written.", name)
+                return 130
 
-    return wrapped
+        return wrapped
+
+    return decorate
 
 
 @contextlib.contextmanager
@@ -301,11 +304,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in TOOL_MODULES:
         module = importlib.import_module(TOOL_MODULES[argv[0]][0])
-        return entry_point(module.main)(argv[1:])  # tools whose main is not wrapped get the same handling
+        return int(module.main(argv[1:]) or 0)  # each tool's main is an entry_point
     return _run_command(argv)
 
 
-@entry_point
+@entry_point("gid")
 def _run_command(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")

@@ -27,7 +27,7 @@ from gid_models import checks
 from gid_models.cli import main
 from gid_models.flow import require_flow_memory
 from gid_models.memory import free_memory_bytes, require_memory, total_memory_bytes
-from gid_models.rendering import NeuralRenderer, RendererConfig, render_motion
+from gid_models.rendering import NeuralRenderer, render_motion
 from gid_models.spectral import MotionError, MotionTexture, SpectralVolume
 from gid_models.video_io import read_video, write_video
 from synthetic_clips import two_region_clip
@@ -81,7 +81,7 @@ def inputs(tmp_path_factory):
     files["pickle"].write_bytes(b"\x80\x04\x95" + bytes(64))
     from safetensors.torch import save_file
 
-    renderer = NeuralRenderer(RendererConfig(channels=(4,)))
+    renderer = NeuralRenderer(channels=(4,))
     state = {k: torch.full_like(v, float("nan")) for k, v in renderer.state_dict().items()}
     save_file(state, str(files["nan_renderer"]), metadata={"format": "gid-neural-renderer", "config": '{"channels": [4]}'})
     state = {k: v.contiguous() for k, v in renderer.state_dict().items()}
@@ -238,7 +238,7 @@ def test_renderers_refuse_motion_that_moves_the_picture_away_or_to_nan():
     far = MotionTexture(torch.full((1, 3, 2, 24, 32), 1e30), fps=24.0)
     with pytest.raises(ValueError, match="render_motion: frame 0 came out"):
         render_motion(picture, far)
-    damaged = NeuralRenderer(RendererConfig(channels=(4,)))
+    damaged = NeuralRenderer(channels=(4,))
     with torch.no_grad():
         for parameter in damaged.parameters():
             parameter.fill_(float("nan"))
@@ -322,13 +322,22 @@ def test_ctrl_c_stops_the_command_cleanly_and_leaves_no_file(inputs, tmp_path):
     assert list(out_dir.iterdir()) == []
 
 
-def test_a_json_renderer_config_is_checked_as_data_not_trusted():
-    from gid_models.rendering.render_net import renderer_config
+def test_a_json_renderer_config_is_checked_as_data_not_trusted(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
 
-    assert renderer_config(json.dumps({"channels": [8, 16]}), "x").channels == (8, 16)
-    for bad in ('{"channels": [8.5]}', '{"channels": []}', '{"channels": [true]}', "null", "x" * 5000):
-        with pytest.raises(ValueError, match="renderer"):
-            renderer_config(bad, "x")
+    path = tmp_path / "renderer.safetensors"
+    NeuralRenderer(channels=(8, 16)).save(path)
+    assert NeuralRenderer.load(path).config.channels == (8, 16)
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = load_file(str(path))
+    for bad in ('{"channels": [8.5, 16]}', '{"channels": []}', '{"channels": [true, 16]}', "null",
+                '{"channels": [8, 16], "x": ' + "[" * 5000 + "]" * 5000 + "}", "x" * 70000,
+                '{"channels": [4096, 16]}'):
+        save_file(tensors, str(path), metadata={**metadata, "config": bad})
+        with pytest.raises(ValueError, match="renderer|config|JSON"):
+            NeuralRenderer.load(path)
 
 
 def test_training_tools_report_errors_without_a_traceback(tmp_path, caplog):

@@ -215,7 +215,7 @@ def gid_folder(comfy_shim):
 def test_renderer_files_get_the_motion_models_checks(pack, models, gid_folder):
     from safetensors.torch import save_file
 
-    renderer = models.rendering.NeuralRenderer(models.rendering.RendererConfig(channels=(4,)))
+    renderer = models.rendering.NeuralRenderer(channels=(4,))
     state = {k: torch.full_like(v, float("nan")) for k, v in renderer.state_dict().items()}
     save_file(state, os.path.join(gid_folder, "renderer_nan.safetensors"),
               metadata={"format": "gid-neural-renderer", "config": '{"channels": [4]}'})

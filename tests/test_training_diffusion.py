@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 import math
 
 import pytest
@@ -265,7 +266,7 @@ def test_decoder_only_fine_tune_keeps_the_encoder_and_latent_scale(dataset, tmp_
         train_vae(dataset, normalization, VaeTraining(steps=1, decoder_only=True), runtime=Runtime())
 
 
-def test_command_line_entry_points_on_shards(tmp_path):
+def test_command_line_entry_points_on_shards(tmp_path, caplog):
     from gid_models.train import calibrate as calibrate_cli, fit_normalization, train_denoiser as denoiser_cli
     from gid_models.train import train_vae as vae_cli
 
@@ -302,8 +303,10 @@ def test_command_line_entry_points_on_shards(tmp_path):
     torch.testing.assert_close(refitted.output_limits, calibrated.output_limits)
     assert read_calibration_record(out)["gains"] == record["gains"]
     (out / "calibration.safetensors").unlink()
-    with pytest.raises(SystemExit, match="has no fitted gains to keep; run without --limits-only"):
-        calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--limits-only"])
+    with caplog.at_level(logging.ERROR, logger="gid"):
+        code = calibrate_cli.main(["--model", str(out), "--shards", str(shards), "--limits-only"])
+    assert code == 2 and "gid calibrate:" in caplog.text
+    assert "has no fitted gains to keep; run without --limits-only" in caplog.text
 
 
 def _ddp_worker(rank: int, world_size: int, port: int, out: str) -> None:

@@ -317,7 +317,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@entry_point
+@entry_point("gid eval")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")

@@ -127,7 +127,7 @@ def read_network_file(cls: type, path: str | Path, format_tag: str) -> nn.Module
     try:
         config = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as error:
-        raise MotionError(f"{source} is not valid JSON: {error}") from error
+        raise MotionError(f"{source}: its network config is not valid JSON: {error}") from error
     network = build_network(cls, config, source)
     load_weights(network, content["tensors"], str(path))
     return network.eval()

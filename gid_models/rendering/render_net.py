@@ -81,7 +81,9 @@ class NeuralRenderer(ModelMixin, ConfigMixin):
     @register_to_config
     def __init__(self, channels: tuple[int, ...] = (32, 64, 96, 128)) -> None:
         super().__init__()
-        channels = [int(c) for c in channels]
+        if isinstance(channels, (str, bytes)) or not all(isinstance(c, int) and not isinstance(c, bool) for c in channels):
+            raise ValueError(f"renderer channels must be whole numbers, got {str(channels)[:80]}.")
+        channels = list(channels)
         # a hostile config must not make us build a network of any size
         if not 1 <= len(channels) <= MAX_LEVELS or any(not 4 <= c <= MAX_CHANNELS for c in channels):
             raise ValueError(f"renderer channels must be 1 to {MAX_LEVELS} widths in 4..{MAX_CHANNELS}, got {channels[:8]}.")

@@ -39,9 +39,10 @@ from typing import Callable, Sequence
 
 import torch
 
+from ..cli import entry_point
 from ..networks.motion_model import CALIBRATION_FILE, MotionModel
 from ..sampling import DEFAULT_STEPS, sample_spectral_volume
-from ..spectral import SpectralVolume, power_spectrum
+from ..spectral import MotionError, SpectralVolume, power_spectrum
 from .shards import SpectralShardDataset
 
 LOGGER = logging.getLogger("gid.train")
@@ -173,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@entry_point("gid calibrate")
 def main(argv: Sequence[str] | None = None) -> int:
     from tqdm import tqdm
 
@@ -185,7 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.limits_only:
         record = read_calibration_record(args.model)
         if not model.calibrated or "gains" not in record:
-            raise SystemExit(f"gid calibrate: {args.model} has no fitted gains to keep; run without --limits-only.")
+            raise MotionError(f"{args.model} has no fitted gains to keep; run without --limits-only.")
         gains, limits = model.output_gains.clone(), fit_output_limits(dataset)
         record = record_limits(record, limits, len(dataset))
     else:

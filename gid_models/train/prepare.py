@@ -299,7 +299,7 @@ def clips_of(items: Sequence[str | Path], config: PrepareConfig) -> list[Path]:
     return clips
 
 
-@entry_point
+@entry_point("gid prepare")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")

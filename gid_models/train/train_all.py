@@ -294,7 +294,7 @@ def run(args: argparse.Namespace) -> Path:
         cleanup(job.runtime)
 
 
-@entry_point
+@entry_point("gid train")
 def main(argv: Sequence[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     main_rank = int(os.environ.get("RANK", "0")) == 0
