@@ -264,3 +264,26 @@ def test_shipped_model_carries_its_calibration_gains_and_limits():
     assert model.calibrated and torch.isfinite(model.output_limits).all()
     assert [round(float(v), 4) for v in model.output_gains] == record["gains"]
     assert [round(float(v), 4) for v in model.output_limits] == record["limits_px"]
+
+
+@pytest.mark.parametrize("edit", ["huge", "recursive", "long"])
+def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path, edit):
+    """A model folder whose denoiser config asks for a giant network, nests without end or is
+    megabytes long is refused with a MotionError, not built (or a RecursionError)."""
+    import shutil
+
+    from gid_models.networks.motion_model import BUNDLED_DIR
+
+    folder = tmp_path / "model"
+    shutil.copytree(BUNDLED_DIR, folder, ignore=shutil.ignore_patterns("training_logs", "*.md"))
+    config = json.loads((folder / "denoiser.json").read_text())
+    if edit == "huge":
+        config["block_out_channels"] = [c * 64 for c in config["block_out_channels"]]
+        text, match = json.dumps(config), "parameters"
+    elif edit == "recursive":
+        text, match = json.dumps(config)[:-1] + ', "x": ' + "[" * 20_000 + "]" * 20_000 + "}", "not valid JSON"
+    else:
+        text, match = json.dumps({**config, "padding": "x" * 100_000}), "characters long"
+    (folder / "denoiser.json").write_text(text)
+    with pytest.raises(MotionError, match=match):
+        MotionModel.load(folder)

@@ -24,6 +24,7 @@ from torch import nn
 
 from ..spectral import MotionError
 
+MAX_PARAMETERS = 500_000_000  # 1 GB in fp16, 30x the whole shipped stack
 MAX_CONFIG_CHARS = 65536  # far above any real config; a hostile one must not cost memory or time
 PICKLE_MAGIC = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ and zip (torch.save) files
 
@@ -42,8 +43,15 @@ def build_network(cls: type, config: Any, source: str) -> nn.Module:
     if unknown:
         raise MotionError(f"{source}: {cls.__name__} config has unknown keys {unknown}; it is not a GID model file.")
     try:
+        with torch.device("meta"):  # sized without allocating: a hostile config must not exhaust memory
+            parameters = sum(p.numel() for p in cls(**config).parameters())
+        if parameters > MAX_PARAMETERS:
+            raise MotionError(f"{source}: its {cls.__name__} config asks for {parameters:,} parameters (at most "
+                              f"{MAX_PARAMETERS:,}); the file is not a GID model file or is damaged.")
         return cls(**config)
-    except (TypeError, ValueError) as error:
+    except (TypeError, ValueError, RuntimeError, RecursionError) as error:
+        if isinstance(error, MotionError):
+            raise
         raise MotionError(f"{source}: cannot build {cls.__name__} from its config: {error}") from error
 
 
