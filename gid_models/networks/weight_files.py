@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -43,7 +44,10 @@ def build_network(cls: type, config: Any, source: str) -> nn.Module:
     if unknown:
         raise MotionError(f"{source}: {cls.__name__} config has unknown keys {unknown}; it is not a GID model file.")
     try:
-        with torch.device("meta"):  # sized without allocating: a hostile config must not exhaust memory
+        # sized without allocating: a hostile config must not exhaust memory (a network that loads
+        # frozen weights in its constructor warns that copying into meta tensors does nothing)
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)
             parameters = sum(p.numel() for p in cls(**config).parameters())
         if parameters > MAX_PARAMETERS:
             raise MotionError(f"{source}: its {cls.__name__} config asks for {parameters:,} parameters (at most "
