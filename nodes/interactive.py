@@ -24,7 +24,7 @@ from ..gid_models.dynamics.basis_export import (
     build_preview_basis,
     save_preview_basis,
 )
-from ..gid_models.dynamics.modal import ModalBasis
+from ..gid_models.dynamics.modes import ModalBasis
 from ..gid_models.spectral import SpectralVolume
 from . import _comfy
 from .errors import image_batch_to_nchw

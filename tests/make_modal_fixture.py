@@ -20,7 +20,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from gid_models.dynamics import ModalBasis, drags_from_json, simulate_modal_coordinates, synthesize_motion
+from gid_models.dynamics import SETTLE_SECONDS, ModalBasis, drags_from_json, simulate_modal_coordinates, synthesize_motion
 from gid_models.dynamics.basis_export import build_preview_basis, load_preview_basis, save_preview_basis
 from gid_models.spectral import SpectralVolume
 
@@ -59,13 +59,13 @@ CASES: list[dict[str, Any]] = [
     {
         "name": "critically damped poke",
         "drags": [{"x": 0.1, "y": 0.1, "dx": 0.05, "dy": 0.05, "start": 3, "kind": "poke"}],
-        "params": {"damping": 1.0, "stiffness_scale": 4.0, "mass_scale": 1.0, "fps": 12.0},
+        "params": {"damping": 1.0, "stiffness_scale": 4.0, "mass_scale": 1.0, "fps": 12.0, "settle_seconds": 0.5},
         "num_frames": 20,
     },
     {
         "name": "over-damped drag, zero hold",
         "drags": [{"x": 0.45, "y": 0.55, "dx": 0.05, "dy": -0.02, "start": 5, "hold": 0}],
-        "params": {"damping": 1.7, "stiffness_scale": 0.5, "mass_scale": 3.0, "fps": 30.0},
+        "params": {"damping": 1.7, "stiffness_scale": 0.5, "mass_scale": 3.0, "fps": 30.0, "settle_seconds": 0},
         "num_frames": 25,
     },
     {
@@ -123,6 +123,7 @@ def run_case(basis: ModalBasis, case: dict[str, Any]) -> dict[str, Any]:
         stiffness_scale=params["stiffness_scale"],
         mass_scale=params["mass_scale"],
         integrator=params.get("integrator", "exact"),
+        settle_seconds=params.get("settle_seconds", SETTLE_SECONDS),
     )
     motion = synthesize_motion(basis, q, params["fps"]).displacements[0].double()  # (N, 2, H, W)
     samples = [

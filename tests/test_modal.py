@@ -59,7 +59,7 @@ def test_poke_matches_analytic_damped_oscillator(damping):
     basis = ModalBasis.from_volume(single_mode_volume())
     omega = basis.omegas[0].item()
     poke = Drag(x=5, y=5, dx=2.0, dy=0.0, kind="poke")
-    q = simulate_modal_coordinates(basis, [poke], 200, FPS, damping=damping)
+    q = simulate_modal_coordinates(basis, [poke], 200, FPS, damping=damping, settle_seconds=None)
     t = torch.arange(200, dtype=torch.float64) / FPS
     damped = omega * math.sqrt(1 - damping**2)
     # Calibration: the impulse sets v0 so that the undamped amplitude v0 / omega equals |d| = 2 px.
@@ -83,7 +83,7 @@ def test_released_drag_oscillates_at_omega_and_decays_at_zeta_omega(integrator, 
     basis = ModalBasis.from_volume(single_mode_volume(bin_index=5))
     omega = basis.omegas[0].item()
     drag = Drag(x=5, y=5, dx=3.0, dy=0.0, start=2, hold=10)
-    q = simulate_modal_coordinates(basis, [drag], 300, FPS, damping=damping, integrator=integrator)[:, 0].real
+    q = simulate_modal_coordinates(basis, [drag], 300, FPS, damping=damping, integrator=integrator, settle_seconds=None)[:, 0].real
     release = 12
     t = (torch.arange(300 - release, dtype=torch.float64)) / FPS
     damped = omega * math.sqrt(1 - damping**2)
@@ -122,7 +122,7 @@ def test_response_is_linear_in_force(generator):
 def test_energy_never_grows_after_release(generator, damping):
     basis = ModalBasis.from_volume(random_volume(generator))
     drags = [Drag(x=4, y=6, dx=1.5, dy=-0.5, start=0, hold=8), Drag(x=9, y=2, dx=1, dy=1, start=3, kind="poke")]
-    q, v = simulate_modal_state(basis, drags, 120, FPS, damping=damping)
+    q, v = simulate_modal_state(basis, drags, 120, FPS, damping=damping, settle_seconds=None)
     energy = modal_energy(basis, q, v)[8:]
     assert energy[0] > 0
     assert (energy[1:] <= energy[:-1] * (1 + 1e-12)).all()

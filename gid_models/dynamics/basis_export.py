@@ -30,7 +30,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from .modal import ModalBasis
+from .modes import ModalBasis
 
 FORMAT = "gid-preview-basis"
 FORMAT_VERSION = 1

@@ -58,14 +58,21 @@ The algorithm, exactly (a browser port must reproduce q(t) from it):
      within about 1% (notes section 9); being first order, positions lag by about hs omega / 2 rad. Settings needing more than MAX_EULER_SUBSTEPS sub-steps
      per frame are refused. P = E^n_sub with E = [[1 - hs^2 omega^2, hs (1 - 2 zeta omega hs)],
      [-hs omega^2, 1 - 2 zeta omega hs]].
+6. Settling (settled_dynamics, default settle_seconds = 2): the free motion after a release or poke
+   uses per-mode omega'_j, zeta_j instead of omega_j, zeta: with sigma = ln(100) / settle_seconds,
+   omega'_j = max(omega_j, sigma) and zeta_j = max(zeta, sigma / omega'_j), so every mode's envelope
+   falls to 1% within settle_seconds (the slowest bins of a generated volume, ~0.2 Hz, would
+   otherwise keep a pulled plant bent for many seconds). The hold (step 4b) and the calibration
+   (step 3) keep omega_j. settle_seconds None or 0 turns this off.
+7. Output (simulate only): F_t, then fold_limit.limit_warp per frame (default WarpLimit: det J >=
+   0.25, stretch <= 2), which scales the displacement down smoothly where the warp would fold or
+   over-stretch. The browser preview (web/js/lib/preview) follows steps 1-6, not 7.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass
-from functools import cached_property
 from typing import Callable, Sequence
 
 import torch
@@ -73,103 +80,17 @@ import torch
 from ..memory import require_memory
 from ..spectral import MotionError, MotionTexture, SpectralVolume
 from .drags import Drag
+from .fold_limit import DEFAULT_WARP_LIMIT, WarpLimit, limit_warp
+from .integrators import INTEGRATORS, settled_dynamics, step_matrices
+from .modes import MIN_RELATIVE_MASS, ModalBasis
+
+__all__ = ["INTEGRATORS", "MIN_RELATIVE_MASS", "ModalBasis", "modal_force", "simulate", "simulate_modal_coordinates",
+           "simulate_modal_state", "step_matrices", "synthesize_motion"]
 
 LOGGER = logging.getLogger(__name__)
 
-INTEGRATORS = ("exact", "euler")
-EULER_STEP_BOUND = 0.1  # h * omega per semi-implicit Euler sub-step (notes section 9)
-MAX_EULER_SUBSTEPS = 10_000
 MIN_RELATIVE_RESPONSE = 0.01
-MIN_RELATIVE_MASS = 1e-6
-
-
-@dataclass(frozen=True)
-class ModalBasis:
-    """Image-space modes taken from one spectral volume.
-
-    shapes: (J, 2, H, W) complex64 mode shapes phi_j (x, y), pixels (on the volume's device).
-    omegas: (J,) float64 natural angular frequencies, rad/s.
-    masses: (J,) float64 modal masses, mean over pixels of |phi_j|^2 (pixels^2).
-    frequency_indices: (J,) int64 volume bin k of each mode (k >= 1).
-    """
-
-    shapes: torch.Tensor
-    omegas: torch.Tensor
-    masses: torch.Tensor
-    frequency_indices: torch.Tensor
-
-    @property
-    def num_modes(self) -> int:
-        return int(self.shapes.shape[0])
-
-    @property
-    def height(self) -> int:
-        return int(self.shapes.shape[-2])
-
-    @cached_property
-    def pixel_power(self) -> torch.Tensor:
-        """(J, H*W) float64 |phi_j(p)|^2 (x and y summed) per mode and pixel, pixels^2."""
-        return self.shapes.abs().square().sum(1).double().flatten(1)
-
-    @property
-    def width(self) -> int:
-        return int(self.shapes.shape[-1])
-
-    @classmethod
-    def from_volume(
-        cls,
-        volume: SpectralVolume,
-        max_modes: int | None = None,
-        batch_index: int = 0,
-        min_relative_mass: float = MIN_RELATIVE_MASS,
-    ) -> "ModalBasis":
-        """Modes of item batch_index of a volume in pixels; bins lighter than min_relative_mass times
-        the heaviest are dropped; max_modes keeps the heaviest modes (largest modal mass), listed in
-        order of frequency."""
-        volume.require_physical("the modal simulation")
-        if not 0 <= batch_index < volume.batch_size:
-            raise MotionError(f"batch index {batch_index} is outside the volume's batch of {volume.batch_size}.")
-        coeffs = volume.coeffs[batch_index, 1:].float()  # (K-1, 4, H, W) on the volume's device; bin 0 is no mode
-        modes = torch.complex(coeffs[:, 0::2], coeffs[:, 1::2])  # (K-1, 2, H, W): as volume.complex_modes()
-        masses = modes.abs().square().sum(1).double().mean((-2, -1)).cpu()
-        if not torch.isfinite(masses).all():  # any NaN or infinite coefficient shows here
-            raise MotionError("the spectral volume contains NaN or infinite values; re-create it.")
-        keep = torch.nonzero((masses > 0) & (masses >= masses.max() * min_relative_mass)).flatten()
-        if keep.numel() == 0:
-            raise MotionError(
-                f"the spectral volume has no motion above f_0 (its {volume.num_frequencies} bins carry "
-                "no oscillation), so there is nothing to simulate; use a volume from a moving clip or "
-                "a motion model."
-            )
-        if max_modes is not None:
-            if max_modes < 1:
-                raise MotionError(f"max_modes must be at least 1, got {max_modes}.")
-            heaviest = torch.argsort(masses[keep], descending=True, stable=True)[:max_modes]
-            keep = torch.sort(keep[heaviest]).values
-        bins = keep + 1
-        hz = volume.frequencies_hz().double()[bins]
-        return cls(
-            shapes=modes[keep.to(modes.device)].contiguous(),
-            omegas=2.0 * math.pi * hz,
-            masses=masses[keep],
-            frequency_indices=bins.long(),
-        )
-
-    def sample(self, u: float, v: float) -> torch.Tensor:
-        """(J, 2) complex128 mode shapes at pixel (u, v), bilinear, pixel centres at integers."""
-        u = min(max(float(u), 0.0), self.width - 1.0)
-        v = min(max(float(v), 0.0), self.height - 1.0)
-        u0, v0 = min(int(math.floor(u)), self.width - 2), min(int(math.floor(v)), self.height - 2)
-        u0, v0 = max(u0, 0), max(v0, 0)
-        patch = self.shapes[:, :, v0 : v0 + 2, u0 : u0 + 2].cpu().to(torch.complex128)
-        if patch.shape[-1] == 1:
-            patch = torch.cat([patch, patch], dim=-1)
-        if patch.shape[-2] == 1:
-            patch = torch.cat([patch, patch], dim=-2)
-        fu, fv = u - u0, v - v0
-        top = patch[..., 0, 0] * (1 - fu) + patch[..., 0, 1] * fu
-        bottom = patch[..., 1, 0] * (1 - fu) + patch[..., 1, 1] * fu
-        return top * (1 - fv) + bottom * fv
+SETTLE_SECONDS = 2.0  # default: every released mode decays to 1% of its envelope within this time
 
 
 def modal_force(basis: ModalBasis, drag: Drag) -> torch.Tensor:
@@ -206,50 +127,6 @@ def _system(basis: ModalBasis, stiffness_scale: float, mass_scale: float) -> tup
     return basis.omegas * math.sqrt(stiffness_scale), basis.masses * mass_scale
 
 
-def step_matrices(omegas: torch.Tensor, damping: float, step: float, integrator: str = "exact") -> torch.Tensor:
-    """(J, 2, 2) float64 matrices P_j with [q, v](t + step) = P_j [q, v](t) for the free oscillator.
-
-    omegas: (J,) rad/s; damping: ratio zeta >= 0; step: seconds. See the module docstring.
-    """
-    omegas = omegas.double()
-    if integrator == "exact":
-        zeta = float(damping)
-        decay = torch.exp(-zeta * omegas * step)
-        if zeta < 1.0:
-            damped = omegas * math.sqrt(1.0 - zeta * zeta)
-            c = decay * torch.cos(damped * step)
-            s = decay * torch.sin(damped * step) / damped
-        elif zeta == 1.0:
-            c, s = decay, decay * step
-        else:
-            growth = omegas * math.sqrt(zeta * zeta - 1.0)
-            c = decay * torch.cosh(growth * step)
-            s = decay * torch.sinh(growth * step) / growth
-        rows = [torch.stack([c + zeta * omegas * s, s], -1), torch.stack([-omegas.square() * s, c - zeta * omegas * s], -1)]
-        return torch.stack(rows, -2)
-    if integrator == "euler":
-        substeps = euler_substeps(omegas, step)
-        hs = step / substeps
-        w2 = omegas.square()
-        friction = 1.0 - 2.0 * float(damping) * omegas * hs
-        rows = [torch.stack([1.0 - hs * hs * w2, hs * friction], -1), torch.stack([-hs * w2, friction], -1)]
-        return torch.linalg.matrix_power(torch.stack(rows, -2), substeps)
-    raise MotionError(f"unknown integrator '{integrator}'; use one of {', '.join(INTEGRATORS)}.")
-
-
-def euler_substeps(omegas: torch.Tensor, step: float) -> int:
-    """Semi-implicit Euler sub-steps per frame so that h_sub * omega_max <= EULER_STEP_BOUND."""
-    worst = float(omegas.max()) * step if omegas.numel() else 0.0
-    substeps = max(1, math.ceil(worst / EULER_STEP_BOUND - 1e-9))
-    if substeps > MAX_EULER_SUBSTEPS:
-        raise MotionError(
-            f"the Euler integrator would need {substeps} sub-steps per frame (omega_max {float(omegas.max()):.1f} "
-            f"rad/s at a {step:.4g} s frame step, limit {MAX_EULER_SUBSTEPS}); lower stiffness_scale, raise fps, "
-            "or use the exact integrator."
-        )
-    return substeps
-
-
 def _event_frame(value: float) -> int:
     return int(math.floor(value + 0.5))
 
@@ -263,13 +140,16 @@ def simulate_modal_coordinates(
     stiffness_scale: float = 1.0,
     mass_scale: float = 1.0,
     integrator: str = "exact",
+    settle_seconds: float | None = SETTLE_SECONDS,
 ) -> torch.Tensor:
     """Modal coordinates q (num_frames, J) complex128 of the drags and pokes (module docstring).
 
     drags: in pixels of the basis, start/hold in frames at fps; num_frames >= 1; fps > 0 frames/s;
-    damping: ratio zeta in [0, 1] or more.
+    damping: ratio zeta in [0, 1] or more; settle_seconds: step 6 (None or 0: off).
     """
-    return simulate_modal_state(basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator)[0]
+    return simulate_modal_state(
+        basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator, settle_seconds
+    )[0]
 
 
 def simulate_modal_state(
@@ -281,6 +161,7 @@ def simulate_modal_state(
     stiffness_scale: float = 1.0,
     mass_scale: float = 1.0,
     integrator: str = "exact",
+    settle_seconds: float | None = SETTLE_SECONDS,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(q, v): q as simulate_modal_coordinates and v (num_frames, J) complex128, the velocity of the
     free state at each frame (the hand's motion during holds is not included)."""
@@ -291,7 +172,8 @@ def simulate_modal_state(
     if not (math.isfinite(damping) and damping >= 0):
         raise MotionError(f"damping must be a number >= 0, got {damping}.")
     omegas, masses = _system(basis, stiffness_scale, mass_scale)
-    propagator = step_matrices(omegas, damping, 1.0 / fps, integrator).to(torch.complex128)
+    released, zetas = settled_dynamics(omegas, damping, settle_seconds)
+    propagator = step_matrices(released, zetas, 1.0 / fps, integrator).to(torch.complex128)
     holds, releases, pokes = _schedule(basis, drags, omegas, masses)
 
     state = torch.zeros(basis.num_modes, 2, dtype=torch.complex128)  # (J, [q, v])
@@ -383,17 +265,26 @@ def simulate(
     integrator: str = "exact",
     max_modes: int | None = None,
     callback: Callable[[int, int], None] | None = None,
+    settle_seconds: float | None = SETTLE_SECONDS,
+    warp_limit: WarpLimit | None = DEFAULT_WARP_LIMIT,
 ) -> MotionTexture:
     """Motion texture (B, num_frames, 2, H, W) of every volume item answering the same drags (pixels of the volume).
 
     callback(item_index, B) after each batch item's motion is made (may raise to interrupt).
+    settle_seconds: step 6 (None or 0: the modes keep their own frequency and damping);
+    warp_limit: step 7, fold_limit.limit_warp on every frame (None: the raw modal sum).
     """
     require_motion_memory(volume, num_frames)
     motions = []
     for index in range(volume.batch_size):
         basis = ModalBasis.from_volume(volume, max_modes=max_modes, batch_index=index)
-        q = simulate_modal_coordinates(basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator)
-        motions.append(synthesize_motion(basis, q, fps).displacements)
+        q = simulate_modal_coordinates(
+            basis, drags, num_frames, fps, damping, stiffness_scale, mass_scale, integrator, settle_seconds
+        )
+        displacements = synthesize_motion(basis, q, fps).displacements
+        if warp_limit is not None:
+            displacements = limit_warp(displacements[0], warp_limit)[None]
+        motions.append(displacements)
         if callback is not None:
             callback(index, volume.batch_size)
     return MotionTexture(torch.cat(motions), fps=float(fps))

@@ -71,6 +71,20 @@ export function eulerStepMatrix(omega, zeta, h, substeps) {
     return result;
 }
 
+/** Default settle time (s): released modes decay to 1% of their envelope within it (modal.py step 6). */
+export const SETTLE_SECONDS = 2.0;
+
+/**
+ * Free dynamics after a release (modal.py step 6): [omega', zeta] per mode, every mode decaying at
+ * least at ln(100) / settleSeconds; settleSeconds 0 keeps omega and damping.
+ */
+export function settledDynamics(omega, damping, settleSeconds) {
+    if (!settleSeconds) return [omega, damping];
+    const rate = Math.log(100) / settleSeconds;
+    const released = Math.max(omega, rate);
+    return [released, Math.max(damping, rate / released)];
+}
+
 /** Simulation settings from the node's widgets (missing ones take the node's defaults). */
 export function simulationSettings(params = {}) {
     const settings = {
@@ -80,9 +94,11 @@ export function simulationSettings(params = {}) {
         fps: Number(params.fps ?? 30),
         holdFrames: Number(params.hold_frames ?? 15),
         integrator: params.integrator ?? "exact",
+        settleSeconds: Number(params.settle_seconds ?? SETTLE_SECONDS),
     };
     if (!["exact", "euler"].includes(settings.integrator)) throw new Error(`unknown integrator ${settings.integrator}`);
-    if (!(settings.fps > 0) || !(settings.damping >= 0) || !(settings.stiffnessScale > 0) || !(settings.massScale > 0)) {
+    if (!(settings.fps > 0) || !(settings.damping >= 0) || !(settings.stiffnessScale > 0) || !(settings.massScale > 0)
+        || !(settings.settleSeconds >= 0)) {
         throw new Error(`invalid simulation settings ${JSON.stringify(params)}`);
     }
     return settings;
@@ -93,15 +109,16 @@ export class ModalSystem {
     constructor(basis, params = {}) {
         this.basis = basis;
         this.settings = simulationSettings(params);
-        const { damping, stiffnessScale, massScale, fps, integrator } = this.settings;
+        const { damping, stiffnessScale, massScale, fps, integrator, settleSeconds } = this.settings;
         const J = basis.numModes;
         this.omegas = Float64Array.from(basis.omegas, (w) => w * Math.sqrt(stiffnessScale));
         this.masses = Float64Array.from(basis.masses, (m) => m * massScale);
+        const released = Array.from(this.omegas, (w) => settledDynamics(w, damping, settleSeconds));
         if (integrator === "euler") {
-            const substeps = eulerSubsteps(this.omegas, 1 / fps);
-            this.propagators = Array.from(this.omegas, (w) => eulerStepMatrix(w, damping, 1 / fps, substeps));
+            const substeps = eulerSubsteps(released.map(([w]) => w), 1 / fps);
+            this.propagators = released.map(([w, zeta]) => eulerStepMatrix(w, zeta, 1 / fps, substeps));
         } else {
-            this.propagators = Array.from(this.omegas, (w) => stepMatrix(w, damping, 1 / fps));
+            this.propagators = released.map(([w, zeta]) => stepMatrix(w, zeta, 1 / fps));
         }
         this.staticWeights = Float64Array.from({ length: J }, (_, j) => 1 / (basis.masses[j] * basis.omegas[j] ** 2));
         this.pokeWeights = Float64Array.from({ length: J }, (_, j) => 1 / (basis.masses[j] * basis.omegas[j]));
