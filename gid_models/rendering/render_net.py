@@ -23,6 +23,7 @@ from diffusers.configuration_utils import ConfigMixin, register_to_config
 from diffusers.models.modeling_utils import ModelMixin
 
 from .hole_fill import coverage_alpha, pull_push_fill
+from .pixel import splat_pixel_frames
 from .softsplat import softmax_splat
 
 FORMAT_NAME = "gid-neural-renderer"
@@ -135,8 +136,10 @@ class NeuralRenderer(ModelMixin, ConfigMixin):
             if x is not None:
                 inputs.append(F.interpolate(x, size=warped.shape[-2:], mode="bilinear", align_corners=False))
             x = self.decoder[level](torch.cat(inputs, dim=1))
-        warped_picture, coverage = warped_levels[0][0][:, :3], warped_levels[0][1]
-        base = pull_push_fill(warped_picture.float(), coverage.float())
+        # The base frame is the pixel renderer's (stretch-supersampled splat of the picture), so an
+        # untrained head renders exactly as the pixel renderer does.
+        warped_picture, coverage = splat_pixel_frames(features[0][:, :3].float(), flow.float(), importance.float())
+        base = pull_push_fill(warped_picture, coverage_alpha(coverage))
         return (base + self.head(x).float()).clamp(0.0, 1.0)
 
     def forward(self, picture: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor) -> torch.Tensor:

@@ -45,7 +45,7 @@ def _check_shapes(source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor
 Footprint = tuple[torch.Tensor, list[tuple[int, torch.Tensor]]]
 
 
-def _bilinear_footprint(flow: torch.Tensor) -> Footprint:
+def _bilinear_footprint(flow: torch.Tensor, factor: int = 1) -> Footprint:
     """(index (M,), [(offset, weight (M,)) per corner]) with M = N*H*W source pixels.
 
     flow: (N, 2, H, W) pixels. index is each pixel's top-left target corner, flattened over N
@@ -53,12 +53,18 @@ def _bilinear_footprint(flow: torch.Tensor) -> Footprint:
     four corners are index + offset for offsets 0, 1, PW, PW + 1. Targets outside the frame are
     clamped to the border ring (x in [-1, W]), where their whole weight lands in padding that is
     cropped away, so no bounds checks are needed. Non-finite flow goes to the ring as well.
+    factor > 1: the source is a factor-times finer grid (H = factor * h output rows) whose sample
+    i sits at output coordinate (i + 0.5) / factor - 0.5, its flow in output pixels; the padded
+    output is then (h + 3) x (w + 3).
     """
     n, _, h, w = flow.shape
+    def grid(size: int) -> torch.Tensor:
+        return (torch.arange(size, device=flow.device, dtype=flow.dtype) + 0.5) / factor + 0.5  # +1 - 0.5
+    h, w = h // factor, w // factor
     padded_h, padded_w = h + 3, w + 3
     # Positions in padded coordinates (+1), so they are >= 0 and truncation is floor.
-    x = flow[:, 0] + torch.arange(1, w + 1, device=flow.device, dtype=flow.dtype)
-    y = flow[:, 1] + torch.arange(1, h + 1, device=flow.device, dtype=flow.dtype).view(h, 1)
+    x = flow[:, 0] + grid(flow.shape[-1])
+    y = flow[:, 1] + grid(flow.shape[-2]).view(-1, 1)
     # In place on fresh tensors; casting NaN to int is platform dependent, so clean it first.
     x = x.nan_to_num_(nan=0.0, posinf=w + 1.0, neginf=0.0).clamp_(0.0, w + 1.0)
     y = y.nan_to_num_(nan=0.0, posinf=h + 1.0, neginf=0.0).clamp_(0.0, h + 1.0)
@@ -81,7 +87,12 @@ def _needs_per_output_shift(metric: torch.Tensor) -> bool:
 
 
 def softmax_splat(
-    source: torch.Tensor, flow: torch.Tensor, metric: torch.Tensor, *, pixel_major: bool | None = None
+    source: torch.Tensor,
+    flow: torch.Tensor,
+    metric: torch.Tensor,
+    *,
+    pixel_major: bool | None = None,
+    supersample: int = 1,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-warp source by flow, blending collisions with softmax weights exp(metric).
 
@@ -94,13 +105,20 @@ def softmax_splat(
     pixel_major: accumulate in a (pixels, channels) buffer (coalesced atomics, the fast layout on
     GPUs) instead of (channels, pixels) (the fast layout on CPUs); None picks by device. Both
     give the same sums up to float rounding order.
+    supersample: the inputs are that many times finer than the output ((N, C, s h, s w) -> (N, C, h,
+    w)), their flow in output pixels; each output pixel then gathers s^2 samples, so a warp that
+    stretches by up to s leaves no gaps. Coverage counts output-pixel footprints (s^2 where
+    unstretched).
     """
     _check_shapes(source, flow, metric)
-    n, c, h, w = source.shape
+    n, c, sh, sw = source.shape
+    if supersample < 1 or sh % supersample or sw % supersample:
+        raise ValueError(f"softmax_splat supersample {supersample} must be >= 1 and divide the input size {sh}x{sw}.")
+    h, w = sh // supersample, sw // supersample
     dtype = torch.float64 if torch.float64 in (source.dtype, flow.dtype, metric.dtype) else torch.float32
     values = source.to(dtype)
     z = metric.to(dtype)
-    footprint = _bilinear_footprint(flow.to(dtype))
+    footprint = _bilinear_footprint(flow.to(dtype), supersample)
 
     # Softmax weights exp(Z - shift). Any shift that is constant over the contributors of one
     # output pixel cancels exactly in the normalization, so it is detached (its gradient is 0).
@@ -109,7 +127,7 @@ def softmax_splat(
     # underflows). Wider spreads switch to the max over the contributors of each output pixel
     # (exact and underflow-free for any spread, at the cost of a scatter-max and a gather).
     if _needs_per_output_shift(z.detach()):
-        return _splat_per_output_shift(values, z, footprint, source.dtype)
+        return _splat_per_output_shift(values, z, footprint, source.dtype, supersample)
     # One picture splatted by N flows arrives expanded (stride 0 over N): weight it once and
     # let the per-corner product broadcast it, instead of repeating the work N times.
     shared = n > 1 and values.stride(0) == 0 and z.stride(0) == 0
@@ -123,28 +141,29 @@ def softmax_splat(
         pixel_major = source.device.type != "cpu"
     pixel_count = n * (h + 3) * (w + 3)
     if pixel_major:
-        rows = stacked.permute(0, 2, 3, 1).reshape(items, h * w, c + 2).contiguous()
+        rows = stacked.permute(0, 2, 3, 1).reshape(items, sh * sw, c + 2).contiguous()
         sums = torch.zeros(pixel_count, c + 2, device=source.device, dtype=dtype)
         for offset, weight in corners:
             # Adding into the view shifted by the corner's offset saves an index tensor per corner.
-            sums[offset:].index_add_(0, index, (rows * weight.view(n, h * w, 1)).view(n * h * w, c + 2))
+            sums[offset:].index_add_(0, index, (rows * weight.view(n, sh * sw, 1)).view(n * sh * sw, c + 2))
         sums = sums.view(n, h + 3, w + 3, c + 2).permute(3, 0, 1, 2)
     else:
-        rows = stacked.transpose(0, 1).reshape(c + 2, items, h * w).contiguous()
+        rows = stacked.transpose(0, 1).reshape(c + 2, items, sh * sw).contiguous()
         sums = torch.zeros(c + 2, pixel_count, device=source.device, dtype=dtype)
         for offset, weight in corners:
-            sums[:, offset:].index_add_(1, index, (rows * weight.view(1, n, h * w)).view(c + 2, n * h * w))
+            sums[:, offset:].index_add_(1, index, (rows * weight.view(1, n, sh * sw)).view(c + 2, n * sh * sw))
     return _normalize(sums, n, c, h, w, source.dtype)
 
 
 def _splat_per_output_shift(
-    values: torch.Tensor, z: torch.Tensor, footprint: Footprint, out_dtype: torch.dtype
+    values: torch.Tensor, z: torch.Tensor, footprint: Footprint, out_dtype: torch.dtype, supersample: int = 1
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """softmax_splat with exp(Z(p) - max Z over the contributors of each output pixel).
 
     Channel-major on every device: this path only runs for extreme metric spreads.
     """
-    n, c, h, w = values.shape
+    n, c, sh, sw = values.shape
+    h, w = sh // supersample, sw // supersample
     flat_z = z.reshape(-1)
     column_count = n * (h + 3) * (w + 3)
     first_corner, offsets_and_weights = footprint
@@ -154,7 +173,7 @@ def _splat_per_output_shift(
     for index, bilinear in corners:
         candidate = torch.where(bilinear > 0, flat_z.detach(), float("-inf"))
         peak.scatter_reduce_(0, index, candidate, reduce="amax")
-    rows = values.transpose(0, 1).reshape(c, n * h * w)
+    rows = values.transpose(0, 1).reshape(c, n * sh * sw)
     sums = torch.zeros(c + 2, column_count, device=z.device, dtype=z.dtype)
     for index, bilinear in corners:
         # Where the footprint is 0 the peak may be -inf; use Z itself there (weight 0 anyway).
