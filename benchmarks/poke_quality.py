@@ -1,15 +1,18 @@
 """Poke quality: folds, stretch, settling and renderer holes of a standard drag (issue 21).
 
-Run: python benchmarks/poke_quality.py [--steps 10] [--size 256x160] [--threads 1] [--limit/--no-limit]
-     [--sheet-dir DIR]
+Run: python benchmarks/poke_quality.py [--steps 10] [--size 256x160] [--threads 1]
+     [--damping Z] [--strip-dir DIR --tag TAG]
 
 The standard drag: on a spectral volume sampled by the bundled motion model (seed 0, --steps
 DDIM steps, no loop guidance) for the picture centre-cropped to the --size aspect, find the most
-mobile pixel (largest static drag response sum_j |phi_j|^2 / (m_j omega_j^2)) and drag it by 0.05
+mobile pixel at least BORDER px inside the picture (largest static drag response of the raw modes,
+sum_j |phi_j|^2 / (m_j omega_j^2)) and drag it by 0.05
 of the picture's width along its main direction of motion; the hand pulls over 15 frames (the
 simulation's smoothstep hold), then lets go; 15 + 90 frames at 30 fps, default damping, everything
 else at the simulation's defaults. Volumes are cached in ~/.cache/comfyui-gid/poke_quality (or
 $GID_POKE_CACHE) so reruns only simulate and render.
+The columns are the same for any version of gid_models (the "before" figures ran on the
+integration branch's code).
 
 Printed per picture (frames from the drag's start to the end):
 - fold max / mean: fraction of pixels whose warp x -> x + d(x) folds (Jacobian determinant < 0),
@@ -23,6 +26,7 @@ Printed per picture (frames from the drag's start to the end):
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 from pathlib import Path
@@ -30,6 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(1, str(Path(__file__).resolve().parent))
 
 ROOT = Path(__file__).resolve().parent.parent
 PICTURES = (
@@ -42,6 +47,7 @@ HOLD_FRAMES = 15
 AFTER_FRAMES = 90
 FPS = 30.0
 SETTLE_SECONDS = 2.5
+BORDER = 8  # pixels: the drag point is chosen at least this far inside the picture
 
 
 def load_cropped(path: Path, width: int, height: int) -> torch.Tensor:
@@ -78,18 +84,23 @@ def cached_volume(path: Path, picture: torch.Tensor, steps: int, cache: Path):
 
 
 def standard_drag(volume):
-    """The drag of the module docstring, in pixels of the volume."""
-    from gid_models.dynamics import Drag, ModalBasis
+    """The drag of the module docstring, in pixels of the volume, from its raw (unsmoothed) modes,
+    so every version of the simulation gets the same drag."""
+    from gid_models.dynamics import Drag
 
-    basis = ModalBasis.from_volume(volume)
-    weights = (1.0 / (basis.masses * basis.omegas.square())).float()
-    phi = basis.shapes  # (J, 2, H, W)
+    coeffs = volume.coeffs[0, 1:].double()  # (K-1, 4, H, W)
+    phi = torch.complex(coeffs[:, 0::2], coeffs[:, 1::2])  # (J, 2, H, W)
+    omegas = 2.0 * math.pi * volume.frequencies_hz().double()[1:]
+    masses = phi.abs().square().sum(1).mean((-2, -1))
+    weights = torch.where(masses > 0, 1.0 / (masses * omegas.square()).clamp_min(1e-300), 0.0)
     response = torch.einsum("j,jchw->hw", weights, phi.abs().square())
-    y, x = divmod(int(response.argmax()), basis.width)
-    at = phi[:, :, y, x].to(torch.complex128)  # (J, 2)
-    covariance = torch.einsum("j,ja,jb->ab", weights.double(), at, at.conj()).real
+    inner = response[BORDER:-BORDER, BORDER:-BORDER]
+    y, x = divmod(int(inner.argmax()), inner.shape[1])
+    y, x = y + BORDER, x + BORDER
+    at = phi[:, :, y, x]  # (J, 2)
+    covariance = torch.einsum("j,ja,jb->ab", weights, at, at.conj()).real
     direction = torch.linalg.eigh(covariance).eigenvectors[:, -1]
-    length = DRAG_FRACTION * basis.width
+    length = DRAG_FRACTION * volume.width
     return Drag(x=float(x), y=float(y), dx=float(direction[0]) * length, dy=float(direction[1]) * length,
                 start=0, hold=HOLD_FRAMES, kind="drag")
 
@@ -131,8 +142,9 @@ def main() -> None:
     parser.add_argument("--size", default="256x160")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--damping", type=float, default=None, help="damping ratio (default: simulate's default)")
-    parser.add_argument("--sheet-dir", type=Path, default=None, help="write a 2x6 contact sheet per picture here")
-    parser.add_argument("--sheet-tag", default="", help="suffix of the contact sheet file names")
+    parser.add_argument("--strip-dir", type=Path, default=None,
+                        help="write a strip of rendered frames per picture here (benchmarks/poke_sheet.py)")
+    parser.add_argument("--tag", default="now", help="strip file suffix, e.g. before / after")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     width, height = (int(v) for v in args.size.split("x"))
@@ -152,10 +164,10 @@ def main() -> None:
         print(f"{path.stem:22s} {row['drag']:28s} {row['peak_px']:8.2f} {row['fold_max']:9.4f} {row['fold_mean']:9.4f} "
               f"{row['stretch']:8.2f} {row['residual_px']:8.2f} {row['holes_max']:9.4f} {row['holes_mean']:10.4f}",
               flush=True)
-        if args.sheet_dir is not None:
-            from benchmarks.poke_sheet import write_sheet
+        if args.strip_dir is not None:
+            from poke_sheet import write_strip
 
-            write_sheet(picture, motion, args.sheet_dir / f"poke_{path.stem}{args.sheet_tag}.jpg")
+            write_strip(picture, motion, args.strip_dir / f"poke_{path.stem}_{args.tag}.png")
 
 
 if __name__ == "__main__":

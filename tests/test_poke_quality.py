@@ -71,3 +71,18 @@ def test_renderer_leaves_no_holes_under_a_uniform_2x_stretch(generator):
     assert float(coverage[..., 1:-1, 1:-1].min()) >= 0.5
     frames = render_motion(picture, MotionTexture(flow[None], fps=FPS))
     assert frames.shape == (1, 3, 20, 28) and bool(torch.isfinite(frames).all())
+
+
+def test_mode_shapes_are_smoothed_at_picture_scale_and_kept_at_tiny_scale(generator):
+    from gid_models.dynamics import ModalBasis
+
+    coeffs = torch.randn(1, 3, 4, 40, 256, generator=generator)
+    coeffs[0, 2] = 1.5  # a uniform mode stays as it is
+    volume = SpectralVolume(coeffs, num_frames=150, fps=FPS)
+    raw, smooth = ModalBasis.from_volume(volume, smoothing=0), ModalBasis.from_volume(volume)
+    roughness = [float((b.shapes[0, :, :, 1:] - b.shapes[0, :, :, :-1]).abs().mean()) for b in (raw, smooth)]
+    assert roughness[1] < 0.25 * roughness[0]
+    torch.testing.assert_close(smooth.shapes[1], raw.shapes[1])
+    assert math.isclose(float(smooth.masses[1]), float(raw.masses[1]), rel_tol=1e-5)
+    tiny = SpectralVolume(coeffs[..., :12, :16].contiguous(), num_frames=150, fps=FPS)
+    torch.testing.assert_close(ModalBasis.from_volume(tiny).shapes, ModalBasis.from_volume(tiny, smoothing=0).shapes)

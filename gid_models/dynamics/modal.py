@@ -3,7 +3,8 @@
 Modes. Every kept bin k >= 1 of a spectral volume whose modal mass is at least MIN_RELATIVE_MASS
 (1e-6) times the largest one is a mode j (lighter bins are flow or float noise: the calibration below
 is blind to a mode's overall size, so noise would move as much as real motion), with shape
-phi_j(p) = S_k(p) (complex x and y, pixels), natural angular frequency
+phi_j(p) = S_k(p) (complex x and y, pixels) blurred by a Gaussian of sigma = longer side / 128 px
+(modes.smooth_shapes; none when that is under 0.5 px; the browser gets these smoothed shapes), natural angular frequency
 omega_j = 2 pi k fps_volume / T (rad/s) and modal mass m_j = mean over pixels of |phi_j(p)|^2
 (|.|^2 summed over x and y). Bin 0 (the mean offset) is never a mode. The simulated system uses
 omega_j^2 * stiffness_scale and m_j * mass_scale.

@@ -7,10 +7,42 @@ from dataclasses import dataclass
 from functools import cached_property
 
 import torch
+import torch.nn.functional as F
 
 from ..spectral import MotionError, SpectralVolume
 
 MIN_RELATIVE_MASS = 1e-6
+# Mode shapes are blurred with a Gaussian of sigma = longer side / SMOOTHING_DIVISOR pixels (2 px at
+# 256 wide): a sampled volume's shapes carry pixel-scale noise whose gradients fold the warp of a
+# drag long before the motion itself is large. Below MIN_SMOOTHING_SIGMA px nothing is blurred.
+SMOOTHING_DIVISOR = 128.0
+MIN_SMOOTHING_SIGMA = 0.5
+
+
+def smoothing_sigma(height: int, width: int) -> float:
+    """Default Gaussian sigma (pixels) for mode shapes of a height x width volume; 0 = none."""
+    sigma = max(height, width) / SMOOTHING_DIVISOR
+    return sigma if sigma >= MIN_SMOOTHING_SIGMA else 0.0
+
+
+def smooth_shapes(shapes: torch.Tensor, sigma: float) -> torch.Tensor:
+    """(J, 2, H, W) complex mode shapes blurred by a separable Gaussian of sigma pixels (border
+    replicated; radius ceil(3 sigma), at most the side - 1). sigma 0 returns them unchanged."""
+    if sigma <= 0:
+        return shapes
+    j, _, h, w = shapes.shape
+    planes = torch.view_as_real(shapes).permute(0, 1, 4, 2, 3).reshape(-1, 1, h, w)  # (J*2*2, 1, H, W)
+    for axis, size in ((3, w), (2, h)):
+        radius = min(math.ceil(3.0 * sigma), size - 1)
+        if radius < 1:
+            continue
+        offsets = torch.arange(-radius, radius + 1, dtype=planes.dtype, device=planes.device)
+        kernel = torch.exp(-0.5 * (offsets / sigma).square())
+        kernel = kernel / kernel.sum()
+        padding = (radius, radius, 0, 0) if axis == 3 else (0, 0, radius, radius)
+        shape = (1, 1, 1, -1) if axis == 3 else (1, 1, -1, 1)
+        planes = F.conv2d(F.pad(planes, padding, mode="replicate"), kernel.view(shape))
+    return torch.view_as_complex(planes.reshape(j, 2, 2, h, w).permute(0, 1, 3, 4, 2).contiguous())
 
 
 @dataclass(frozen=True)
@@ -52,10 +84,12 @@ class ModalBasis:
         max_modes: int | None = None,
         batch_index: int = 0,
         min_relative_mass: float = MIN_RELATIVE_MASS,
+        smoothing: float | None = None,
     ) -> "ModalBasis":
         """Modes of item batch_index of a volume in pixels; bins lighter than min_relative_mass times
         the heaviest are dropped; max_modes keeps the heaviest modes (largest modal mass), listed in
-        order of frequency."""
+        order of frequency. The kept shapes are blurred by smooth_shapes with sigma = smoothing
+        pixels (None: smoothing_sigma of the volume's size; 0: raw) and their masses taken after it."""
         volume.require_physical("the modal simulation")
         if not 0 <= batch_index < volume.batch_size:
             raise MotionError(f"batch index {batch_index} is outside the volume's batch of {volume.batch_size}.")
@@ -78,8 +112,16 @@ class ModalBasis:
             keep = torch.sort(keep[heaviest]).values
         bins = keep + 1
         hz = volume.frequencies_hz().double()[bins]
+        sigma = smoothing_sigma(volume.height, volume.width) if smoothing is None else float(smoothing)
+        if not (math.isfinite(sigma) and sigma >= 0):
+            raise MotionError(f"mode smoothing must be a number of pixels >= 0, got {smoothing}.")
+        shapes = modes[keep.to(modes.device)].contiguous()
+        if sigma > 0:
+            shapes = smooth_shapes(shapes, sigma)
+            masses = shapes.abs().square().sum(1).double().mean((-2, -1)).cpu()
+            keep = torch.arange(len(keep))
         return cls(
-            shapes=modes[keep.to(modes.device)].contiguous(),
+            shapes=shapes,
             omegas=2.0 * math.pi * hz,
             masses=masses[keep],
             frequency_indices=bins.long(),
