@@ -1,8 +1,9 @@
 // CPU fallback renderer of the live preview (no WebGL2): the maths of warp.js drawn with a 2D
-// canvas. Per frame: one displacement field on the basis grid (J multiply-adds per texel), then
-// a bilinear backward warp of every canvas pixel.
+// canvas. Per frame: one displacement field on the basis grid (J multiply-adds per texel), made
+// fold-free by limitWarp (as the queued render), then a bilinear backward warp of every canvas pixel.
 
 import { displacementField, warpPicture } from "./warp.js";
+import { limitWarp } from "./warp_limit.js";
 
 /** RGBA pixels (Uint8ClampedArray, rows top-first) of `picture` drawn at width x height. */
 export function picturePixels(picture, width, height) {
@@ -27,6 +28,7 @@ export function createCanvasRenderer(canvas, basis, picture) {
         kind: "canvas",
         render(qRe, qIm) {
             displacementField(basis, qRe, qIm, field);
+            limitWarp(field, basis.width, basis.height, basis.sourceWidth / basis.width, basis.sourceHeight / basis.height);
             warpPicture(rest, width, height, field, basis.width, basis.height, basis.sourceWidth, basis.sourceHeight, frame.data);
             context.putImageData(frame, 0, 0);
         },

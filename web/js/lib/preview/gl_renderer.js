@@ -1,10 +1,14 @@
-// WebGL2 renderer of the live preview: the picture and the J mode shapes live on the GPU; each
-// frame uploads only the J complex modal coordinates q_j and the fragment shader computes
-// F(p) = Re(sum_j phi_j(p) q_j) per pixel (bilinear on the basis grid) and samples the picture
-// at p - F(p) (the backward-warp approximation explained in warp.js).
+// WebGL2 renderer of the live preview: the picture lives on the GPU; each frame computes
+// F = Re(sum_j phi_j q_j) on the small basis grid on the CPU, makes it fold-free with limitWarp
+// (as the queued render does), uploads it as a float texture, and the fragment shader samples it
+// bilinearly and reads the picture at p - F(p) (the backward-warp approximation explained in
+// warp.js).
 //
 // Textures use image orientation: texel row 0 is the top of the picture, and the vertex shader
 // maps the top of the canvas to v = 0, so no flips are needed anywhere.
+
+import { displacementField } from "./warp.js";
+import { limitWarp } from "./warp_limit.js";
 
 export const MAX_GL_MODES = 16;
 
@@ -18,27 +22,18 @@ void main() {
 
 const FRAGMENT_SHADER = `#version 300 es
 precision highp float;
-precision highp sampler2DArray;
 uniform sampler2D uPicture;
-uniform sampler2DArray uModes;
-uniform vec2 uQ[${MAX_GL_MODES}];
-uniform int uNumModes;
+uniform sampler2D uField;
 uniform vec2 uSourceSize;
 in vec2 vUv;
 out vec4 outColor;
 
 vec2 displacementAt(ivec2 texel) {
-    vec2 d = vec2(0.0);
-    for (int j = 0; j < ${MAX_GL_MODES}; j++) {
-        if (j >= uNumModes) break;
-        vec4 m = texelFetch(uModes, ivec3(texel, j), 0);
-        d += vec2(m.x * uQ[j].x - m.y * uQ[j].y, m.z * uQ[j].x - m.w * uQ[j].y);
-    }
-    return d;
+    return texelFetch(uField, texel, 0).xy;
 }
 
 void main() {
-    ivec2 size = textureSize(uModes, 0).xy;
+    ivec2 size = textureSize(uField, 0);
     vec2 t = clamp(vUv * vec2(size) - 0.5, vec2(0.0), vec2(size - 1));
     ivec2 i0 = ivec2(floor(t));
     ivec2 i1 = min(i0 + 1, size - 1);
@@ -99,32 +94,31 @@ export function createGLRenderer(canvas, basis, picture, { allowSoftware = false
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_S, gl.CLAMP_TO_EDGE);
     gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_WRAP_T, gl.CLAMP_TO_EDGE);
 
-    const modeTexture = gl.createTexture();
+    const fieldTexture = gl.createTexture();
     gl.activeTexture(gl.TEXTURE1);
-    gl.bindTexture(gl.TEXTURE_2D_ARRAY, modeTexture);
+    gl.bindTexture(gl.TEXTURE_2D, fieldTexture);
     gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
-    gl.texImage3D(gl.TEXTURE_2D_ARRAY, 0, gl.RGBA32F, basis.width, basis.height, basis.numModes, 0, gl.RGBA, gl.FLOAT, basis.shapes);
-    gl.texParameteri(gl.TEXTURE_2D_ARRAY, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
-    gl.texParameteri(gl.TEXTURE_2D_ARRAY, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
+    gl.texImage2D(gl.TEXTURE_2D, 0, gl.RG32F, basis.width, basis.height, 0, gl.RG, gl.FLOAT, null);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MIN_FILTER, gl.NEAREST);
+    gl.texParameteri(gl.TEXTURE_2D, gl.TEXTURE_MAG_FILTER, gl.NEAREST);
 
     gl.uniform1i(gl.getUniformLocation(program, "uPicture"), 0);
-    gl.uniform1i(gl.getUniformLocation(program, "uModes"), 1);
-    gl.uniform1i(gl.getUniformLocation(program, "uNumModes"), basis.numModes);
+    gl.uniform1i(gl.getUniformLocation(program, "uField"), 1);
     gl.uniform2f(gl.getUniformLocation(program, "uSourceSize"), basis.sourceWidth, basis.sourceHeight);
-    const qLocation = gl.getUniformLocation(program, "uQ");
-    const q = new Float32Array(MAX_GL_MODES * 2);
+    const field = new Float32Array(basis.width * basis.height * 2);
     const vertexArray = gl.createVertexArray();
 
     return {
         kind: "webgl2",
         render(qRe, qIm) {
-            for (let j = 0; j < basis.numModes; j++) {
-                q[2 * j] = qRe[j];
-                q[2 * j + 1] = qIm[j];
-            }
+            displacementField(basis, qRe, qIm, field);
+            limitWarp(field, basis.width, basis.height, basis.sourceWidth / basis.width, basis.sourceHeight / basis.height);
+            gl.activeTexture(gl.TEXTURE1);
+            gl.bindTexture(gl.TEXTURE_2D, fieldTexture);
+            gl.pixelStorei(gl.UNPACK_ALIGNMENT, 1);
+            gl.texSubImage2D(gl.TEXTURE_2D, 0, 0, 0, basis.width, basis.height, gl.RG, gl.FLOAT, field);
             gl.viewport(0, 0, canvas.width, canvas.height);
             gl.useProgram(program);
-            gl.uniform2fv(qLocation, q);
             gl.bindVertexArray(vertexArray);
             gl.drawArrays(gl.TRIANGLES, 0, 3);
         },
@@ -140,7 +134,7 @@ export function createGLRenderer(canvas, basis, picture, { allowSoftware = false
         },
         dispose() {
             gl.deleteTexture(pictureTexture);
-            gl.deleteTexture(modeTexture);
+            gl.deleteTexture(fieldTexture);
             gl.deleteProgram(program);
             gl.deleteVertexArray(vertexArray);
         },
