@@ -4,7 +4,9 @@ Where a frame's warp stretches the picture (largest singular value of its Jacobi
 STRETCH_TOLERANCE), single samples per pixel land further apart than their bilinear footprints
 reach and leave dotted gaps. Such frames are splatted from a finer copy of the picture and flow
 (bilinear, factor ceil(stretch) up to MAX_SUPERSAMPLE), so every output pixel still gathers
-samples; only stretch beyond MAX_SUPERSAMPLE is left to the pull-push fill.
+samples. The finer splat is softer (two bilinear steps), so it only fills in: each output pixel
+keeps the plain splat in proportion to its coverage (coverage_alpha) and takes the finer one for
+the rest. Only stretch beyond MAX_SUPERSAMPLE is left to the pull-push fill.
 """
 
 from __future__ import annotations
@@ -53,6 +55,13 @@ def splat_pixel_frames(
         part, part_coverage = softmax_splat(
             fine_picture.expand(m, -1, fh, fw), fine_flow, fine_importance.expand(m, 1, fh, fw), supersample=factor
         )
+        if factor > 1:
+            plain, plain_coverage = softmax_splat(
+                chosen(picture).expand(m, -1, h, w), flow[index], chosen(importance).expand(m, 1, h, w)
+            )
+            keep = coverage_alpha(plain_coverage)
+            part = torch.lerp(part, plain, keep)
+            part_coverage = torch.maximum(part_coverage, plain_coverage)
         warped[index], coverage[index] = part, part_coverage
     return warped, coverage
 
