@@ -66,7 +66,8 @@ def allowed_scale(gradient: tuple[torch.Tensor, ...], limit: WarpLimit) -> torch
     for step in range(1, SCALE_STEPS + 1):
         s = step / SCALE_STEPS
         passing &= _within(gradient, s, limit)
-        allowed = torch.where(passing, allowed, torch.minimum(allowed, torch.full_like(allowed, (step - 1) / SCALE_STEPS)))
+        below = torch.full_like(allowed, (step - 1) / SCALE_STEPS)
+        allowed = torch.where(passing, allowed, torch.minimum(allowed, below))
     return allowed
 
 

@@ -4,9 +4,9 @@ Modes. Every kept bin k >= 1 of a spectral volume whose modal mass is at least M
 (1e-6) times the largest one is a mode j (lighter bins are flow or float noise: the calibration below
 is blind to a mode's overall size, so noise would move as much as real motion), with shape
 phi_j(p) = S_k(p) (complex x and y, pixels) blurred by a Gaussian of sigma = longer side / 128 px
-(modes.smooth_shapes; none when that is under 0.5 px; the browser gets these smoothed shapes), natural angular frequency
-omega_j = 2 pi k fps_volume / T (rad/s) and modal mass m_j = mean over pixels of |phi_j(p)|^2
-(|.|^2 summed over x and y). Bin 0 (the mean offset) is never a mode. The simulated system uses
+(modes.smooth_shapes; none when that is under 0.5 px; the browser gets these smoothed shapes),
+natural angular frequency omega_j = 2 pi k fps_volume / T (rad/s) and modal mass m_j = mean over
+pixels of |phi_j(p)|^2 (|.|^2 summed over x and y). Bin 0 (the mean offset) is never a mode. The simulated system uses
 omega_j^2 * stiffness_scale and m_j * mass_scale.
 
 Each complex modal coordinate q_j obeys q'' + 2 zeta omega q' + omega^2 q = g(t) / m; its real and
@@ -67,7 +67,7 @@ The algorithm, exactly (a browser port must reproduce q(t) from it):
    (step 3) keep omega_j. settle_seconds None or 0 turns this off.
 7. Output (simulate only): F_t, then fold_limit.limit_warp per frame (default WarpLimit: det J >=
    0.25, stretch <= 2), which scales the displacement down smoothly where the warp would fold or
-   over-stretch. The browser preview (web/js/lib/preview) follows steps 1-6, not 7.
+   over-stretch. The browser preview applies it too, on its reduced basis grid (warp_limit.js).
 """
 
 from __future__ import annotations

@@ -40,7 +40,8 @@ def splat_pixel_frames(
     picture: torch.Tensor, flow: torch.Tensor, importance: torch.Tensor
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(warped (N, C, H, W), coverage (N, 1, H, W) in output-pixel footprints) before the fill;
-    inputs as render_pixel_frames (picture (1 or N, C, H, W), importance (1 or N, 1, H, W)). Frames with the same supersampling factor splat together."""
+    inputs as render_pixel_frames (picture (1 or N, C, H, W), importance (1 or N, 1, H, W)).
+    Frames with the same supersampling factor splat together."""
     n, _, h, w = flow.shape
     factors = supersample_factors(flow)
     warped = torch.empty(n, picture.shape[1], h, w, dtype=picture.dtype, device=picture.device)

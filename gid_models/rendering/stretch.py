@@ -20,7 +20,9 @@ def displacement_gradient(displacements: torch.Tensor) -> tuple[torch.Tensor, ..
     return along(u, 2), along(u, 1), along(v, 2), along(v, 1)
 
 
-def jacobian_stats(gradient: tuple[torch.Tensor, ...], scale: float | torch.Tensor = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def jacobian_stats(
+    gradient: tuple[torch.Tensor, ...], scale: float | torch.Tensor = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(det, largest singular value) of J = I + scale * grad d, each shaped like the gradient parts.
 
     det < 0 where the warp folds (the picture turns inside out there); the singular value is the
