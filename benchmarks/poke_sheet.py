@@ -23,13 +23,14 @@ SHEET_FRAMES = (0, 8, 14, 20, 35, 90)  # rest, pulling, held, just released, 0.7
 def write_strip(picture: torch.Tensor, motion: torch.Tensor, path: Path) -> None:
     """Render SHEET_FRAMES of motion (N, 2, H, W) on picture (1, 3, H, W) and save them side by side."""
     import cv2
+    import numpy as np
 
     from gid_models.rendering import motion_importance, render_pixel_frames
 
     frames = [n for n in SHEET_FRAMES if n < motion.shape[0]]
     importance = motion_importance(motion[None])
     rendered = render_pixel_frames(picture, motion[frames], importance)  # (F, 3, H, W)
-    strip = torch.cat(list(rendered), dim=-1).permute(1, 2, 0).mul(255).round().byte().numpy()
+    strip = np.ascontiguousarray(torch.cat(list(rendered), dim=-1).permute(1, 2, 0).mul(255).round().byte().numpy())
     for column, frame in enumerate(frames):
         label = f"t={frame - HOLD_FRAMES:+d}" if frame >= HOLD_FRAMES else f"pull {frame}"
         cv2.putText(strip, label, (column * picture.shape[-1] + 4, 14), cv2.FONT_HERSHEY_SIMPLEX, 0.4,
