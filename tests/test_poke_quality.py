@@ -86,3 +86,15 @@ def test_mode_shapes_are_smoothed_at_picture_scale_and_kept_at_tiny_scale(genera
     assert math.isclose(float(smooth.masses[1]), float(raw.masses[1]), rel_tol=1e-5)
     tiny = SpectralVolume(coeffs[..., :12, :16].contiguous(), num_frames=150, fps=FPS)
     torch.testing.assert_close(ModalBasis.from_volume(tiny).shapes, ModalBasis.from_volume(tiny, smoothing=0).shapes)
+
+
+def test_supersampled_splat_is_the_same_in_both_accumulation_layouts(generator):
+    source = torch.rand(2, 3, 20, 28, generator=generator)
+    flow = torch.randn(2, 2, 20, 28, generator=generator) * 2.0
+    metric = torch.rand(2, 1, 20, 28, generator=generator)
+    pixel_major = softmax_splat(source, flow, metric, pixel_major=True, supersample=2)
+    channel_major = softmax_splat(source, flow, metric, pixel_major=False, supersample=2)
+    assert pixel_major[0].shape == (2, 3, 10, 14)
+    torch.testing.assert_close(pixel_major, channel_major)
+    _, still = softmax_splat(source, torch.zeros_like(flow), metric, supersample=2)
+    torch.testing.assert_close(still[..., 1:-1, 1:-1], torch.full_like(still[..., 1:-1, 1:-1], 4.0))
