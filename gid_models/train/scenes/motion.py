@@ -1,0 +1,63 @@
+"""Per-pixel motion of a rendered scene from its attribute pass: exact trajectories -> spectral volume.
+
+Each pixel of frame 0 sees one surface point: part p, station s along it, world position X (the
+attribute pass). Its 3D displacement spectrum is Base_p + phi(s) Q_p (oscillators.part_spectra),
+its displacement d(t) the inverse FFT of that; the pixel's trajectory is the exact perspective
+projection of X + d(t) - d(0) minus that of X, so frame 0 is the rendered picture. The FFT of the
+trajectory's T frames, first K bins, is the spectral volume in the training shards' convention
+(`gid_models.spectral.trajectories_to_spectral`, 'forward' norm). Still pixels (part -1: ground,
+rocks, fences, hills, sky) get exactly zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ...spectral import SpectralVolume, trajectories_to_spectral
+from .compose import Scene, project
+from .oscillators import mode_shape, part_spectra
+
+CHUNK = 4096  # pixels per step keeps the (pixels, T, 3) arrays near 10 MB
+
+
+def scene_spectra(scene: Scene, num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+    """(own, base) part spectra (P, T/2+1, 3) complex of a scene; deterministic per seed."""
+    rng = np.random.default_rng([scene.seed, 1])  # a stream of its own: geometry draws do not shift the wind
+    return part_spectra(scene.parts, scene.wind, num_frames, fps, rng)
+
+
+def point_displacements(scene: Scene, part: np.ndarray, s: np.ndarray, spectra: tuple[np.ndarray, np.ndarray],
+                        num_frames: int) -> np.ndarray:
+    """(N, T, 3) world displacements (m) relative to frame 0 of points (part (N,), station s (N,))."""
+    own, base = spectra
+    shape = mode_shape(scene.parts["kind"][part], s).astype(np.float32)
+    spectrum = base[part] + shape[:, None, None] * own[part]  # (N, F, 3)
+    displacement = np.fft.irfft(spectrum, n=num_frames, axis=1, norm="forward")
+    return displacement - displacement[:, :1]
+
+
+def pixel_trajectories(scene: Scene, attributes: dict[str, np.ndarray], num_frames: int, fps: float,
+                       width: int, height: int) -> np.ndarray:
+    """(T, 2, H, W) float32 pixel displacements (x right, y down) of every frame-0 pixel."""
+    part, s, position = attributes["part"], attributes["s"], attributes["position"]
+    out = np.zeros((num_frames, 2, height, width), np.float32)
+    rows, cols = np.nonzero(part >= 0)
+    if len(rows) == 0:
+        return out
+    spectra = scene_spectra(scene, num_frames, fps)
+    for start in range(0, len(rows), CHUNK):
+        r, c = rows[start:start + CHUNK], cols[start:start + CHUNK]
+        d = point_displacements(scene, part[r, c], s[r, c], spectra, num_frames)  # (N, T, 3)
+        x = position[r, c].astype(np.float64)
+        moved = project(x[:, None] + d, scene.camera, width, height) - project(x, scene.camera, width, height)[:, None]
+        out[:, :, r, c] = moved.transpose(1, 2, 0)
+    return out
+
+
+def spectral_volume(scene: Scene, attributes: dict[str, np.ndarray], num_frames: int, fps: float,
+                    num_frequencies: int = 16) -> SpectralVolume:
+    """The (1, K, 4, H, W) spectral volume in pixels of the rendered frame 0."""
+    height, width = attributes["part"].shape
+    trajectories = pixel_trajectories(scene, attributes, num_frames, fps, width, height)
+    return trajectories_to_spectral(torch.from_numpy(trajectories)[None], fps, num_frequencies)
