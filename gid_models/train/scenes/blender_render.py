@@ -2,13 +2,16 @@
 
 Run by the engine as a subprocess in the Python that has `bpy` (the `scenes` extra), never imported
 by gid_models (it needs bpy, which the rest of the project does not have):
-    python blender_render.py SCENE.npz SCENE.json OUT_DIR
+    python blender_render.py SCENE.npz SCENE.json OUT_DIR [OFFSETS.npz]
 SCENE.npz holds, per material M, M/vertices (V, 3), M/faces (F, 3), M/part (V,), M/s (V,), M/col (V, 3);
 SCENE.json holds camera, sun, sky and render settings. Writes into OUT_DIR:
   beauty.png        the production render (Cycles, denoised), 8-bit sRGB
   attributes.npz    part (H, W) int32 (-1: still or sky), s (H, W) float32 station along the part,
                     position (H, W, 3) float32 world point seen by the pixel (m), all from one
                     camera sample per pixel so that no two surfaces are blended.
+With OFFSETS.npz (per material M, M/offset (V, 3) m: the vertices moved to a later frame) it also
+renders the moved scene's attribute pass at pixel centres and writes moved.npz: part, s and rest
+(H, W, 3), the frame-0 position of the point each pixel sees then (the engine's check, validate.py).
 """
 
 from __future__ import annotations
@@ -92,6 +95,10 @@ def emission_material(what: str) -> bpy.types.Material:
             node.attribute_name = attribute
             links.new(node.outputs["Fac"], combine.inputs[slot])
         links.new(combine.outputs["Vector"], emission.inputs["Color"])
+    elif what == "rest":
+        node = nodes.new("ShaderNodeAttribute")
+        node.attribute_name = "rest"
+        links.new(node.outputs["Vector"], emission.inputs["Color"])
     else:
         geometry = nodes.new("ShaderNodeNewGeometry")
         links.new(geometry.outputs["Position"], emission.inputs["Color"])
@@ -190,7 +197,7 @@ def render_beauty(scene: bpy.types.Scene, world: bpy.types.World, settings: dict
 
 
 def render_attribute(scene: bpy.types.Scene, black: bpy.types.World, material: bpy.types.Material,
-                     path: Path) -> np.ndarray:
+                     path: Path, filter_width: float = 1.0) -> np.ndarray:
     """One camera sample per pixel of an unlit override material; returns (H, W, 3) float32, top row first."""
     scene.world = black
     scene.view_layers[0].material_override = material
@@ -198,7 +205,7 @@ def render_attribute(scene: bpy.types.Scene, black: bpy.types.World, material: b
     scene.cycles.use_adaptive_sampling = False
     scene.cycles.use_denoising = False
     scene.cycles.max_bounces = 0
-    scene.cycles.filter_width = 1.0
+    scene.cycles.filter_width = filter_width
     scene.view_settings.view_transform = "Standard"
     scene.view_settings.exposure = 0.0
     scene.render.image_settings.file_format = "OPEN_EXR"
@@ -215,7 +222,18 @@ def render_attribute(scene: bpy.types.Scene, black: bpy.types.World, material: b
     return pixels.reshape(height, width, 4)[::-1, :, :3].copy()
 
 
-def main(scene_npz: str, scene_json: str, out_dir: str) -> None:
+def move_vertices(offsets: dict[str, np.ndarray]) -> None:
+    """Displace each mesh by its offsets, keeping the old positions as the `rest` attribute."""
+    for name, offset in offsets.items():
+        mesh = bpy.data.objects[name].data
+        rest = np.empty(len(mesh.vertices) * 3, np.float32)
+        mesh.vertices.foreach_get("co", rest)
+        mesh.attributes.new("rest", "FLOAT_VECTOR", "POINT").data.foreach_set("vector", rest)
+        mesh.vertices.foreach_set("co", rest + offset.astype(np.float32).ravel())
+        mesh.update()
+
+
+def main(scene_npz: str, scene_json: str, out_dir: str, offsets_npz: str | None = None) -> None:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     settings = json.loads(Path(scene_json).read_text())
@@ -228,7 +246,14 @@ def main(scene_npz: str, scene_json: str, out_dir: str) -> None:
     position = render_attribute(scene, black, emission_material("position"), out / "position.exr")
     np.savez(out / "attributes.npz", part=np.rint(part_s[..., 0]).astype(np.int32) - 1,
              s=part_s[..., 1].astype(np.float32), position=position.astype(np.float32))
+    if offsets_npz:
+        with np.load(offsets_npz) as data:
+            move_vertices({key.split("/")[0]: data[key] for key in data.files})
+        part_s = render_attribute(scene, black, emission_material("part"), out / "moved_part.exr", 0.01)
+        rest = render_attribute(scene, black, emission_material("rest"), out / "moved_rest.exr", 0.01)
+        np.savez(out / "moved.npz", part=np.rint(part_s[..., 0]).astype(np.int32) - 1,
+                 s=part_s[..., 1].astype(np.float32), rest=rest.astype(np.float32))
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    main(*sys.argv[1:5])

@@ -21,10 +21,14 @@ from .oscillators import mode_shape, part_spectra
 CHUNK = 4096  # pixels per step keeps the (pixels, T, 3) arrays near 10 MB
 
 
-def scene_spectra(scene: Scene, num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+def wind_rng(scene: Scene) -> np.random.Generator:
+    """The wind's random stream, apart from the geometry's so that one does not shift the other."""
+    return np.random.default_rng([scene.seed, 1])
+
+
+def scene_spectra(scene: Scene, num_frames: int, fps: float, num_frequencies: int) -> tuple[np.ndarray, np.ndarray]:
     """(own, base) part spectra (P, T/2+1, 3) complex of a scene; deterministic per seed."""
-    rng = np.random.default_rng([scene.seed, 1])  # a stream of its own: geometry draws do not shift the wind
-    return part_spectra(scene.parts, scene.wind, num_frames, fps, rng)
+    return part_spectra(scene.parts, scene.wind, num_frames, fps, num_frequencies, wind_rng(scene))
 
 
 def point_displacements(scene: Scene, part: np.ndarray, s: np.ndarray, spectra: tuple[np.ndarray, np.ndarray],
@@ -38,14 +42,15 @@ def point_displacements(scene: Scene, part: np.ndarray, s: np.ndarray, spectra: 
 
 
 def pixel_trajectories(scene: Scene, attributes: dict[str, np.ndarray], num_frames: int, fps: float,
-                       width: int, height: int) -> np.ndarray:
+                       num_frequencies: int) -> np.ndarray:
     """(T, 2, H, W) float32 pixel displacements (x right, y down) of every frame-0 pixel."""
     part, s, position = attributes["part"], attributes["s"], attributes["position"]
+    height, width = part.shape
     out = np.zeros((num_frames, 2, height, width), np.float32)
     rows, cols = np.nonzero(part >= 0)
     if len(rows) == 0:
         return out
-    spectra = scene_spectra(scene, num_frames, fps)
+    spectra = scene_spectra(scene, num_frames, fps, num_frequencies)
     for start in range(0, len(rows), CHUNK):
         r, c = rows[start:start + CHUNK], cols[start:start + CHUNK]
         d = point_displacements(scene, part[r, c], s[r, c], spectra, num_frames)  # (N, T, 3)
@@ -58,6 +63,5 @@ def pixel_trajectories(scene: Scene, attributes: dict[str, np.ndarray], num_fram
 def spectral_volume(scene: Scene, attributes: dict[str, np.ndarray], num_frames: int, fps: float,
                     num_frequencies: int = 16) -> SpectralVolume:
     """The (1, K, 4, H, W) spectral volume in pixels of the rendered frame 0."""
-    height, width = attributes["part"].shape
-    trajectories = pixel_trajectories(scene, attributes, num_frames, fps, width, height)
+    trajectories = pixel_trajectories(scene, attributes, num_frames, fps, num_frequencies)
     return trajectories_to_spectral(torch.from_numpy(trajectories)[None], fps, num_frequencies)

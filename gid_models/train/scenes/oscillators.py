@@ -97,14 +97,16 @@ class Wind:
     flutter: float = 1.0
 
 
-def gust_spectrum(num_frames: int, fps: float) -> tuple[np.ndarray, np.ndarray]:
+def gust_spectrum(num_frames: int, fps: float, num_frequencies: int) -> tuple[np.ndarray, np.ndarray]:
     """Bin frequencies f_k (F,) Hz and one-sided amplitudes a_k (F,) with 1/f power and unit rms:
-    a series sum_k 2 Re(a_k e^{i(2 pi f_k t + phase)}) has variance sum 2 a_k^2 = 1."""
+    a series sum_k 2 Re(a_k e^{i(2 pi f_k t + phase)}) has variance sum 2 a_k^2 = 1.
+
+    Bins from num_frequencies on carry nothing, so the K-bin spectral volume holds the whole motion
+    (above K fps / T, 3.2 Hz at 30 fps and T = 150, wind-driven sway has little power anyway).
+    """
     freqs = np.fft.rfftfreq(num_frames, d=1.0 / fps)
     amplitude = np.zeros_like(freqs)
-    amplitude[1:] = freqs[1:] ** -0.5
-    if num_frames % 2 == 0:
-        amplitude[-1] = 0.0  # the Nyquist bin is real-only; leave it out
+    amplitude[1:num_frequencies] = freqs[1:num_frequencies] ** -0.5
     amplitude /= np.sqrt(2.0 * np.sum(amplitude ** 2))
     return freqs, amplitude
 
@@ -113,11 +115,11 @@ def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
     return (rng.normal(size=shape) + 1j * rng.normal(size=shape)) / np.sqrt(2.0)
 
 
-def part_spectra(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: float,
-                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Own tip motion Q (P, F, 3) and inherited base motion Base (P, F, 3), complex, metres,
-    on the rfft bins of T = num_frames frames ('forward' norm: x(t) = irfft(X * T))."""
-    freqs, amplitude = gust_spectrum(num_frames, fps)
+def part_forces(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: float, num_frequencies: int,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Bin frequencies (F,) Hz and the forcing (P, F, 3) complex, m/s of gust, on each part's root
+    (leaves: along their normal), on the rfft bins of T = num_frames frames ('forward' norm)."""
+    freqs, amplitude = gust_spectrum(num_frames, fps, num_frequencies)
     count, bins = len(parts["kind"]), len(freqs)
     along = np.array([np.cos(wind.direction), np.sin(wind.direction), 0.0])
     across = np.array([-along[1], along[0], 0.0])
@@ -134,9 +136,22 @@ def part_spectra(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps:
     force_across = wind.cross * wind.gust * amplitude[None] * (mix * coherent_across + wind.independence * own_across)
     force = force_along[..., None] * along + force_across[..., None] * across  # (P, F, 3)
     leaf_force = (wind.flutter * amplitude[None] * flutter)[..., None] * parts["axis"][:, None, :]
-    force = np.where((parts["kind"] == FLUTTER)[:, None, None], leaf_force, force)
-    ratio = freqs[None] / parts["frequency"][:, None]
-    response = 1.0 / (1.0 - ratio ** 2 + 2j * parts["damping"][:, None] * ratio)  # (P, F)
+    return freqs, np.where((parts["kind"] == FLUTTER)[:, None, None], leaf_force, force)
+
+
+def frequency_response(freqs: np.ndarray, natural: np.ndarray, damping: np.ndarray) -> np.ndarray:
+    """H (P, F) of x'' + 2 zeta w_n x' + w_n^2 x = w_n^2 f: unit static gain."""
+    ratio = freqs[None] / natural[:, None]
+    return 1.0 / (1.0 - ratio ** 2 + 2j * damping[:, None] * ratio)
+
+
+def part_spectra(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: float, num_frequencies: int,
+                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Own tip motion Q (P, F, 3) and inherited base motion Base (P, F, 3), complex, metres,
+    on the rfft bins of T = num_frames frames ('forward' norm: x(t) = irfft(X, norm='forward'))."""
+    freqs, force = part_forces(parts, wind, num_frames, fps, num_frequencies, rng)
+    count = len(parts["kind"])
+    response = frequency_response(freqs, parts["frequency"], parts["damping"])  # (P, F)
     own = (parts["gain"][:, None] * response)[..., None] * force
     own[:, 0] = 0.0
     base = np.zeros_like(own)

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,11 +49,13 @@ class Rendered:
     image: np.ndarray        # (H, W, 3) uint8 sRGB
     attributes: dict         # part (H, W) int32, s (H, W) float32, position (H, W, 3) float32
     cpu_seconds: float       # of the Blender subprocess (user + system)
+    moved: dict | None = None  # with offsets: part, s, rest (H, W, 3) of the moved scene at pixel centres
 
 
 def render(scene: Scene, width: int, height: int, samples: int = 16, python: str | None = None,
-           threads: int = 1) -> Rendered:
-    """Render frame 0 at production quality plus the one-sample attribute pass."""
+           threads: int = 1, offsets: dict[str, np.ndarray] | None = None) -> Rendered:
+    """Render frame 0 at production quality plus the one-sample attribute pass; with offsets
+    (material -> (V, 3) m vertex displacements) also the moved scene's attribute pass."""
     import cv2
 
     python = python or require_blender_python()
@@ -70,9 +71,12 @@ def render(scene: Scene, width: int, height: int, samples: int = 16, python: str
         work = Path(work)
         np.savez(work / "scene.npz", **arrays)
         (work / "scene.json").write_text(json.dumps(settings))
+        extra = []
+        if offsets is not None:
+            np.savez(work / "offsets.npz", **{f"{name}/offset": value for name, value in offsets.items()})
+            extra = [str(work / "offsets.npz")]
         before = os.times()
-        began = time.perf_counter()
-        result = subprocess.run([python, str(SCRIPT), str(work / "scene.npz"), str(work / "scene.json"), str(work / "out")],
+        result = subprocess.run([python, str(SCRIPT), str(work / "scene.npz"), str(work / "scene.json"), str(work / "out"), *extra],
                                 capture_output=True, text=True, timeout=900)
         after = os.times()
         if result.returncode != 0:
@@ -82,6 +86,9 @@ def render(scene: Scene, width: int, height: int, samples: int = 16, python: str
             raise RuntimeError(f"Blender wrote no picture for scene seed {scene.seed}:\n{result.stdout[-2000:]}")
         with np.load(work / "out" / "attributes.npz") as data:
             attributes = {key: data[key] for key in data.files}
+        moved = None
+        if offsets is not None:
+            with np.load(work / "out" / "moved.npz") as data:
+                moved = {key: data[key] for key in data.files}
     cpu = (after.children_user - before.children_user) + (after.children_system - before.children_system)
-    del began
-    return Rendered(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), attributes, cpu)
+    return Rendered(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), attributes, cpu, moved)
