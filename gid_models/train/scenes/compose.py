@@ -111,9 +111,11 @@ def compose(seed: int) -> Scene:
 
     kinds: dict[str, int] = {}
     grass_far = {"closeup": 4.0, "landscape": 25.0}.get(shot, 12.0)
-    grass_count = int(rng.integers(1500, 4500))
+    grass_count = int(rng.integers(3000, 8000))
     near = 0.2 if shot == "closeup" else 0.8
-    roots = _ground_points(rng, grass_count, near * 0.5, grass_far, half_angle, yaw)
+    close = grass_count * 6 // 10  # most blades near the camera, where each covers many pixels
+    roots = np.concatenate([_ground_points(rng, close, near * 0.5, min(grass_far, 4.0), half_angle, yaw),
+                            _ground_points(rng, grass_count - close, near * 0.5, grass_far, half_angle, yaw)])
     plants.grass(rng, meshes["grass"], parts, roots, season, (0.06, rng.uniform(0.2, 0.7)), width_per_metre=0.25)
     kinds["grass_blades"] = grass_count
     if shot in ("meadow", "closeup") or rng.uniform() < 0.3:
@@ -157,6 +159,16 @@ def compose(seed: int) -> Scene:
             vertices, faces = box(start + (posts - 1) * along + [0, 0, z], np.array([2.0 * (posts - 1), 0.05, 0.08]), angle)
             meshes["fence"].add(vertices, faces, STILL, 0.0, (0.18, 0.13, 0.08))
         kinds["fence_posts"] = posts
+    elif rng.uniform() < 0.15:  # a dry-stone wall
+        distance, length, angle = rng.uniform(3, 20), rng.uniform(6, 30), rng.uniform(-0.6, 0.6)
+        stones = int(length / 0.5)
+        along = np.array([np.cos(angle), np.sin(angle), 0.0])
+        for i in range(stones):
+            for z in (0.2, 0.55):
+                centre = np.array([-0.5 * length * along[0], distance, 0.0]) + (i + 0.5 * (z > 0.3)) * 0.5 * along
+                vertices, faces = rock(rng, centre + [0, 0, z], rng.uniform(0.22, 0.3))
+                meshes["rock"].add(vertices, faces, STILL, 0.0, np.array([0.22, 0.21, 0.19]) * rng.uniform(0.6, 1.3))
+        kinds["wall_m"] = round(float(length), 1)
 
     sun_elevation = float(rng.uniform(0.05, 1.2))
     sun_azimuth = float(rng.uniform(0, 2 * np.pi))

@@ -87,15 +87,18 @@ def flowers(rng, stems: MeshBuilder, heads: MeshBuilder, parts: PartTable, roots
 
 
 def _leaf_cloud(rng, mesh: MeshBuilder, parts: PartTable, branch_ids: np.ndarray, paths: list[np.ndarray],
-                count_per_branch: int, length: float, width: float, colour, droop: float) -> None:
-    """Leaves spread along the outer part of each branch, fluttering about their bases."""
+                count_per_branch: int, length: float, width: float, colour, droop: float, spread: float = 0.15,
+                start: float = 0.3) -> None:
+    """Leaves spread along the outer part of each branch (within `spread` of its length around it),
+    fluttering about their bases."""
     bases, directions, normals, attach, owners = [], [], [], [], []
     for branch, path in zip(branch_ids, paths):
-        t = rng.uniform(0.3, 1.0, count_per_branch)
+        t = rng.uniform(start, 1.0, count_per_branch)
         index = t * (len(path) - 1)
         low = np.floor(index).astype(int).clip(0, len(path) - 2)
         point = path[low] + (index - low)[:, None] * (path[low + 1] - path[low])
-        bases.append(point + rng.normal(0, 0.4 * length, (count_per_branch, 3)))
+        reach = spread * np.linalg.norm(path[-1] - path[0]) + 0.4 * length
+        bases.append(point + rng.normal(0, reach, (count_per_branch, 3)))
         d = rng.normal(size=(count_per_branch, 3))
         d[:, 2] -= droop
         directions.append(d / np.linalg.norm(d, axis=1, keepdims=True))
@@ -125,10 +128,10 @@ def tree(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
     lean = rng.normal(0, 0.05, 2) if form != "palm" else rng.normal(0, 0.15, 2)
     xi = np.linspace(0, 1, 8)
     trunk_path = base + np.stack([lean[0] * height * xi ** 2, lean[1] * height * xi ** 2, height * xi], 1)
-    trunk_radius = scale * height * (0.025 if form == "palm" else 0.035) * (1.0 - 0.7 * xi)
+    trunk_radius = scale * height * (0.025 if form == "palm" else 0.03) * (1.0 - 0.7 * xi)
     trunk = parts.add(CANTILEVER, base, rng.uniform(0.25, 0.6), rng.uniform(0.02, 0.05), 0.004 * height)[0]
     vertices, faces = tube(trunk_path, trunk_radius, 8)
-    bark = _jitter(rng, (0.09, 0.06, 0.04), 1)[0] if form != "bare" else _jitter(rng, (0.12, 0.1, 0.08), 1)[0]
+    bark = _jitter(rng, (0.05, 0.035, 0.025), 1)[0] if form != "bare" else _jitter(rng, (0.08, 0.07, 0.06), 1)[0]
     wood.add(vertices, faces, trunk, np.repeat(xi, 8), bark)
     if form == "palm":
         count, start, droop, up = rng.integers(7, 12), 0.98, 1.2, 0.3
@@ -157,11 +160,11 @@ def tree(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
         ids.append(branch)
     ids = np.asarray(ids)
     if form == "broadleaf":
-        _leaf_cloud(rng, foliage, parts, ids, paths, int(rng.integers(60, 140)), scale * 0.12, scale * 0.08,
-                    LEAF_COLOURS[season], droop=0.5)
+        _leaf_cloud(rng, foliage, parts, ids, paths, int(rng.integers(150, 300)), scale * 0.22, scale * 0.16,
+                    LEAF_COLOURS[season], droop=0.5, spread=0.22)
     elif form == "conifer":
-        _leaf_cloud(rng, foliage, parts, ids, paths, int(rng.integers(50, 110)), scale * 0.35, scale * 0.07,
-                    np.asarray(LEAF_COLOURS["summer"]) * 0.6, droop=1.5)
+        _leaf_cloud(rng, foliage, parts, ids, paths, int(rng.integers(120, 220)), scale * 0.4, scale * 0.12,
+                    np.asarray(LEAF_COLOURS["summer"]) * 0.6, droop=1.5, spread=0.1, start=0.05)
     elif form == "palm":
         _leaf_cloud(rng, foliage, parts, ids, paths, int(rng.integers(40, 70)), scale * 0.6, scale * 0.1,
                     LEAF_COLOURS["summer" if season == "autumn" else season], droop=2.0)
@@ -187,5 +190,5 @@ def bush(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
         wood.add(vertices, faces, branch, np.repeat(t[:, 0], 5), (0.08, 0.06, 0.04))
         ids.append(branch)
         paths.append(path)
-    _leaf_cloud(rng, foliage, parts, np.asarray(ids), paths, int(rng.integers(60, 120)), size * 0.09,
-                size * 0.06, LEAF_COLOURS[season], droop=0.3)
+    _leaf_cloud(rng, foliage, parts, np.asarray(ids), paths, int(rng.integers(100, 200)), size * 0.1,
+                size * 0.07, LEAF_COLOURS[season], droop=0.3, spread=0.3)

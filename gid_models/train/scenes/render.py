@@ -20,7 +20,8 @@ import numpy as np
 from ...spectral import MotionError
 from .compose import Scene
 
-SCRIPT = Path(__file__).with_name("blender_render.py")
+# a folder without __init__.py: the script needs bpy, so it must stay out of the importable package
+SCRIPT = Path(__file__).parent / "blender" / "render_scene.py"
 DEFAULT_VENV_PYTHON = Path.home() / ".cache" / "comfyui-gid" / "scenes-venv" / "bin" / "python"
 
 

@@ -2,7 +2,7 @@
 
 Run by the engine as a subprocess in the Python that has `bpy` (the `scenes` extra), never imported
 by gid_models (it needs bpy, which the rest of the project does not have):
-    python blender_render.py SCENE.npz SCENE.json OUT_DIR [OFFSETS.npz]
+    python render_scene.py SCENE.npz SCENE.json OUT_DIR [OFFSETS.npz]
 SCENE.npz holds, per material M, M/vertices (V, 3), M/faces (F, 3), M/part (V,), M/s (V,), M/col (V, 3);
 SCENE.json holds camera, sun, sky and render settings. Writes into OUT_DIR:
   beauty.png        the production render (Cycles, denoised), 8-bit sRGB

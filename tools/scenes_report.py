@@ -1,0 +1,114 @@
+"""Realism checks of generated scenes: a contact sheet and motion statistics against other shards.
+
+    python -m tools.scenes_report --scenes DIR [--compare BBB_SHARDS] \
+        [--sheet docs/scenes_contact_sheet.jpg] [--chart docs/scenes_vs_bbb.png] [--count 64]
+
+The contact sheet shows each picture above its motion-magnitude map (rms over bins 1..K-1 of the
+x and y coefficients, px; black 0, white 2 px or more, the same scale for every tile). The
+statistics, printed as a Markdown table and drawn by tools.line_chart when given --chart: mean
+power per frequency bin (Hz, px^2) and the share of pixels that move (amplitude > 0.1 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from gid_models.train.shards import SpectralShardDataset
+
+LOGGER = logging.getLogger(__name__)
+MOVING_PX = 0.1
+SHEET_RANGE_PX = 2.0
+
+
+def amplitude(coeffs: torch.Tensor) -> torch.Tensor:
+    """(H, W) px: rms over bins 1..K-1 of |S_x|^2 + |S_y|^2 (the oscillation's size)."""
+    return coeffs[1:].square().sum(dim=(0, 1)).sqrt()
+
+
+def contact_sheet(dataset: SpectralShardDataset, count: int, columns: int = 8, tile_width: int = 128) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: count examples, each picture over its motion map."""
+    tiles = []
+    for i in range(min(count, len(dataset))):
+        item = dataset[i]
+        image = (item["image"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)[..., ::-1]
+        magnitude = (amplitude(item["coeffs"]).numpy() / SHEET_RANGE_PX).clip(0, 1)
+        heat = cv2.applyColorMap((magnitude * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        tile_height = round(image.shape[0] * tile_width / image.shape[1])
+        pair = [cv2.resize(x, (tile_width, tile_height), interpolation=cv2.INTER_AREA) for x in (image, heat)]
+        tiles.append(cv2.copyMakeBorder(np.concatenate(pair, 0), 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.concatenate(tiles[r:r + columns], 1) for r in range(0, len(tiles), columns)]
+    return np.concatenate(rows, 0)
+
+
+def motion_statistics(dataset: SpectralShardDataset, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Per example: moving-pixel share; over all: mean power per bin (K,) px^2 (x + y) and bin Hz."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    power, ratios, hz = None, [], None
+    for i in range(count):
+        item = dataset[i]
+        coeffs = item["coeffs"].double()
+        bins = coeffs.square().sum(dim=1).mean(dim=(-2, -1))  # (K,)
+        power = bins if power is None else power + bins
+        ratios.append(float((amplitude(item["coeffs"]) > MOVING_PX).float().mean()))
+        hz = np.arange(coeffs.shape[0]) * item["fps"] / item["num_frames"]
+    return {"power": (power / count).numpy(), "moving_ratio": np.asarray(ratios), "hz": hz}
+
+
+def markdown_table(named: dict[str, dict[str, np.ndarray]]) -> str:
+    lines = ["| data | examples | moving-pixel share: mean (10/50/90 %) | power bins 1-3 / 4-8 / 9-15 (px^2) | share of power in bins 1-3 |",
+             "|---|---|---|---|---|"]
+    for name, stats in named.items():
+        r, p = stats["moving_ratio"], stats["power"]
+        q = np.percentile(r, [10, 50, 90])
+        low, mid, high = p[1:4].sum(), p[4:9].sum(), p[9:].sum()
+        lines.append(f"| {name} | {len(r)} | {r.mean():.2f} ({q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}) | "
+                     f"{low:.3g} / {mid:.3g} / {high:.3g} | {low / (low + mid + high):.2f} |")
+    return "\n".join(lines)
+
+
+def chart(named: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
+    from .line_chart import Panel, Series, draw_figure
+
+    power = [Series(name, s["hz"][1:], s["power"][1:], markers=marker) for (name, s), marker in zip(named.items(), ("circle", "square"))]
+    share = [Series(name, np.linspace(0, 100, len(s["moving_ratio"])), np.sort(s["moving_ratio"]), markers=marker)
+             for (name, s), marker in zip(named.items(), ("circle", "square"))]
+    return draw_figure([Panel("mean power per bin (px^2) vs frequency (Hz)", power),
+                        Panel("moving-pixel share per example, sorted (x: percentile)", share)], width=1400, height=520)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.scenes_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", required=True, help="shard folder written by gid scenes")
+    parser.add_argument("--compare", help="another shard folder (e.g. gid prepare on the Big Buck Bunny clips)")
+    parser.add_argument("--sheet", help="write the contact sheet here (.jpg)")
+    parser.add_argument("--chart", help="write the statistics chart here (.png)")
+    parser.add_argument("--count", type=int, default=64, help="examples on the sheet")
+    parser.add_argument("--limit", type=int, default=None, help="examples used for the statistics")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    torch.set_num_threads(1)
+    scenes = SpectralShardDataset(args.scenes)
+    if args.sheet:
+        cv2.imwrite(args.sheet, contact_sheet(scenes, args.count), [cv2.IMWRITE_JPEG_QUALITY, 82])
+        LOGGER.info("wrote %s (%.0f kB)", args.sheet, Path(args.sheet).stat().st_size / 1e3)
+    named = {"scenes": motion_statistics(scenes, args.limit)}
+    if args.compare:
+        named["Big Buck Bunny"] = motion_statistics(SpectralShardDataset(args.compare), args.limit)
+    print(markdown_table(named))
+    if args.chart:
+        cv2.imwrite(args.chart, chart(named))
+        LOGGER.info("wrote %s", args.chart)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
