@@ -1,12 +1,13 @@
 """`gid scenes` engine: many seeds -> rendered scenes with exact motion -> training shards.
 
-Example i has seed `first_seed + i`. Examples are grouped in blocks of `examples_per_shard`; block b
-becomes `shard-{b:05d}.safetensors` (the format `gid train` reads, see train/shards.py), written
-whole by one worker process and renamed into place, so an interrupted run resumes by skipping the
-blocks already on disk and parallel workers never touch the same file. Each finished block also
-leaves `blocks/block-{b:05d}.json` (its scenes' log lines and spectrum sums); the run then pools
-them into `spectrum.safetensors` and `scenes_log.jsonl` (one line per scene: what it holds, CPU
-seconds, share of moving pixels, motion size).
+Example i has seed `first_seed + i`. Each scene is written on its own as a compact record
+`scenes/scene-{seed:07d}.npz` (picture, spectral volume quantized to 1/256 px as int16, zlib;
+about 1 MB instead of the shard's 5.4 MB, so 2,000 examples keep within 5 GB), renamed into place
+when whole: an interrupted run resumes by skipping the seeds already on disk, and parallel
+workers never touch the same file. `pack` then writes every record, in seed order, into
+`shards/shard-*.safetensors` (the format `gid train` reads, train/shards.py) with their
+`spectrum.safetensors`, and `scenes_log.jsonl` (one line per scene: what it holds, CPU seconds,
+share of moving pixels, motion size). The shards are a cache: `gid scenes` rebuilds them.
 """
 
 from __future__ import annotations
@@ -24,11 +25,12 @@ import numpy as np
 import torch
 
 from ...spectral import MotionError
-from ..shards import SPECTRUM_FILE, ShardWriter
+from ..shards import ShardWriter
 
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"
 LOG_FILE = "scenes_log.jsonl"
+STEP_PX = 1.0 / 256.0  # quantization step of the stored coefficients (error <= 0.002 px)
 
 
 @dataclass(frozen=True)
@@ -71,51 +73,43 @@ def make_example(seed: int, config: SceneConfig, python: str | None = None) -> E
     return Example(rendered.image, coeffs, json.loads(json.dumps(record, default=float)))
 
 
-def write_block(out: Path, block: int, seeds: list[int], config: SceneConfig, python: str | None = None) -> list[dict]:
-    """Render seeds into shard-{block}.safetensors (atomically) and blocks/block-{block}.json."""
+def record_path(out: Path, seed: int) -> Path:
+    return out / "scenes" / f"scene-{seed:07d}.npz"
+
+
+def write_record(out: Path, seed: int, config: SceneConfig, python: str | None = None) -> dict:
+    """Render one seed into its compact record (atomically); returns its log line."""
     torch.set_num_threads(1)
-    staging = out / f".staging-{block:05d}"
-    shutil.rmtree(staging, ignore_errors=True)
-    records = []
-    with ShardWriter(staging, examples_per_shard=len(seeds)) as writer:
-        for seed in seeds:
-            example = make_example(seed, config, python)
-            writer.add(torch.from_numpy(example.image).permute(2, 0, 1), example.coeffs, num_frames=config.num_frames,
-                       fps=config.fps, source=f"scene-{seed}", start_frame=0, augmentation="")
-            records.append(example.record)
-    from safetensors import safe_open
-
-    with safe_open(str(staging / SPECTRUM_FILE), framework="pt") as handle:
-        mean_power = handle.get_tensor("mean_power").double()
-        pixels = int(handle.metadata()["pixel_count"])
-    (out / "blocks").mkdir(exist_ok=True)
-    (out / "blocks" / f"block-{block:05d}.json").write_text(json.dumps(
-        {"seeds": seeds, "records": records, "pixel_count": pixels, "power_sum": (mean_power * pixels).tolist()}))
-    os.replace(staging / "shard-00000.safetensors", out / f"shard-{block:05d}.safetensors")
-    shutil.rmtree(staging, ignore_errors=True)
-    return records
+    example = make_example(seed, config, python)
+    quantized = torch.round(example.coeffs / STEP_PX).clamp(-32767, 32767).to(torch.int16).numpy()
+    path = record_path(out, seed)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+    np.savez_compressed(staging, image=example.image, coeffs=quantized, num_frames=config.num_frames,
+                        fps=config.fps, record=json.dumps(example.record))
+    os.replace(staging, path)
+    return example.record
 
 
-def _block_job(job: tuple) -> tuple[int, list[dict]]:
-    out, block, seeds, config, python = job
-    return block, write_block(Path(out), block, seeds, config, python)
+def read_record(path: Path) -> tuple[np.ndarray, torch.Tensor, dict]:
+    """(image (H, W, 3) uint8, coeffs (K, 4, H, W) float32 px, log line) of one record."""
+    with np.load(path) as data:
+        coeffs = torch.from_numpy(data["coeffs"].astype(np.float32) * STEP_PX)
+        return data["image"], coeffs, json.loads(str(data["record"]))
 
 
-def pending_blocks(out: Path, count: int, config: SceneConfig) -> list[tuple[int, list[int]]]:
-    per = config.examples_per_shard
-    blocks = []
-    for block in range((count + per - 1) // per):
-        seeds = [config.first_seed + i for i in range(block * per, min(count, (block + 1) * per))]
-        done = out / f"shard-{block:05d}.safetensors"
-        if done.is_file() and (out / "blocks" / f"block-{block:05d}.json").is_file():
-            if len(json.loads((out / "blocks" / f"block-{block:05d}.json").read_text())["seeds"]) == len(seeds):
-                continue
-        blocks.append((block, seeds))
-    return blocks
+def _record_job(job: tuple) -> dict:
+    out, seed, config, python = job
+    return write_record(Path(out), seed, config, python)
+
+
+def pending_seeds(out: Path, count: int, config: SceneConfig) -> list[int]:
+    seeds = range(config.first_seed, config.first_seed + count)
+    return [seed for seed in seeds if not record_path(out, seed).is_file()]
 
 
 def check_config(out: Path, config: SceneConfig) -> None:
-    """A folder holds one configuration: refuse to mix shapes or seeds into an earlier run's shards."""
+    """A folder holds one configuration: refuse to mix shapes or seeds into an earlier run's records."""
     path = out / CONFIG_FILE
     if path.is_file():
         earlier = json.loads(path.read_text())
@@ -127,29 +121,28 @@ def check_config(out: Path, config: SceneConfig) -> None:
         path.write_text(json.dumps(asdict(config)))
 
 
-def pool_outputs(out: Path) -> int:
-    """Rewrite spectrum.safetensors and scenes_log.jsonl from every finished block; returns the examples."""
-    from safetensors.torch import save_file
-
-    power, pixels, lines = None, 0, []
-    for path in sorted((out / "blocks").glob("block-*.json")):
-        block = json.loads(path.read_text())
-        block_power = torch.tensor(block["power_sum"], dtype=torch.float64)
-        power = block_power if power is None else power + block_power
-        pixels += block["pixel_count"]
-        lines.extend(block["records"])
-    if power is None:
-        return 0
-    save_file({"mean_power": (power / pixels).float()}, str(out / SPECTRUM_FILE),
-              metadata={"format": "gid-spectrum", "num_examples": str(len(lines)), "pixel_count": str(pixels)})
+def pack(out: str | Path, config: SceneConfig) -> int:
+    """(Re)write out/shards/ and scenes_log.jsonl from every record; returns the examples packed."""
+    out = Path(out)
+    records = sorted((out / "scenes").glob("scene-*.npz"))
+    shards = out / "shards"
+    shutil.rmtree(shards, ignore_errors=True)
+    lines = []
+    with ShardWriter(shards, config.examples_per_shard) as writer:
+        for path in records:
+            image, coeffs, line = read_record(path)
+            writer.add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames, fps=config.fps,
+                       source=f"scene-{line['seed']}", start_frame=0, augmentation="")
+            lines.append(line)
     with open(out / LOG_FILE, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(line) + "\n" for line in lines)
     return len(lines)
 
 
 def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), workers: int = 1,
-             progress: bool = True) -> int:
-    """Make `count` examples under out (resuming); returns the examples on disk."""
+             progress: bool = True, pack_shards: bool = True) -> int:
+    """Make `count` examples under out (resuming), then pack them into shards unless told not to;
+    returns the examples on disk."""
     from tqdm import tqdm
 
     from .render import require_blender_python
@@ -157,24 +150,22 @@ def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), w
     out = Path(out)
     check_config(out, config)
     python = require_blender_python()
-    blocks = pending_blocks(out, count, config)
-    total = sum(len(seeds) for _, seeds in blocks)
-    LOGGER.info("gid scenes: %d examples to make in %d shard(s) under %s (%d already there)", total, len(blocks), out, count - total)
-    jobs = [(str(out), block, seeds, config, python) for block, seeds in blocks]
-    bar = tqdm(total=total, unit="scene", desc="scenes", disable=not progress)
+    seeds = pending_seeds(out, count, config)
+    LOGGER.info("gid scenes: %d examples to make under %s (%d already there)", len(seeds), out, count - len(seeds))
+    jobs = [(str(out), seed, config, python) for seed in seeds]
     began = time.perf_counter()
-    try:
+    with tqdm(total=len(jobs), unit="scene", desc="scenes", disable=not progress) as bar:
         if workers <= 1:
-            results = map(_block_job, jobs)
-            for block, records in results:
-                bar.update(len(records))
+            for job in jobs:
+                _record_job(job)
+                bar.update(1)
         else:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for block, records in pool.imap_unordered(_block_job, jobs):
-                    bar.update(len(records))
-    finally:
-        bar.close()
-        made = pool_outputs(out)
-    if total:
-        LOGGER.info("made %d examples in %.0f s wall", total, time.perf_counter() - began)
+                for _ in pool.imap_unordered(_record_job, jobs):
+                    bar.update(1)
+    if jobs:
+        LOGGER.info("made %d examples in %.0f s wall", len(jobs), time.perf_counter() - began)
+    made = len(list((out / "scenes").glob("scene-*.npz")))
+    if pack_shards:
+        LOGGER.info("packed %d examples into %s", pack(out, config), out / "shards")
     return made
