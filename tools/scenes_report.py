@@ -27,12 +27,37 @@ MOVING_PX = 0.1
 SHEET_RANGE_PX = 2.0
 
 
+class SceneRecords:
+    """The compact records of a `gid scenes` folder (DIR/scenes/*.npz, first `limit` in seed order),
+    read like SpectralShardDataset items, so a run can be checked before it is packed."""
+
+    def __init__(self, folder: Path, limit: int | None = None):
+        self.paths = sorted((Path(folder) / "scenes").glob("scene-*.npz"))[:limit]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        from gid_models.train.scenes.engine import read_record
+
+        with np.load(self.paths[i]) as data:
+            num_frames, fps = int(data["num_frames"]), float(data["fps"])
+        image, coeffs, _ = read_record(self.paths[i])
+        return {"image": torch.from_numpy(image).permute(2, 0, 1).float() / 255.0, "coeffs": coeffs,
+                "num_frames": num_frames, "fps": fps}
+
+
+def open_examples(folder: str, limit: int | None = None):
+    """A gid scenes folder (records) or a folder of shards."""
+    return SceneRecords(Path(folder), limit) if (Path(folder) / "scenes").is_dir() else SpectralShardDataset(folder)
+
+
 def amplitude(coeffs: torch.Tensor) -> torch.Tensor:
     """(H, W) px: rms over bins 1..K-1 of |S_x|^2 + |S_y|^2 (the oscillation's size)."""
     return coeffs[1:].square().sum(dim=(0, 1)).sqrt()
 
 
-def contact_sheet(dataset: SpectralShardDataset, count: int, columns: int = 8, tile_width: int = 128) -> np.ndarray:
+def contact_sheet(dataset, count: int, columns: int = 8, tile_width: int = 128) -> np.ndarray:
     """(H, W, 3) uint8 BGR: count examples, each picture over its motion map."""
     tiles = []
     for i in range(min(count, len(dataset))):
@@ -49,7 +74,7 @@ def contact_sheet(dataset: SpectralShardDataset, count: int, columns: int = 8, t
     return np.concatenate(rows, 0)
 
 
-def motion_statistics(dataset: SpectralShardDataset, limit: int | None = None) -> dict[str, np.ndarray]:
+def motion_statistics(dataset, limit: int | None = None) -> dict[str, np.ndarray]:
     """Per example: moving-pixel share; over all: mean power per bin (K,) px^2 (x + y) and bin Hz."""
     count = len(dataset) if limit is None else min(limit, len(dataset))
     power, ratios, hz = None, [], None
@@ -87,7 +112,7 @@ def chart(named: dict[str, dict[str, np.ndarray]]) -> np.ndarray:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.scenes_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenes", required=True, help="shard folder written by gid scenes")
+    parser.add_argument("--scenes", required=True, help="a gid scenes --out folder (its records) or a shard folder")
     parser.add_argument("--compare", help="another shard folder (e.g. gid prepare on the Big Buck Bunny clips)")
     parser.add_argument("--sheet", help="write the contact sheet here (.jpg)")
     parser.add_argument("--chart", help="write the statistics chart here (.png)")
@@ -96,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     torch.set_num_threads(1)
-    scenes = SpectralShardDataset(args.scenes)
+    scenes = open_examples(args.scenes, args.limit)
     if args.sheet:
         cv2.imwrite(args.sheet, contact_sheet(scenes, args.count), [cv2.IMWRITE_JPEG_QUALITY, 82])
         LOGGER.info("wrote %s (%.0f kB)", args.sheet, Path(args.sheet).stat().st_size / 1e3)
