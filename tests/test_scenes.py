@@ -34,7 +34,8 @@ CONFIG = SceneConfig(width=WIDTH, height=HEIGHT, samples=4, examples_per_shard=2
 def tiny():
     scene = compose(SEED)
     rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
-    volume = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    assert valid.all(), "the test scene has no dropped pixels"
     return scene, rendered, volume
 
 

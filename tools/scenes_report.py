@@ -42,7 +42,7 @@ class SceneRecords:
 
         with np.load(self.paths[i]) as data:
             num_frames, fps = int(data["num_frames"]), float(data["fps"])
-        image, coeffs, _ = read_record(self.paths[i])
+        image, coeffs, _, _ = read_record(self.paths[i])
         return {"image": torch.from_numpy(image).permute(2, 0, 1).float() / 255.0, "coeffs": coeffs,
                 "num_frames": num_frames, "fps": fps}
 

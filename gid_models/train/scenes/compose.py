@@ -78,7 +78,7 @@ def compose(seed: int) -> Scene:
     shot = rng.choice(["meadow", "closeup", "trees", "reeds", "landscape"], p=[0.3, 0.2, 0.25, 0.1, 0.15])
     season = str(rng.choice(["spring", "summer", "dry", "autumn"], p=[0.3, 0.4, 0.15, 0.15]))
     if shot == "closeup":
-        height, focal, pitch = rng.uniform(0.15, 0.7), rng.uniform(50, 135), rng.uniform(-0.25, 0.05)
+        height, focal, pitch = rng.uniform(0.15, 0.7), rng.uniform(35, 100), rng.uniform(-0.25, 0.05)
     elif shot == "landscape":
         height, focal, pitch = rng.uniform(1.2, 5.0), rng.uniform(18, 40), rng.uniform(-0.12, 0.05)
     else:
@@ -112,10 +112,11 @@ def compose(seed: int) -> Scene:
     kinds: dict[str, int] = {}
     grass_far = {"closeup": 4.0, "landscape": 25.0}.get(shot, 12.0)
     grass_count = int(rng.integers(3000, 8000))
-    near = 0.2 if shot == "closeup" else 0.8
+    # nothing moving nearer than this: a blade swaying a few cm right before a long lens would cross the frame
+    near = max(0.4 if shot == "closeup" else 0.8, 0.008 * focal)
     close = grass_count * 6 // 10  # most blades near the camera, where each covers many pixels
-    roots = np.concatenate([_ground_points(rng, close, near * 0.5, min(grass_far, 4.0), half_angle, yaw),
-                            _ground_points(rng, grass_count - close, near * 0.5, grass_far, half_angle, yaw)])
+    roots = np.concatenate([_ground_points(rng, close, near, min(grass_far, 4.0), half_angle, yaw),
+                            _ground_points(rng, grass_count - close, near, grass_far, half_angle, yaw)])
     plants.grass(rng, meshes["grass"], parts, roots, season, (0.06, rng.uniform(0.2, 0.7)), width_per_metre=0.25)
     kinds["grass_blades"] = grass_count
     if shot in ("meadow", "closeup") or rng.uniform() < 0.3:

@@ -49,6 +49,7 @@ class SceneConfig:
 class Example:
     image: np.ndarray          # (H, W, 3) uint8
     coeffs: torch.Tensor       # (K, 4, H, W) float32 pixels
+    mask: np.ndarray           # (H, W) bool, False where motion was dropped (motion.py)
     record: dict               # the log line
 
 
@@ -61,16 +62,17 @@ def make_example(seed: int, config: SceneConfig, python: str | None = None) -> E
     began = time.process_time()
     scene = compose(seed)
     rendered = render(scene, config.width, config.height, config.samples, python)
-    volume = spectral_volume(scene, rendered.attributes, config.num_frames, config.fps, config.num_frequencies)
+    volume, valid = spectral_volume(scene, rendered.attributes, config.num_frames, config.fps, config.num_frequencies)
     coeffs = volume.coeffs[0]
     amplitude = coeffs[1:].square().sum(dim=(0, 1)).sqrt()  # (H, W) px
     moving = rendered.attributes["part"] >= 0
     record = {**scene.description,
               "cpu_s": round(rendered.cpu_seconds + time.process_time() - began, 2),
               "moving_pixel_ratio": round(float(moving.mean()), 4),
+              "dropped_pixel_ratio": round(float(1.0 - valid.mean()), 4),
               "motion_rms_px": round(float(amplitude.square().mean().sqrt()), 4),
               "motion_p99_px": round(float(torch.quantile(amplitude.flatten(), 0.99)), 4)}
-    return Example(rendered.image, coeffs, json.loads(json.dumps(record, default=float)))
+    return Example(rendered.image, coeffs, valid, json.loads(json.dumps(record, default=float)))
 
 
 def record_path(out: Path, seed: int) -> Path:
@@ -85,17 +87,17 @@ def write_record(out: Path, seed: int, config: SceneConfig, python: str | None =
     path = record_path(out, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     staging = path.with_name(f".{path.stem}.{os.getpid()}.npz")
-    np.savez_compressed(staging, image=example.image, coeffs=quantized, num_frames=config.num_frames,
+    np.savez_compressed(staging, image=example.image, coeffs=quantized, mask=example.mask, num_frames=config.num_frames,
                         fps=config.fps, record=json.dumps(example.record))
     os.replace(staging, path)
     return example.record
 
 
-def read_record(path: Path) -> tuple[np.ndarray, torch.Tensor, dict]:
-    """(image (H, W, 3) uint8, coeffs (K, 4, H, W) float32 px, log line) of one record."""
+def read_record(path: Path) -> tuple[np.ndarray, torch.Tensor, np.ndarray, dict]:
+    """(image (H, W, 3) uint8, coeffs (K, 4, H, W) float32 px, mask (H, W) bool, log line) of one record."""
     with np.load(path) as data:
         coeffs = torch.from_numpy(data["coeffs"].astype(np.float32) * STEP_PX)
-        return data["image"], coeffs, json.loads(str(data["record"]))
+        return data["image"], coeffs, data["mask"], json.loads(str(data["record"]))
 
 
 def _record_job(job: tuple) -> dict:
@@ -130,9 +132,9 @@ def pack(out: str | Path, config: SceneConfig) -> int:
     lines = []
     with ShardWriter(shards, config.examples_per_shard) as writer:
         for path in records:
-            image, coeffs, line = read_record(path)
+            image, coeffs, mask, line = read_record(path)
             writer.add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames, fps=config.fps,
-                       source=f"scene-{line['seed']}", start_frame=0, augmentation="")
+                       source=f"scene-{line['seed']}", start_frame=0, augmentation="", mask=torch.from_numpy(mask))
             lines.append(line)
     with open(out / LOG_FILE, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(line) + "\n" for line in lines)

@@ -9,7 +9,8 @@ A part hangs on its parent at station `attach`, so its points also carry the par
 The wind is periodic over the T frames of an example, so everything lives on the FFT bins
 f_k = k fps / T, k = 0..T/2, and the steady-state response is exact in closed form:
   Q_p(f_k) = gain_p * H_p(f_k) * F_p(f_k),   H(f) = 1 / (1 - (f/f_n)^2 + 2i zeta f/f_n)
-with F the gust (m/s) at the part's root: a 1/f power spectrum travelling along the wind direction
+with F the gust (m/s) at the part's root: a 1/f power spectrum (steepening to f^-5/3 above
+KNEE_HZ) travelling along the wind direction
 at the gust speed (coherent across the scene), mixed with an independent share per part, plus a
 weaker cross-wind component. Leaves add independent flutter along their normal. The displacement
 (m) of the point at station s of part p is then Base_p(f) + phi(s) Q_p(f), with Base_p the parent's
@@ -23,6 +24,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 CANTILEVER, FLUTTER = 0, 1
+KNEE_HZ = 0.4  # gust spectrum: 1/f power below, f^(-5/3) (inertial range) above
 _BETA = 1.8751040687  # first root of 1 + cos(b) cosh(b) = 0
 _SIGMA = (np.cosh(_BETA) + np.cos(_BETA)) / (np.sinh(_BETA) + np.sin(_BETA))
 
@@ -106,7 +108,9 @@ def gust_spectrum(num_frames: int, fps: float, num_frequencies: int) -> tuple[np
     """
     freqs = np.fft.rfftfreq(num_frames, d=1.0 / fps)
     amplitude = np.zeros_like(freqs)
-    amplitude[1:num_frequencies] = freqs[1:num_frequencies] ** -0.5
+    f = freqs[1:num_frequencies]
+    # power 1/f below KNEE_HZ, turning to Kolmogorov's f^(-5/3) above it
+    amplitude[1:num_frequencies] = np.sqrt(1.0 / f * (1.0 + (f / KNEE_HZ) ** 2) ** (-1.0 / 3.0))
     amplitude /= np.sqrt(2.0 * np.sum(amplitude ** 2))
     return freqs, amplitude
 

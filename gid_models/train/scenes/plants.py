@@ -50,7 +50,7 @@ def grass(rng: np.random.Generator, mesh: MeshBuilder, parts: PartTable, roots: 
     lean = rng.uniform(0.0, 0.5, count)[:, None] * np.stack([np.cos(lean_angle), np.sin(lean_angle)], 1)
     vertices, faces, s = blades(roots, h, w, lean, rng.uniform(0, np.pi, count), levels)
     frequency = np.clip(stiffness * 0.45 / h ** 0.7 * rng.uniform(0.8, 1.25, count), 0.5, 5.0)
-    ids = parts.add(CANTILEVER, roots, frequency, rng.uniform(0.06, 0.15, count), 0.09 * h)
+    ids = parts.add(CANTILEVER, roots, frequency, rng.uniform(0.08, 0.2, count), 0.04 * h)
     mesh.add(vertices, faces, np.repeat(ids, 2 * levels), s, _blade_colours(rng, season, count, levels))
 
 
@@ -69,7 +69,7 @@ def flowers(rng, stems: MeshBuilder, heads: MeshBuilder, parts: PartTable, roots
     levels = 5
     vertices, faces, s = blades(roots, h, np.full(count, 0.004), lean, rng.uniform(0, np.pi, count), levels, taper=0.3)
     frequency = np.clip(0.5 / h ** 0.7 * rng.uniform(0.8, 1.2, count), 0.6, 4.0)
-    ids = parts.add(CANTILEVER, roots, frequency, rng.uniform(0.04, 0.1, count), 0.08 * h)
+    ids = parts.add(CANTILEVER, roots, frequency, rng.uniform(0.05, 0.12, count), 0.04 * h)
     stems.add(vertices, faces, np.repeat(ids, 2 * levels), s, _jitter(rng, GRASS_COLOURS[season][0], 1)[0])
     tips = roots + np.concatenate([h[:, None] * lean, h[:, None]], 1)
     style = rng.integers(0, 2)  # one kind of flower per patch looks more natural
@@ -112,7 +112,7 @@ def _leaf_cloud(rng, mesh: MeshBuilder, parts: PartTable, branch_ids: np.ndarray
     normals /= np.linalg.norm(normals, axis=1, keepdims=True) + 1e-9
     count = len(bases)
     lengths = length * rng.uniform(0.7, 1.3, count)
-    ids = parts.add(FLUTTER, bases, rng.uniform(2.0, 6.0, count), rng.uniform(0.08, 0.2, count), 0.12 * lengths,
+    ids = parts.add(FLUTTER, bases, rng.uniform(2.0, 6.0, count), rng.uniform(0.08, 0.2, count), 0.06 * lengths,
                     parent=np.concatenate(owners), attach=np.concatenate(attach), axis=normals)
     vertices, faces, s = leaves(bases, directions, normals, lengths, width * lengths / length)
     mesh.add(vertices, faces, np.repeat(ids, 4), s, np.repeat(_jitter(rng, colour, count), 4, axis=0))
@@ -129,7 +129,7 @@ def tree(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
     xi = np.linspace(0, 1, 8)
     trunk_path = base + np.stack([lean[0] * height * xi ** 2, lean[1] * height * xi ** 2, height * xi], 1)
     trunk_radius = scale * height * (0.025 if form == "palm" else 0.03) * (1.0 - 0.7 * xi)
-    trunk = parts.add(CANTILEVER, base, rng.uniform(0.25, 0.6), rng.uniform(0.02, 0.05), 0.004 * height)[0]
+    trunk = parts.add(CANTILEVER, base, rng.uniform(0.25, 0.6), rng.uniform(0.02, 0.05), 0.002 * height)[0]
     vertices, faces = tube(trunk_path, trunk_radius, 8)
     bark = _jitter(rng, (0.05, 0.035, 0.025), 1)[0] if form != "bare" else _jitter(rng, (0.08, 0.07, 0.06), 1)[0]
     wood.add(vertices, faces, trunk, np.repeat(xi, 8), bark)
@@ -151,7 +151,7 @@ def tree(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
         path = root + length * (t * direction - droop * 0.3 * t ** 2 * np.array([0, 0, 1]))
         radius = trunk_radius[min(int(a * 7), 7)] * 0.5 * (1.0 - 0.8 * t[:, 0])
         frequency = np.clip(1.1 / length ** 0.5 * rng.uniform(0.8, 1.2), 0.4, 3.0)
-        branch = parts.add(CANTILEVER, root, frequency, rng.uniform(0.03, 0.08), 0.035 * length,
+        branch = parts.add(CANTILEVER, root, frequency, rng.uniform(0.03, 0.08), 0.015 * length,
                            parent=trunk, attach=a)[0]
         if form != "palm":
             vertices, faces = tube(path, radius, 5)
@@ -185,7 +185,7 @@ def bush(rng, wood: MeshBuilder, foliage: MeshBuilder, parts: PartTable, base: n
         t = np.linspace(0, 1, 5)[:, None]
         path = base + length * t * direction
         branch = parts.add(CANTILEVER, base, np.clip(0.9 / length ** 0.5, 0.6, 3.5), rng.uniform(0.04, 0.1),
-                           0.05 * length)[0]
+                           0.025 * length)[0]
         vertices, faces = tube(path, size * 0.02 * (1.0 - 0.7 * t[:, 0]), 5)
         wood.add(vertices, faces, branch, np.repeat(t[:, 0], 5), (0.08, 0.06, 0.04))
         ids.append(branch)
