@@ -38,6 +38,8 @@ class Panel:
 
     title: str
     series: list[Series]
+    x_label: str = "step"
+    y_label: str = "loss"
 
 
 # -- maths of the axes ----------------------------------------------------------------------------
@@ -211,8 +213,8 @@ def draw_panel(cell: np.ndarray, panel: Panel, smoothing: float) -> None:
         cv2.line(plot, (x, 0), (x, plot_h - 1), GRID, 1)
         cv2.line(cell, (MARGIN_LEFT + x, MARGIN_TOP + plot_h), (MARGIN_LEFT + x, MARGIN_TOP + plot_h + 5), INK, 1)
         _text(cell, tick_label(step), (MARGIN_LEFT + x, MARGIN_TOP + plot_h + 20), 0.42, align="center")
-    _text(cell, "step", (MARGIN_LEFT + plot_w // 2, height - 8), 0.48, align="center")
-    _vertical_text(cell, "loss (log scale)" if axes.log_y else "loss", (14, MARGIN_TOP + plot_h // 2), 0.48)
+    _text(cell, panel.x_label, (MARGIN_LEFT + plot_w // 2, height - 8), 0.48, align="center")
+    _vertical_text(cell, f"{panel.y_label} (log scale)" if axes.log_y else panel.y_label, (14, MARGIN_TOP + plot_h // 2), 0.48)
     colors = [PALETTE[index % len(PALETTE)] for index in range(len(panel.series))]
     lines = [(s, c) for s, c in zip(panel.series, colors) if not s.markers]
     for item, color in lines:
@@ -235,12 +237,13 @@ def grid_shape(count: int) -> tuple[int, int]:
     return math.ceil(count / columns), columns
 
 
-def draw_figure(panels: list[Panel], width: int = 1600, height: int = 900, smoothing: float = 0.9) -> np.ndarray:
+def draw_figure(panels: list[Panel], width: int = 1600, height: int = 900, smoothing: float = 0.9,
+                title: str = "GID training losses",
+                note: str = "thin light lines: logged values; thick lines: their exponential moving average") -> np.ndarray:
     """(height, width, 3) uint8 BGR picture: a title strip over a grid of panels."""
     canvas = np.full((height, width, 3), BACKGROUND, np.uint8)
-    _text(canvas, "GID training losses", (16, 28), 0.75, thickness=2)
-    _text(canvas, "thin light lines: logged values; thick lines: their exponential moving average",
-          (width - 16, 28), 0.48, color=(90, 90, 90), align="right")
+    _text(canvas, title, (16, 28), 0.75, thickness=2)
+    _text(canvas, note, (width - 16, 28), 0.48, color=(90, 90, 90), align="right")
     rows, columns = grid_shape(len(panels))
     cell_w, cell_h = width // columns, (height - HEADER_H) // rows
     for index, panel in enumerate(panels):
