@@ -1,0 +1,144 @@
+"""The scene engine (`gid scenes`): Blender renders of procedural plants with exact modal motion.
+
+Needs Blender's Python module (the `scenes` extra in its own venv, installed by .ci/run); skipped
+with the reason when it is missing outside CI, a failure in CI.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from gid_models.spectral import spectral_to_trajectories
+from gid_models.train.scenes.compose import compose, project
+from gid_models.train.scenes.engine import SceneConfig, generate, make_example
+from gid_models.train.scenes.motion import spectral_volume, wind_rng
+from gid_models.train.scenes.oscillators import CANTILEVER, mode_shape, part_forces
+from gid_models.train.scenes.render import blender_python, render
+from gid_models.train.shards import SpectralShardDataset
+
+PYTHON = blender_python()
+if PYTHON is None and os.environ.get("CI"):
+    raise RuntimeError("CI must test the scene engine: Blender's Python module (bpy, the `scenes` extra) is missing.")
+pytestmark = pytest.mark.skipif(PYTHON is None, reason="Blender's Python module (bpy, the `scenes` extra) is not installed; "
+                                "see .ci/run install_scenes_blender")
+
+SEED, WIDTH, HEIGHT = 3, 64, 40
+CONFIG = SceneConfig(width=WIDTH, height=HEIGHT, samples=4, examples_per_shard=2, first_seed=SEED)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    scene = compose(SEED)
+    rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    assert valid.all(), "the test scene has no dropped pixels"
+    return scene, rendered, volume
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    out = tmp_path_factory.mktemp("scenes")
+    assert generate(out, 2, CONFIG, workers=1, progress=False) == 2
+    return out / "shards"
+
+
+def test_tiny_scene_renders(tiny):
+    scene, rendered, volume = tiny
+    assert rendered.image.shape == (HEIGHT, WIDTH, 3) and rendered.image.dtype == np.uint8
+    assert rendered.image.std() > 2, "the picture is flat"
+    assert volume.coeffs.shape == (1, 16, 4, HEIGHT, WIDTH)
+    assert (rendered.attributes["part"] >= 0).any() and (rendered.attributes["part"] < 0).any()
+    assert rendered.attributes["part"].max() < len(scene.parts["kind"])
+
+
+def test_same_seed_same_picture_and_volume(tiny, shards):
+    _, rendered, volume = tiny
+    again = make_example(SEED, CONFIG, PYTHON)
+    np.testing.assert_array_equal(again.image, rendered.image)
+    torch.testing.assert_close(again.coeffs, volume.coeffs[0], rtol=0, atol=0)
+    stored = SpectralShardDataset(shards)[0]
+    np.testing.assert_array_equal((stored["image"] * 255).round().byte().permute(1, 2, 0).numpy(), rendered.image)
+    torch.testing.assert_close(stored["coeffs"], volume.coeffs[0], rtol=2e-3, atol=2e-3)  # 1/256 px steps, float16
+
+
+def test_still_surfaces_do_not_move(tiny):
+    _, rendered, volume = tiny
+    still = torch.from_numpy(rendered.attributes["part"] < 0)
+    assert still.any()
+    assert volume.coeffs[0][:, :, still].abs().max() == 0
+    moving = ~still
+    assert volume.coeffs[0][1:, :, moving].abs().amax(dim=(0, 1)).gt(0).float().mean() > 0.9
+
+
+def _simulate(natural: np.ndarray, damping: np.ndarray, gain: np.ndarray, freqs: np.ndarray, force: np.ndarray,
+              period: float, periods: int, fps: float, substeps: int = 20) -> np.ndarray:
+    """RK4 in time of x'' + 2 zeta w x' + w^2 x = w^2 gain f(t) from rest; the last period at frame times.
+
+    force: (P, F, 3) rfft ('forward') spectrum of f; returns (P, T, 3) m."""
+    w = 2 * np.pi * natural[:, None]
+    zeta, g = damping[:, None], gain[:, None]
+
+    def f(t):
+        phase = np.exp(2j * np.pi * freqs * t)  # (F,)
+        return 2 * np.real(np.einsum("pfc,f->pc", force[:, 1:], phase[1:])) + np.real(force[:, 0])
+
+    def rate(t, x, v):
+        return v, w ** 2 * (g * f(t) - x) - 2 * zeta * w * v
+
+    num_frames = int(round(period * fps))
+    dt = 1.0 / (fps * substeps)
+    x = np.zeros((len(natural), 3))
+    v = np.zeros_like(x)
+    frames = []
+    for step in range(periods * num_frames * substeps):
+        t = step * dt
+        if step >= (periods - 1) * num_frames * substeps and step % substeps == 0:
+            frames.append(x.copy())
+        k1 = rate(t, x, v)
+        k2 = rate(t + dt / 2, x + dt / 2 * k1[0], v + dt / 2 * k1[1])
+        k3 = rate(t + dt / 2, x + dt / 2 * k2[0], v + dt / 2 * k2[1])
+        k4 = rate(t + dt, x + dt * k3[0], v + dt * k3[1])
+        x = x + dt / 6 * (k1[0] + 2 * k2[0] + 2 * k3[0] + k4[0])
+        v = v + dt / 6 * (k1[1] + 2 * k2[1] + 2 * k3[1] + k4[1])
+    return np.stack(frames, 1)
+
+
+def test_swaying_part_volume_matches_simulated_displacement(tiny):
+    """Blades rooted in the ground, simulated in time by RK4, projected: the volume's trajectory
+    at those pixels agrees to 0.1 px in every frame."""
+    scene, rendered, volume = tiny
+    parts, part = scene.parts, rendered.attributes["part"]
+    amplitude = volume.coeffs[0, 1:].square().sum(dim=(0, 1)).sqrt().numpy()
+    T, fps, K, periods = CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies, 12
+    p = np.maximum(part, 0)
+    # the start-up transient of the time simulation must have died out (e^-10) by its last period
+    settled = parts["damping"][p] * 2 * np.pi * parts["frequency"][p] * (periods - 1) * T / fps > 10
+    root_blade = (part >= 0) & (parts["kind"][p] == CANTILEVER) & (parts["parent"][p] < 0) & settled
+    candidates = np.flatnonzero(np.where(root_blade, amplitude, 0).ravel())
+    chosen = candidates[np.argsort(amplitude.ravel()[candidates])[-4:]]
+    rows, cols = np.unravel_index(chosen, part.shape)
+    assert len(rows) == 4 and amplitude[rows, cols].min() > 0.2, "the test scene needs visibly swaying blades"
+    freqs, force = part_forces(parts, scene.wind, T, fps, K, wind_rng(scene))
+    ids = part[rows, cols]
+    tip = _simulate(parts["frequency"][ids], parts["damping"][ids], parts["gain"][ids], freqs, force[ids], T / fps,
+                    periods=periods, fps=fps)  # (4, T, 3)
+    shape = mode_shape(parts["kind"][ids], rendered.attributes["s"][rows, cols])
+    d = shape[:, None, None] * (tip - tip[:, :1])
+    x = rendered.attributes["position"][rows, cols].astype(np.float64)
+    simulated = project(x[:, None] + d, scene.camera, WIDTH, HEIGHT) - project(x, scene.camera, WIDTH, HEIGHT)[:, None]
+    from_volume = spectral_to_trajectories(volume)[0][:, :, rows, cols].permute(2, 0, 1).numpy()  # (4, T, 2)
+    assert np.abs(from_volume - simulated).max() < 0.1
+
+
+def test_shards_load_in_the_training_loader(shards):
+    dataset = SpectralShardDataset(shards, augment=True)
+    assert len(dataset) == 2
+    item = dataset[1]
+    assert item["image"].shape == (3, HEIGHT, WIDTH) and item["coeffs"].shape == (16, 4, HEIGHT, WIDTH)
+    assert item["mask"].shape == (1, HEIGHT, WIDTH) and item["num_frames"] == 150 and item["fps"] == 30.0
+    assert dataset.records[1]["source"] == f"scene-{SEED + 1}"
+    assert (shards / "spectrum.safetensors").is_file() and (shards.parent / "scenes_log.jsonl").read_text().count("\n") == 2

@@ -1,0 +1,153 @@
+"""Realism checks of generated scenes: a contact sheet and motion statistics against other shards.
+
+    python -m tools.scenes_report --scenes DIR [--compare BBB_SHARDS] \
+        [--sheet docs/scenes_contact_sheet.jpg] [--chart docs/scenes_vs_bbb.png] [--count 64]
+
+The contact sheet shows each picture above its motion-magnitude map (rms over bins 1..K-1 of the
+x and y coefficients, px; black 0, white 2 px or more, the same scale for every tile). The
+statistics, printed as a Markdown table and drawn with matplotlib when given --chart: mean
+power per frequency bin (Hz, px^2) and the share of pixels that move (amplitude > 0.1 px).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+from typing import Sequence
+
+import cv2
+import numpy as np
+import torch
+
+from gid_models.train.shards import SpectralShardDataset
+
+LOGGER = logging.getLogger(__name__)
+MOVING_PX = 0.1
+SHEET_RANGE_PX = 2.0
+
+
+class SceneRecords:
+    """The compact records of a `gid scenes` folder (DIR/scenes/*.npz, first `limit` in seed order),
+    read like SpectralShardDataset items, so a run can be checked before it is packed."""
+
+    def __init__(self, folder: Path, limit: int | None = None):
+        self.paths = sorted((Path(folder) / "scenes").glob("scene-*.npz"))[:limit]
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> dict:
+        from gid_models.train.scenes.engine import read_record
+
+        with np.load(self.paths[i]) as data:
+            num_frames, fps = int(data["num_frames"]), float(data["fps"])
+        image, coeffs, _, _ = read_record(self.paths[i])
+        return {"image": torch.from_numpy(image).permute(2, 0, 1).float() / 255.0, "coeffs": coeffs,
+                "num_frames": num_frames, "fps": fps}
+
+
+def open_examples(folder: str, limit: int | None = None):
+    """A gid scenes folder (records) or a folder of shards."""
+    return SceneRecords(Path(folder), limit) if (Path(folder) / "scenes").is_dir() else SpectralShardDataset(folder)
+
+
+def amplitude(coeffs: torch.Tensor) -> torch.Tensor:
+    """(H, W) px: rms over bins 1..K-1 of |S_x|^2 + |S_y|^2 (the oscillation's size)."""
+    return coeffs[1:].square().sum(dim=(0, 1)).sqrt()
+
+
+def contact_sheet(dataset, count: int, columns: int = 8, tile_width: int = 128) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: count examples, each picture over its motion map."""
+    tiles = []
+    for i in range(min(count, len(dataset))):
+        item = dataset[i]
+        image = (item["image"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)[..., ::-1]
+        magnitude = (amplitude(item["coeffs"]).numpy() / SHEET_RANGE_PX).clip(0, 1)
+        heat = cv2.applyColorMap((magnitude * 255).astype(np.uint8), cv2.COLORMAP_INFERNO)
+        tile_height = round(image.shape[0] * tile_width / image.shape[1])
+        pair = [cv2.resize(x, (tile_width, tile_height), interpolation=cv2.INTER_AREA) for x in (image, heat)]
+        tiles.append(cv2.copyMakeBorder(np.concatenate(pair, 0), 2, 2, 2, 2, cv2.BORDER_CONSTANT, value=(255, 255, 255)))
+    while len(tiles) % columns:
+        tiles.append(np.full_like(tiles[0], 255))
+    rows = [np.concatenate(tiles[r:r + columns], 1) for r in range(0, len(tiles), columns)]
+    return np.concatenate(rows, 0)
+
+
+def motion_statistics(dataset, limit: int | None = None) -> dict[str, np.ndarray]:
+    """Per example: moving-pixel share; over all: mean power per bin (K,) px^2 (x + y) and bin Hz."""
+    count = len(dataset) if limit is None else min(limit, len(dataset))
+    power, ratios, hz = None, [], None
+    for i in range(count):
+        item = dataset[i]
+        coeffs = item["coeffs"].double()
+        bins = coeffs.square().sum(dim=1).mean(dim=(-2, -1))  # (K,)
+        power = bins if power is None else power + bins
+        ratios.append(float((amplitude(item["coeffs"]) > MOVING_PX).float().mean()))
+        hz = np.arange(coeffs.shape[0]) * item["fps"] / item["num_frames"]
+    return {"power": (power / count).numpy(), "moving_ratio": np.asarray(ratios), "hz": hz}
+
+
+def markdown_table(named: dict[str, dict[str, np.ndarray]]) -> str:
+    lines = ["| data | examples | moving-pixel share: mean (10/50/90 %) | power bins 1-3 / 4-8 / 9-15 (px^2) | share of power in bins 1-3 |",
+             "|---|---|---|---|---|"]
+    for name, stats in named.items():
+        r, p = stats["moving_ratio"], stats["power"]
+        q = np.percentile(r, [10, 50, 90])
+        low, mid, high = p[1:4].sum(), p[4:9].sum(), p[9:].sum()
+        lines.append(f"| {name} | {len(r)} | {r.mean():.2f} ({q[0]:.2f} / {q[1]:.2f} / {q[2]:.2f}) | "
+                     f"{low:.3g} / {mid:.3g} / {high:.3g} | {low / (low + mid + high):.2f} |")
+    return "\n".join(lines)
+
+
+def chart(named: dict[str, dict[str, np.ndarray]], path: str) -> None:
+    """Write the per-bin power and the sorted moving-pixel shares of each source side by side (PNG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot
+
+    figure, (power, share) = pyplot.subplots(1, 2, figsize=(14, 5.2), dpi=100)
+    for (name, stats), marker in zip(named.items(), ("o", "s")):
+        power.plot(stats["hz"][1:], stats["power"][1:], marker=marker, label=name)
+        ratios = np.sort(stats["moving_ratio"])
+        share.plot(np.linspace(0, 100, len(ratios)), ratios, marker=marker, label=name)
+    power.set(title="mean power per bin (bin 0, the mean offset, left out)", xlabel="frequency (Hz)", ylabel="px^2")
+    share.set(title="moving-pixel share per example, sorted", xlabel="percentile of examples",
+              ylabel="share of pixels moving > 0.1 px")
+    for axes in (power, share):
+        axes.legend()
+        axes.grid(alpha=0.3)
+    figure.suptitle("gid scenes vs Big Buck Bunny shots")
+    figure.tight_layout()
+    figure.savefig(path)
+    pyplot.close(figure)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.scenes_report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--scenes", required=True, help="a gid scenes --out folder (its records) or a shard folder")
+    parser.add_argument("--compare", help="another shard folder (e.g. gid prepare on the Big Buck Bunny clips)")
+    parser.add_argument("--sheet", help="write the contact sheet here (.jpg)")
+    parser.add_argument("--chart", help="write the statistics chart here (.png)")
+    parser.add_argument("--count", type=int, default=64, help="examples on the sheet")
+    parser.add_argument("--limit", type=int, default=None, help="examples used for the statistics")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    torch.set_num_threads(1)
+    scenes = open_examples(args.scenes, args.limit)
+    if args.sheet:
+        cv2.imwrite(args.sheet, contact_sheet(scenes, args.count), [cv2.IMWRITE_JPEG_QUALITY, 82])
+        LOGGER.info("wrote %s (%.0f kB)", args.sheet, Path(args.sheet).stat().st_size / 1e3)
+    named = {"scenes": motion_statistics(scenes, args.limit)}
+    if args.compare:
+        named["Big Buck Bunny"] = motion_statistics(SpectralShardDataset(args.compare), args.limit)
+    print(markdown_table(named))
+    if args.chart:
+        chart(named, args.chart)
+        LOGGER.info("wrote %s", args.chart)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
