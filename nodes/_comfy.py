@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -64,6 +64,13 @@ def throw_if_interrupted() -> None:
         management.throw_exception_if_processing_interrupted()
 
 
+def interrupt_check() -> Callable[[], None] | None:
+    """The cheap check to hand to gid_models loops that look for a Cancel often (inside a sampling
+    step): ComfyUI's own, which raises its interrupt exception; None without ComfyUI."""
+    management = _import("comfy.model_management")
+    return None if management is None else management.throw_exception_if_processing_interrupted
+
+
 def torch_device() -> torch.device:
     """Device ComfyUI computes on (respects --cpu), else CUDA when available, else CPU."""
     management = _import("comfy.model_management")
@@ -87,6 +94,18 @@ def step_callback(total: int):
     def callback(step: int, *_: Any) -> None:
         throw_if_interrupted()
         bar.update_absolute(step + 1, total)
+
+    return callback
+
+
+def progress_callback():
+    """A (done, total) callback for gid_models loops that count their own work (the sampler's
+    passes): moves a progress bar to done of total and honours interrupts."""
+    bar = progress_bar(1)
+
+    def callback(done: int, total: int) -> None:
+        throw_if_interrupted()
+        bar.update_absolute(done, total)
 
     return callback
 
