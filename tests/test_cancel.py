@@ -1,7 +1,7 @@
 """Cancel inside a sampling step: an interrupt requested in the middle of a pass (a denoiser
 forward, the guidance loss, its backward) stops the sampler before the next pass, with ComfyUI's
 interrupt exception reaching the node's caller; progress moves in passes; the CLI's path (no
-interrupt check) gives the same motion as before."""
+interrupt check) gives the same motion as before. And inside a neural render's chunk."""
 
 from __future__ import annotations
 
@@ -173,3 +173,26 @@ def test_cli_path_gives_the_same_motion_and_leaves_no_hooks(sampling, make_tiny_
     assert hook_count(model) == 0
     again, _ = sampling.sample_spectral_volume(model, image, seed=5, steps=2, guidance=guidance)
     assert torch.equal(plain.coeffs, again.coeffs)
+
+
+def test_interrupt_inside_a_neural_render_chunk_stops_it(pack, comfy_shim):
+    """Requested while the neural renderer encodes the picture: the chunk's frames are never
+    finished (its last layer never runs, no progress)."""
+    rendering = importlib.import_module("comfyui_gid.gid_models.rendering")
+    spectral = importlib.import_module("comfyui_gid.gid_models.spectral")
+    utils = importlib.import_module("comfy.utils")
+    torch.manual_seed(0)
+    renderer = rendering.NeuralRenderer(channels=(8, 12))
+    motion = spectral.MotionTexture(torch.randn(1, 5, 2, 10, 12, generator=torch.Generator().manual_seed(0)), fps=24.0)
+    node = pack.NODE_CLASS_MAPPINGS["GIDRender"]()
+    head_calls = []
+
+    def request(*_):
+        comfy_shim.INTERRUPT = True
+
+    with hooked(renderer.encoder[0][2].register_forward_hook(request),
+                renderer.head.register_forward_hook(counter(head_calls))):
+        with pytest.raises(comfy_shim.InterruptProcessingException):
+            node.render(picture(), motion, renderer=renderer)
+    assert head_calls == [] and utils.UPDATES == []
+    assert hook_count(renderer) == 0

@@ -17,8 +17,8 @@ import torch.nn.functional as F
 from ..spectral import MotionError, SpectralVolume, normalize
 from .cuda_graph import GraphedNoise, cuda_graphs_enabled
 from .ddim import make_scheduler, randn, sample_ddim
+from ..interrupt import checks_inside
 from .guidance import LoopGuidance, latents_to_pixels, make_guidance_loss, masked_volume
-from .interrupt import checks_inside
 
 LOGGER = logging.getLogger(__name__)
 
@@ -122,7 +122,7 @@ def sample_spectral_volume(
         guided step is `guidance.recurrence` passes): finer progress for slow guided steps.
     check_interrupt(): cheap, raises to stop; called between passes, around the guidance gradient
         and inside the networks' forward and backward, so a stop is seen within one network block
-        (interrupt.py). Without it only the callbacks (and Ctrl-C) can stop a run.
+        (gid_models/interrupt.py). Without it only the callbacks (and Ctrl-C) can stop a run.
     Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
     Guidance and masks take gradients: call outside torch.inference_mode(), with a model loaded there.
     """

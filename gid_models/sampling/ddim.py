@@ -66,7 +66,7 @@ def sample_ddim(
     pass_callback(done, total) after every pass, a step being `recurrence` passes when guided, else
         one: total = steps x passes per step (progress finer than whole steps, interrupt).
     check_interrupt() before and after every pass and between a guided pass's noise estimate and
-        its gradient; raises to stop (see interrupt.py for the checks inside the networks).
+        its gradient; raises to stop (gid_models/interrupt.py adds checks inside the networks).
     """
     if steps < 1:
         raise ValueError(f"DDIM needs at least 1 step, got {steps}.")

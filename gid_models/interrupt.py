@@ -1,13 +1,13 @@
-"""Interrupt checks inside a sampling step.
+"""Interrupt checks inside long network passes (a sampling step, a render chunk).
 
 One loop-guided DDIM step is several forwards and backwards of the denoiser and the motion VAE's
-decoder: on a loaded 2-core CPU, 20-70 s with the shipped model. A user's Cancel must not wait
-for the step to end, so the sampler takes a cheap `check_interrupt()` that raises to stop (the
-nodes hand it ComfyUI's `throw_exception_if_processing_interrupted`; the CLI hands nothing, as
-its Ctrl-C raises KeyboardInterrupt wherever the sampler is). The sampler calls it between its
-passes and around the guidance gradient (ddim.py); `checks_inside` below makes the networks call
-it before every block's forward and again when backward reaches the block, so no stretch of
-work between two checks is longer than one block (well under a second).
+decoder: on a loaded 2-core CPU, 20-70 s with the shipped model; one chunk of the neural renderer
+takes 10-50 s there. A user's Cancel must not wait for either to end, so the loops take a cheap
+`check_interrupt()` that raises to stop (the nodes hand it ComfyUI's
+`throw_exception_if_processing_interrupted`; the CLI hands nothing, as its Ctrl-C raises
+KeyboardInterrupt wherever the work is). The loops call it between their passes; `checks_inside`
+below makes a network call it before every block's forward and again when backward reaches the
+block, so no stretch of work between two checks is longer than about one block.
 """
 
 from __future__ import annotations
@@ -37,12 +37,12 @@ def _output_tensors(output) -> list[torch.Tensor]:
 
 
 @contextlib.contextmanager
-def checks_inside(network: nn.Module, check_interrupt: InterruptCheck | None) -> Iterator[None]:
+def checks_inside(network: nn.Module | None, check_interrupt: InterruptCheck | None) -> Iterator[None]:
     """While inside, `check_interrupt()` runs before each block of `network` runs forward and, for
     outputs that take part in a gradient, again when backward reaches them. Exceptions it raises
     reach the caller (out of autograd too) unchanged. The hooks are removed on leaving, interrupted
-    or not; with check_interrupt None nothing is installed."""
-    if check_interrupt is None:
+    or not; with network or check_interrupt None nothing is installed."""
+    if network is None or check_interrupt is None:
         yield
         return
 
