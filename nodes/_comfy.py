@@ -198,6 +198,17 @@ def temp_directory() -> Path:
     return path
 
 
+class _ManagedNetwork(torch.nn.Module):
+    """What ComfyUI's ModelPatcher manages for one of our networks: the network as its only child,
+    plus the plain `device` attribute the patcher writes on every load and offload (diffusers'
+    ModelMixin, NeuralRenderer's base, has a read-only `device` property instead)."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self.device = None
+
+
 def load_model_to_device(model: torch.nn.Module, memory_required: int = 0) -> torch.device:
     """Make room for and move a torch module to the compute device through ComfyUI's model
     management (so VRAM is shared with other nodes' models); plain .to() without ComfyUI.
@@ -209,7 +220,7 @@ def load_model_to_device(model: torch.nn.Module, memory_required: int = 0) -> to
         patcher = getattr(model, "_gid_patcher", None)
         if patcher is None:
             patcher = patcher_module.ModelPatcher(
-                model, load_device=device, offload_device=management.unet_offload_device()
+                _ManagedNetwork(model), load_device=device, offload_device=management.unet_offload_device()
             )
             object.__setattr__(model, "_gid_patcher", patcher)
         management.load_models_gpu([patcher], memory_required=memory_required)
