@@ -14,7 +14,10 @@ step a Cancel waited for the step's end, up to two of those.
 ComfyUI is the vendored 0.3.64 (../shared/vendor, unpacked as the integration tests do), run
 on the CPU; --shim uses tests/comfy_shim instead (same interrupt flag semantics, no ComfyUI).
 
-    python benchmarks/cancel.py [--after 10 30 50] [--threads 2] [--shim]
+With `--jobs render` (or `--jobs sample render`) the same for GIDRender with the bundled neural
+renderer on the bundled picture (512x288, 150 frames of smooth random motion).
+
+    python benchmarks/cancel.py [--after 10 30 50] [--jobs sample render] [--threads 2] [--shim]
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import torch
@@ -82,18 +86,15 @@ class PassClock:
         self.last = now
 
 
-def cancel_latency(pack, management, model, image: torch.Tensor, after: float, clock: PassClock) -> float:
-    """Start the node in a worker thread, press Cancel `after` seconds later, return the seconds
-    until the node stopped (raised ComfyUI's interrupt exception)."""
-    nodes = pack.NODE_CLASS_MAPPINGS
-    (guidance,) = nodes["GIDLoopGuidance"]().build(200.0, 2, True)
+def cancel_latency(management, job: Callable[[], None], after: float, clock: PassClock) -> float:
+    """Run job (a node call) in a worker thread as ComfyUI's executor does, press Cancel `after`
+    seconds later, return the seconds until the node stopped (raised ComfyUI's interrupt exception)."""
     outcome: dict[str, object] = {}
 
     def work() -> None:
         try:
             with torch.inference_mode():  # as ComfyUI's executor runs every node
-                nodes["GIDSampleSpectralVolume"]().sample(image, model, seed=0, steps=50, cfg=1.75, num_frames=150,
-                                                          fps=30.0, guidance=guidance)
+                job()
             outcome["result"] = "finished"
         except management.InterruptProcessingException:
             outcome["result"] = "interrupted"
@@ -112,10 +113,44 @@ def cancel_latency(pack, management, model, image: torch.Tensor, after: float, c
     return float(outcome["stopped"]) - pressed
 
 
+def sampling_job(pack, image: torch.Tensor) -> tuple[Callable[[], None], str]:
+    nodes = pack.NODE_CLASS_MAPPINGS
+    with torch.inference_mode():
+        (model,) = nodes["GIDLoadMotionModel"]().load("bundled")
+    (guidance,) = nodes["GIDLoopGuidance"]().build(200.0, 2, True)
+
+    def job() -> None:
+        nodes["GIDSampleSpectralVolume"]().sample(image, model, seed=0, steps=50, cfg=1.75, num_frames=150, fps=30.0,
+                                                  guidance=guidance)
+
+    return job, (f"GIDSampleSpectralVolume, shipped model (sampled at {model.sample_size[1]}x{model.sample_size[0]}), "
+                 "50 steps, cfg 1.75, loop guidance u=200 r=2 exact gradient; a progress step is one guided pass")
+
+
+def render_job(pack, image: torch.Tensor) -> tuple[Callable[[], None], str]:
+    nodes = pack.NODE_CLASS_MAPPINGS
+    spectral = importlib.import_module(f"{PACK_NAME}.gid_models.spectral")
+    with torch.inference_mode():
+        (renderer,) = nodes["GIDLoadRenderer"]().load("bundled")
+    height, width = image.shape[1:3]
+    smooth = torch.randn(1, 150, 2, height // 32, width // 32, generator=torch.Generator().manual_seed(0)) * 4
+    motion = spectral.MotionTexture(torch.nn.functional.interpolate(smooth[0], size=(height // 4, width // 4),
+                                                                    mode="bilinear")[None], fps=30.0)
+
+    def job() -> None:
+        nodes["GIDRender"]().render(image, motion, renderer=renderer)
+
+    return job, "GIDRender, bundled neural renderer, 150 frames; a progress step is one chunk of frames"
+
+
+JOBS = {"sample": sampling_job, "render": render_job}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--after", nargs="+", type=float, default=[10.0, 30.0, 50.0],
                         help="seconds after the start to press Cancel, one fresh run each")
+    parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), default=["sample"], help="nodes to cancel")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (the CI machine has 2 cores)")
     parser.add_argument("--shim", action="store_true", help="use tests/comfy_shim instead of the vendored ComfyUI")
     args = parser.parse_args()
@@ -123,25 +158,25 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     management, utils, label = import_comfy(args.shim)
     pack = load_pack()
-    clock = PassClock()
-    if hasattr(utils, "set_progress_bar_global_hook"):
-        utils.set_progress_bar_global_hook(clock)
-    with torch.inference_mode():
-        (model,) = pack.NODE_CLASS_MAPPINGS["GIDLoadMotionModel"]().load("bundled")
     image = torch.from_numpy(np.asarray(Image.open(PICTURE).convert("RGB"), dtype=np.float32) / 255.0)[None]
-    print(f"ComfyUI: {label}; CPU, {torch.get_num_threads()} torch threads; shipped model, picture "
-          f"{PICTURE.name} {image.shape[2]}x{image.shape[1]} (sampled at {model.sample_size[1]}x{model.sample_size[0]}), "
-          "50 steps, cfg 1.75, loop guidance u=200 r=2 exact gradient", flush=True)
-    latencies = []
-    for after in args.after:
-        latency = cancel_latency(pack, management, model, image, after, clock)
-        latencies.append(latency)
-        print(f"  Cancel pressed {after:5.1f} s after the start: stopped {latency:.2f} s later", flush=True)
-    print(f"cancel latency: max {max(latencies):.2f} s, mean {sum(latencies) / len(latencies):.2f} s "
-          f"over {len(latencies)} presses")
-    if clock.durations:
-        print(f"one guided pass (half a step) took {min(clock.durations):.1f}-{max(clock.durations):.1f} s here: "
-              "a Cancel checked only between steps would have waited up to a whole step")
+    print(f"ComfyUI: {label}; CPU, {torch.get_num_threads()} torch threads; picture {PICTURE.name} "
+          f"{image.shape[2]}x{image.shape[1]}", flush=True)
+    for name in args.jobs:
+        job, description = JOBS[name](pack, image)
+        clock = PassClock()
+        if hasattr(utils, "set_progress_bar_global_hook"):
+            utils.set_progress_bar_global_hook(clock)
+        print(description, flush=True)
+        latencies = []
+        for after in args.after:
+            latency = cancel_latency(management, job, after, clock)
+            latencies.append(latency)
+            print(f"  Cancel pressed {after:5.1f} s after the start: stopped {latency:.2f} s later", flush=True)
+        print(f"  cancel latency: max {max(latencies):.2f} s, mean {sum(latencies) / len(latencies):.2f} s "
+              f"over {len(latencies)} presses")
+        if clock.durations:
+            print(f"  one progress step took {min(clock.durations):.1f}-{max(clock.durations):.1f} s here: "
+                  "what a Cancel checked only between them would have waited", flush=True)
 
 
 if __name__ == "__main__":
