@@ -12,7 +12,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
@@ -64,6 +64,13 @@ def throw_if_interrupted() -> None:
         management.throw_exception_if_processing_interrupted()
 
 
+def interrupt_check() -> Callable[[], None] | None:
+    """The cheap check to hand to gid_models loops that look for a Cancel often (inside a sampling
+    step): ComfyUI's own, which raises its interrupt exception; None without ComfyUI."""
+    management = _import("comfy.model_management")
+    return None if management is None else management.throw_exception_if_processing_interrupted
+
+
 def torch_device() -> torch.device:
     """Device ComfyUI computes on (respects --cpu), else CUDA when available, else CPU."""
     management = _import("comfy.model_management")
@@ -87,6 +94,18 @@ def step_callback(total: int):
     def callback(step: int, *_: Any) -> None:
         throw_if_interrupted()
         bar.update_absolute(step + 1, total)
+
+    return callback
+
+
+def progress_callback():
+    """A (done, total) callback for gid_models loops that count their own work (the sampler's
+    passes): moves a progress bar to done of total and honours interrupts."""
+    bar = progress_bar(1)
+
+    def callback(done: int, total: int) -> None:
+        throw_if_interrupted()
+        bar.update_absolute(done, total)
 
     return callback
 
@@ -179,6 +198,17 @@ def temp_directory() -> Path:
     return path
 
 
+class _ManagedNetwork(torch.nn.Module):
+    """What ComfyUI's ModelPatcher manages for one of our networks: the network as its only child,
+    plus the plain `device` attribute the patcher writes on every load and offload (diffusers'
+    ModelMixin, NeuralRenderer's base, has a read-only `device` property instead)."""
+
+    def __init__(self, network: torch.nn.Module) -> None:
+        super().__init__()
+        self.network = network
+        self.device = None
+
+
 def load_model_to_device(model: torch.nn.Module, memory_required: int = 0) -> torch.device:
     """Make room for and move a torch module to the compute device through ComfyUI's model
     management (so VRAM is shared with other nodes' models); plain .to() without ComfyUI.
@@ -190,7 +220,7 @@ def load_model_to_device(model: torch.nn.Module, memory_required: int = 0) -> to
         patcher = getattr(model, "_gid_patcher", None)
         if patcher is None:
             patcher = patcher_module.ModelPatcher(
-                model, load_device=device, offload_device=management.unet_offload_device()
+                _ManagedNetwork(model), load_device=device, offload_device=management.unet_offload_device()
             )
             object.__setattr__(model, "_gid_patcher", patcher)
         management.load_models_gpu([patcher], memory_required=memory_required)

@@ -166,7 +166,7 @@ class GIDSampleSpectralVolume:
             volume, normalized = sample_spectral_volume(
                 model, picture.to(device), seed=int(seed), steps=int(steps), cfg=float(cfg), guidance=guidance,
                 mask=None if mask is None else mask.to(device), num_frames=int(num_frames), fps=float(fps),
-                callback=_comfy.step_callback(int(steps)),
+                pass_callback=_comfy.progress_callback(), check_interrupt=_comfy.interrupt_check(),
             )
         out = _comfy.intermediate_device()
         return (volume.to(out), normalized.to(out))

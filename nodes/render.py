@@ -118,6 +118,7 @@ class GIDRender:
                     freeze_mask=masks[clip],
                     callback=lambda step, _total, offset=offset: progress(offset + step),
                     output_device=output_device,
+                    check_interrupt=_comfy.interrupt_check(),
                 )
                 videos.append(frames.movedim(1, -1))
         video = videos[0].contiguous() if clips == 1 else torch.cat(videos)

@@ -101,7 +101,7 @@ def test_sample_odd_size_with_progress_and_untouched_input(pack, tiny_model, com
     assert volume.num_frames == 30 and torch.isfinite(volume.coeffs).all()
     assert torch.equal(image, before)
     assert utils.UPDATES[-1] == (3, 3)
-    assert comfy_shim.LOADED and comfy_shim.LOADED[-1].model is tiny_model  # through model management
+    assert comfy_shim.LOADED and comfy_shim.LOADED[-1].model.network is tiny_model  # through model management
 
 
 def test_seed_decides_the_motion(pack, tiny_model):

@@ -197,3 +197,13 @@ def test_load_renderer_reads_model_folder(pack, rendering, comfy_shim, tmp_path)
     finally:
         os.remove(path)
         os.remove(os.path.splitext(path)[0] + ".json")
+
+
+def test_neural_renderer_goes_through_model_management(pack, spectral, rendering, comfy_shim, generator):
+    """ComfyUI's ModelPatcher writes `device` on the model it manages, which diffusers' ModelMixin
+    (NeuralRenderer's base) keeps read-only: the renderer is managed inside a holder."""
+    renderer = rendering.NeuralRenderer(channels=(8, 12))
+    frames = pack.NODE_CLASS_MAPPINGS["GIDRender"]().render(picture_batch(generator), motion(spectral, generator),
+                                                            renderer=renderer)[0]
+    assert frames.shape == (5, 24, 32, 3)
+    assert comfy_shim.LOADED[-1].model.network is renderer

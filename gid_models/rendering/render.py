@@ -16,6 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..interrupt import checks_inside
 from ..memory import free_memory_bytes, require_memory
 from ..spectral import MotionTexture
 from .importance import importance_at
@@ -144,6 +145,7 @@ def render_motion(
     chunk_size: int | None = None,
     callback: Callable[[int, int], None] | None = None,
     output_device: torch.device | str | None = None,
+    check_interrupt: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Render the T frames of one motion texture on a picture.
 
@@ -153,6 +155,8 @@ def render_motion(
     freeze_mask: (1, 1, h, w) in 0..1, 1 = region held still (resized to H x W if needed).
     chunk_size: frames per batch (default: from free memory; halved on out-of-memory).
     callback(last_frame_index, T) after each chunk (may raise to interrupt).
+    check_interrupt(): cheap, raises to stop; called inside the neural renderer's blocks, as one
+        chunk of it can take most of a minute on a CPU (gid_models/interrupt.py).
     Returns frames (T, 3, H, W) float32 in 0..1 on output_device (default: the compute device),
     a channels-last view of a (T, H, W, 3) buffer, so `.movedim(1, -1)` is free.
     """
@@ -175,7 +179,7 @@ def render_motion(
     frames = torch.empty(total, height, width, 3, device=output_device)
     features = None
     start = 0
-    with torch.no_grad():
+    with torch.no_grad(), checks_inside(renderer, check_interrupt):
         while start < total:
             stop = min(total, start + chunk)
             try:

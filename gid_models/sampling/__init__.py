@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from ..spectral import MotionError, SpectralVolume, normalize
 from .cuda_graph import GraphedNoise, cuda_graphs_enabled
 from .ddim import make_scheduler, randn, sample_ddim
+from ..interrupt import checks_inside
 from .guidance import LoopGuidance, latents_to_pixels, make_guidance_loss, masked_volume
 
 LOGGER = logging.getLogger(__name__)
@@ -105,6 +106,8 @@ def sample_spectral_volume(
     num_frames: int = 150,
     fps: float = 30.0,
     callback: Callable[[int, int], None] | None = None,
+    pass_callback: Callable[[int, int], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
 ) -> tuple[SpectralVolume, SpectralVolume]:
     """Sample the motion of a picture.
 
@@ -115,6 +118,11 @@ def sample_spectral_volume(
     steps: DDIM steps (50 default; 250 is paper quality). cfg: w of eps = (1 + w) eps(c) - w eps(0).
     guidance: loop self-guidance (None: off). mask: 1 = may move; (H, W), (B, H, W) or (B, 1, H, W).
     num_frames, fps: the T and frame rate the volume describes (the model's training T and fps).
+    callback(step, steps) after every DDIM step; pass_callback(done, total) after every pass (a
+        guided step is `guidance.recurrence` passes): finer progress for slow guided steps.
+    check_interrupt(): cheap, raises to stop; called between passes, around the guidance gradient
+        and inside the networks' forward and backward, so a stop is seen within one network block
+        (gid_models/interrupt.py). Without it only the callbacks (and Ctrl-C) can stop a run.
     Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
     Guidance and masks take gradients: call outside torch.inference_mode(), with a model loaded there.
     """
@@ -165,15 +173,18 @@ def sample_spectral_volume(
         return (1 + cfg) * eps_conditional - cfg * eps_empty
 
     loss = make_guidance_loss(model, guidance, outside, num_frames, fps, margin)
-    step_noise = GraphedNoise(noise_fn) if loss is None and cuda_graphs_enabled(device) else noise_fn
-    latents = sample_ddim(
-        step_noise, latents, steps=steps, generator=generator, guidance_loss=loss,
-        recurrence=guidance.recurrence if guidance is not None else 1,
-        through_denoiser=guidance.through_denoiser if guidance is not None else True,
-        callback=callback,
-    )
-    with torch.no_grad():
-        pixels = latents_to_pixels(model, latents)[..., margin : margin + work_h, margin : margin + work_w]
+    graphed = loss is None and cuda_graphs_enabled(device)
+    step_noise = GraphedNoise(noise_fn) if graphed else noise_fn
+    # A replayed CUDA graph runs no Python (and a step takes milliseconds): checks between passes do.
+    with checks_inside(model, None if graphed else check_interrupt):
+        latents = sample_ddim(
+            step_noise, latents, steps=steps, generator=generator, guidance_loss=loss,
+            recurrence=guidance.recurrence if guidance is not None else 1,
+            through_denoiser=guidance.through_denoiser if guidance is not None else True,
+            callback=callback, pass_callback=pass_callback, check_interrupt=check_interrupt,
+        )
+        with torch.no_grad():
+            pixels = latents_to_pixels(model, latents)[..., margin : margin + work_h, margin : margin + work_w]
     volume = SpectralVolume(pixels.float(), num_frames=num_frames, fps=float(fps)).resized(height, width)
     if mask is not None:
         binary = (_mask_nchw(mask, batch, height, width) >= 0.5).float()

@@ -51,6 +51,8 @@ def sample_ddim(
     recurrence: int = 1,
     through_denoiser: bool = True,
     callback: Callable[[int, int], None] | None = None,
+    pass_callback: Callable[[int, int], None] | None = None,
+    check_interrupt: Callable[[], None] | None = None,
 ) -> torch.Tensor:
     """Deterministic DDIM (eta = 0) from pure-noise latents to clean latents.
 
@@ -61,6 +63,10 @@ def sample_ddim(
     through_denoiser: differentiate through the denoiser (exact); False treats eps as constant,
         so grad_z = grad_z0 / sqrt(alpha_bar) (about 2x cheaper per step).
     callback(step, steps) after every step (progress, interrupt).
+    pass_callback(done, total) after every pass, a step being `recurrence` passes when guided, else
+        one: total = steps x passes per step (progress finer than whole steps, interrupt).
+    check_interrupt() before and after every pass and between a guided pass's noise estimate and
+        its gradient; raises to stop (gid_models/interrupt.py adds checks inside the networks).
     """
     if steps < 1:
         raise ValueError(f"DDIM needs at least 1 step, got {steps}.")
@@ -74,29 +80,39 @@ def sample_ddim(
     device_timesteps = scheduler.timesteps.to(latents.device)
     stride = scheduler.config.num_train_timesteps // scheduler.num_inference_steps
     latents = latents.float()
+    check = check_interrupt if check_interrupt is not None else _never
+    passes = recurrence if guidance_loss is not None else 1
     for index, timestep in enumerate(scheduler.timesteps.tolist()):
         alpha = alphas[timestep]
         previous_t = timestep - stride
         alpha_previous = alphas[previous_t] if previous_t >= 0 else scheduler.final_alpha_cumprod
-        passes = recurrence if guidance_loss is not None else 1
         for attempt in range(passes):
+            check()
             if guidance_loss is None:
                 with torch.no_grad():
                     eps = noise_fn(latents, device_timesteps[index]).float()
             else:
-                eps = _guided_noise(noise_fn, guidance_loss, latents, device_timesteps[index], alpha, through_denoiser)
+                eps = _guided_noise(noise_fn, guidance_loss, latents, device_timesteps[index], alpha,
+                                    through_denoiser, check)
+            check()
             latents = scheduler.step(eps, timestep, latents, eta=0.0).prev_sample
             if attempt < passes - 1:
                 ratio = alpha / alpha_previous
                 latents = ratio.sqrt() * latents + (1 - ratio).sqrt() * randn(latents.shape, generator, latents.device)
+            if pass_callback is not None:
+                pass_callback(index * passes + attempt + 1, steps * passes)
         if callback is not None:
             callback(index, steps)
     return latents
 
 
+def _never() -> None:
+    """The interrupt check of a caller that gave none."""
+
+
 def _guided_noise(
     noise_fn: NoiseFn, guidance_loss: LossFn, latents: torch.Tensor, timestep: torch.Tensor,
-    alpha: torch.Tensor, through_denoiser: bool,
+    alpha: torch.Tensor, through_denoiser: bool, check: Callable[[], None],
 ) -> torch.Tensor:
     """eps + sigma * grad_z loss(z0_hat), the self-guided noise estimate of one step."""
     sigma = (1 - alpha).sqrt()
@@ -104,11 +120,13 @@ def _guided_noise(
         z = latents.detach().requires_grad_(True)
         if through_denoiser:
             eps = noise_fn(z, timestep).float()
+            check()
             clean = (z - sigma * eps) / alpha.sqrt()
             gradient = torch.autograd.grad(guidance_loss(clean).sum(), z)[0]
         else:
             with torch.no_grad():
                 eps = noise_fn(latents, timestep).float()
+            check()
             clean = ((latents - sigma * eps) / alpha.sqrt()).detach().requires_grad_(True)
             gradient = torch.autograd.grad(guidance_loss(clean).sum(), clean)[0] / alpha.sqrt()
     return eps.detach() + sigma * torch.nan_to_num(gradient)

@@ -36,3 +36,4 @@ def load_models_gpu(models, memory_required=0, **_):
     LOADED.extend(models)
     for patcher in models:
         patcher.model.to(patcher.load_device)
+        patcher.model.device = patcher.load_device  # as ComfyUI's ModelPatcher.load does
