@@ -155,3 +155,44 @@ def test_a_looped_video_flows_from_its_last_frame_into_its_first(pack, scale, co
     frozen, _, _ = node(pack, "GIDRender").render(still.clamp(0, 1), loop, freeze_mask=freeze)
     top = frozen[:, 4 * scale : 28 * scale, 8 * scale : 40 * scale]
     assert (top - top[:1]).abs().amax() < 0.02
+
+
+def test_gid_transfer_picks_pixels_for_the_clips_scene_and_style_for_another(tmp_path, caplog):
+    """`gid transfer --mode auto`: the clip's own first frame is looped pixel for pixel; another
+    picture gets the motion model's volume with the clip's statistics (2 sampling steps here)."""
+    import logging
+
+    import cv2
+    import numpy as np
+
+    from gid_models.cli import main, same_scene
+    from gid_models.video_io import read_video, write_video
+
+    clip = two_region_clip(num_frames=40)
+    clip_path = tmp_path / "clip.mp4"
+    write_video(str(clip_path), clip.frames, 24.0)
+    first = (clip.frames[0].numpy() * 255).round().astype(np.uint8)
+    own = tmp_path / "own.png"
+    cv2.imwrite(str(own), cv2.cvtColor(first, cv2.COLOR_RGB2BGR))
+    other = tmp_path / "other.png"
+    cv2.imwrite(str(other), np.ascontiguousarray(255 - first[::-1]))  # another scene, same size
+    frame = clip.frames[:1].movedim(-1, 1)
+    assert same_scene(torch.nn.functional.interpolate(frame, scale_factor=3, mode="bicubic"), frame)
+    assert not same_scene(1 - frame.flip(-2), frame)
+    assert not same_scene(frame[..., :48], frame)  # another aspect ratio
+
+    caplog.set_level(logging.INFO)
+    looped = tmp_path / "loop.mp4"
+    assert main(["transfer", str(clip_path), str(own), "--renderer", "pixel", "-o", str(looped)]) == 0
+    assert "--mode pixels" in caplog.text
+    frames, fps = read_video(str(looped))
+    assert frames.shape == (40, 64, 96, 3) and fps == pytest.approx(24.0)
+
+    caplog.clear()
+    styled = tmp_path / "style.webp"
+    code = main(["transfer", str(clip_path), str(other), "--renderer", "pixel", "--steps", "2", "--frames", "12",
+                 "-o", str(styled)])
+    assert code == 0 and styled.stat().st_size > 0
+    assert "--mode style" in caplog.text and "as clip.mp4 moves" in caplog.text
+    assert main(["transfer", str(clip_path), str(other), "--strength", "2", "-o", str(tmp_path / "x.mp4")]) == 2
+    assert "--strength" in caplog.text
