@@ -264,7 +264,7 @@ class GIDMatchMotionStatistics:
     FUNCTION = "match"
     RETURN_TYPES = (types.SPECTRAL_VOLUME,)
     RETURN_NAMES = ("spectral_volume",)
-    OUTPUT_TOOLTIPS = ("The volume with the reference's per-frequency motion statistics, in pixels (same size, T, fps).",)
+    OUTPUT_TOOLTIPS = ("The volume with the reference's statistics per frequency, in pixels (same size, T, fps).",)
 
     @classmethod
     def INPUT_TYPES(cls):
@@ -276,7 +276,7 @@ class GIDMatchMotionStatistics:
                 ),
                 "reference": (
                     types.SPECTRAL_VOLUME,
-                    {"tooltip": "How it moves: a volume in pixels of another scene, e.g. GIDMotionFromVideo of a clip."},
+                    {"tooltip": "How it moves: a volume in pixels of another scene, e.g. from GIDMotionFromVideo."},
                 ),
                 "strength": (
                     "FLOAT",
