@@ -13,7 +13,9 @@ Matching maps every pixel's coefficients of bin k through one real 2 x 2 matrix
     A_k = C_clip^(1/2) C_volume^(-1/2),   so that   A_k C_volume A_k^T = C_clip,
 
 a linear map, so pixels the volume leaves still (c = 0) stay still, and each bin's mean power and
-direction covariance over the volume's moving pixels become the clip's. Bins are matched by
+direction covariance over the volume's moving pixels become the clip's. Pixels below the moving
+level get the map in proportion to moving_weight, so the model's almost still regions (a sky it
+stirs by a fraction of a pixel) are not magnified with the moving ones. Bins are matched by
 frequency in Hz (the clip's statistics are interpolated to the volume's bins), and the clip's
 displacements are scaled by the size ratio of the two scenes. Bin 0, the mean offset, is kept.
 """
@@ -76,16 +78,21 @@ class MotionStatistics:
         return scale @ self.covariance @ scale
 
 
-def moving_mask(volume: SpectralVolume) -> torch.Tensor:
-    """(B, H, W) bool: pixels whose oscillation (bins k >= 1) has an amplitude, in pixels, of at least
-    MOVING_FRACTION of the 99th percentile and at least MIN_AMPLITUDE."""
-    modes = volume.complex_modes()[:, 1:]
-    amplitude = modes.abs().square().sum(dim=(1, 2)).sqrt()  # (B, H, W) pixels
+def moving_weight(volume: SpectralVolume) -> torch.Tensor:
+    """(B, H, W) in 0..1: 1 on moving pixels, whose oscillation (bins k >= 1) has an amplitude, in
+    pixels, of at least MOVING_FRACTION of the 99th percentile and at least MIN_AMPLITUDE; below that
+    level (amplitude / level)^2, so almost still pixels keep almost their own motion."""
+    amplitude = volume.complex_modes()[:, 1:].abs().square().sum(dim=(1, 2)).sqrt()  # (B, H, W) pixels
     if amplitude.numel() == 0:
-        return torch.zeros_like(amplitude, dtype=torch.bool)
+        return torch.zeros_like(amplitude)
     sample = amplitude.flatten()[:: max(1, amplitude.numel() // 1_000_000)]  # quantile has a size limit
     level = max(MOVING_FRACTION * float(torch.quantile(sample.float(), 0.99)), MIN_AMPLITUDE)
-    return amplitude >= level
+    return (amplitude / level).clamp(max=1.0).square()
+
+
+def moving_mask(volume: SpectralVolume) -> torch.Tensor:
+    """(B, H, W) bool: the moving pixels of moving_weight (weight 1)."""
+    return moving_weight(volume) >= 1.0
 
 
 def motion_statistics(volume: SpectralVolume, mask: torch.Tensor | None = None) -> MotionStatistics:
@@ -143,14 +150,18 @@ def match_motion_statistics(
     clip_scaled = replace(clip, covariance=target_all)
     target = clip_scaled.at_frequencies(volume.frequencies_hz())  # (K, 2, 2)
     coeffs = volume.coeffs.clone()
-    masks = moving_mask(volume)
+    weights = moving_weight(volume)
     for item in range(volume.batch_size):
-        if not masks[item].any():
-            continue  # nothing moves in this item: it stays still
-        own = motion_statistics(volume.select(item), masks[item : item + 1])
+        mask = weights[item : item + 1] >= 1.0
+        if not mask.any():
+            continue  # nothing moves in this item: it stays as it is
+        own = motion_statistics(volume.select(item), mask)
         maps = matching_maps(own.covariance, target, strength)[1:]  # bin 0, the mean offset, is kept
         modes = volume.select(item).complex_modes()[0, 1:]  # (K-1, 2, H, W)
         real = torch.einsum("kij,kjhw->kihw", maps.to(modes.real), modes.real)
         imag = torch.einsum("kij,kjhw->kihw", maps.to(modes.imag), modes.imag)
-        coeffs[item, 1:] = torch.stack([real[:, 0], imag[:, 0], real[:, 1], imag[:, 1]], dim=1).to(coeffs)
+        mapped = torch.stack([real[:, 0], imag[:, 0], real[:, 1], imag[:, 1]], dim=1).to(coeffs)
+        # moving pixels get the map, almost still ones a little of it: the clip's power lands on what moves
+        weight = weights[item].to(coeffs)
+        coeffs[item, 1:] = coeffs[item, 1:] + weight * (mapped - coeffs[item, 1:])
     return replace(volume, coeffs=coeffs)

@@ -76,6 +76,20 @@ def test_matching_keeps_still_regions_still_and_gives_the_clip_power(style, spec
     torch.testing.assert_close(matched.coeffs[:, 0], volume.coeffs[:, 0])
 
 
+def test_almost_still_pixels_are_not_magnified_with_the_moving_ones(style, spectral, generator):
+    """A sky the model stirs by 1% of the moving region's motion keeps about its own motion, while
+    the moving region gets the clip's (here about 100x the power)."""
+    coeffs = torch.randn(1, 6, 4, 24, 32, generator=generator)
+    coeffs[..., 16:] *= 0.01
+    volume = _volume(spectral, coeffs)
+    reference = _volume(spectral, 10 * torch.randn(1, 6, 4, 24, 32, generator=generator))
+    matched = style.match_motion_statistics(volume, reference)
+    moving_gain = matched.coeffs[:, 1:, :, :, :16].norm() / volume.coeffs[:, 1:, :, :, :16].norm()
+    still_change = (matched.coeffs[:, 1:, :, :, 16:] - volume.coeffs[:, 1:, :, :, 16:]).norm()
+    assert moving_gain > 5.0
+    assert still_change < 0.1 * volume.coeffs[:, 1:, :, :, 16:].norm()  # weight (0.01 a / level)^2 ~ 0.006
+
+
 def test_strength_blends_and_sizes_and_frequencies_are_matched(style, spectral, generator):
     volume = _sampled_like(spectral, generator)
     reference = _reference(spectral, generator)
