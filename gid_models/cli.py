@@ -3,7 +3,7 @@
     gid animate PICTURE -o out.mp4 [--loop] [--frames 150] [--fps 30] [--seed N] [--steps N]
                 [--gain G] [--mask MASK.png]
     gid poke PICTURE --at X,Y --drag DX,DY -o out.mp4
-    gid transfer VIDEO PICTURE -o out.mp4
+    gid transfer VIDEO PICTURE -o out.mp4 [--mode auto|style|pixels] [--strength S]
     gid extract VIDEO -o volume.safetensors
     gid prepare | train | calibrate | eval ...   (training and evaluation tools)
 
@@ -174,13 +174,60 @@ def command_poke(args: argparse.Namespace) -> None:
     _render_and_write(job, MotionTexture(motion.displacements * args.gain, fps=motion.fps), args)
 
 
+TRANSFER_MODES = ("auto", "style", "pixels")
+SAME_SCENE_DIFFERENCE = 0.1
+"""Mean absolute difference (0..1 colour values, both pictures shrunk to 64 px wide) below which
+`gid transfer --mode auto` takes the picture for a still of the clip's scene."""
+
+
+def same_scene(picture: torch.Tensor, first_frame: torch.Tensor) -> bool:
+    """Whether picture (1, 3, H, W) looks like first_frame (1, 3, H', W') (both 0..1): the same
+    aspect ratio within 2% and, shrunk to 64 px wide, a mean difference under SAME_SCENE_DIFFERENCE."""
+    (h, w), (fh, fw) = picture.shape[-2:], first_frame.shape[-2:]
+    if abs(w / h - fw / fh) > 0.02 * fw / fh:
+        return False
+    size = (max(1, round(64 * fh / fw)), 64)
+    small = [torch.nn.functional.interpolate(x.float(), size=size, mode="area") for x in (picture, first_frame)]
+    return float((small[0] - small[1]).abs().mean()) < SAME_SCENE_DIFFERENCE
+
+
+def _transfer_mode(args: argparse.Namespace, picture: torch.Tensor) -> str:
+    """The mode asked for, or for auto: pixels for a still of the clip's scene, else style."""
+    if args.mode != "auto":
+        return args.mode
+    from .video_io import read_video
+
+    frame, _ = read_video(args.video, max_frames=1)
+    first = torch.from_numpy(frame).permute(0, 3, 1, 2).float() / 255.0
+    mode = "pixels" if same_scene(picture, first) else "style"
+    LOGGER.info("--mode auto: the picture %s the clip's first frame, so --mode %s",
+                "looks like" if mode == "pixels" else "is another scene than", mode)
+    return mode
+
+
 def command_transfer(args: argparse.Namespace) -> None:
+    """pixels: the clip's per-pixel motion played on a still of its scene (a seamless loop of the
+    clip). style: the motion model's volume for the picture, with the clip's per-frequency power and
+    direction (motion_style.match_motion_statistics), so what the model leaves still stays still."""
+    from . import checks
+    from .motion_style import match_motion_statistics
+
     cli_checks.check_transfer_args(args)  # every argument, before the slow steps
+    checks.check_seed(args.seed)
+    checks.check_steps(args.steps)
+    if not 0.0 <= args.strength <= 1.0:
+        raise MotionError(f"--strength must be between 0 and 1, got {args.strength}; 1 gives the clip's statistics.")
     job = start_job(args)
+    mode = _transfer_mode(args, job.picture)
     with progress("optical flow", unit="frame") as callback:
         source = pipeline.volume_from_video(args.video, max_frames=args.max_frames, callback=callback,
                                             remove_camera_motion=args.remove_camera_motion)
-    volume = source.volume.resized(*job.picture.shape[-2:])
+    if mode == "pixels":
+        volume = source.volume.resized(*job.picture.shape[-2:])
+    else:
+        volume = match_motion_statistics(_motion_for(job, args, loop=False), source.volume, args.strength)
+        LOGGER.info("the picture moves where the motion model puts motion, as %s moves (strength %g)",
+                    os.path.basename(args.video), args.strength)
     motion = pipeline.loop_motion(volume, args.frames or volume.num_frames, args.fps or volume.fps, args.gain)
     _render_and_write(job, motion, args)
 
@@ -269,17 +316,33 @@ def build_parser() -> argparse.ArgumentParser:
                       "0.03-0.1 looks natural, 1 stops without swinging (default %(default)s)")
     poke.set_defaults(run=command_poke)
 
-    transfer = sub.add_parser("transfer", help="move a picture with the motion of a video",
-                              description="Measure a clip's per-pixel motion (optical flow) and play it on the "
-                              "picture as a seamless loop; meant for a still of the same scene.")
+    transfer = sub.add_parser("transfer", help="move a picture like a clip moves",
+                              description="Two kinds of motion transfer. --mode pixels (loop a video): the "
+                              "clip's per-pixel motion (optical flow) played on a still of the same scene, its "
+                              "first frame or a sharper still at any size, as a seamless loop. --mode style (move "
+                              "like this clip): the motion model decides where the picture moves and the clip "
+                              "how, each temporal frequency given the clip's power and direction; what the model "
+                              "leaves still stays still. --mode auto (default) picks pixels when the picture looks "
+                              "like the clip's first frame (same aspect ratio, mean difference under 0.1 at 64 px "
+                              "wide), else style.")
     transfer.add_argument("video", help="clip whose motion is measured (fixed camera, 150 frames ideally)")
     transfer.add_argument("picture", help="the still picture to move")
     _add_job_options(transfer)
     _add_clip_options(transfer)
     transfer.add_argument("--frames", type=int, default=0, help="output frames, one period of the loop "
-                          "(default %(default)s = the clip's window)")
+                          "(default %(default)s = the clip's window with pixels, the model's 150 with style)")
     transfer.add_argument("--fps", type=float, default=0.0, help="output frame rate, frames/s "
-                          "(default %(default)s = the clip's)")
+                          "(default %(default)s = the clip's with pixels, 30 with style)")
+    transfer.add_argument("--mode", choices=TRANSFER_MODES, default="auto", help="pixels = loop the clip on a "
+                          "still of its scene, style = move another scene like the clip, auto = pixels when the "
+                          "picture looks like the clip's first frame, else style (default %(default)s)")
+    transfer.add_argument("--strength", type=float, default=1.0, help="with style: 0 = the model's own motion, "
+                          "1 = the clip's power and direction per frequency (default %(default)s)")
+    transfer.add_argument("--seed", type=int, default=0, help="with style: noise seed of the motion model "
+                          "(default %(default)s)")
+    transfer.add_argument("--steps", type=int, default=50, help="with style: DDIM sampling steps, fewer is "
+                          "faster (default %(default)s)")
+    transfer.set_defaults(motion_from=None)  # style samples the picture's motion with the model
     transfer.set_defaults(run=command_transfer)
 
     extract = sub.add_parser("extract", help="save a video's spectral volume as safetensors")

@@ -7,6 +7,7 @@ import logging
 import torch
 
 from ..gid_models.job_checks import check_extraction_job, check_motion_job
+from ..gid_models.motion_style import match_motion_statistics
 from ..gid_models.flow import DEFAULT_METHOD, FLOW_METHODS, spectral_volume_from_video
 from ..gid_models.spectral import (
     DEFAULT_FPS,
@@ -248,15 +249,65 @@ class GIDDenormalizeSpectralVolume:
         return (result.to(_comfy.intermediate_device()),)
 
 
+class GIDMatchMotionStatistics:
+    """Move like this clip: a clip's per-frequency power and direction imposed on another volume."""
+
+    DESCRIPTION = (
+        "Motion transfer between different scenes. The spectral volume (e.g. sampled for your picture by "
+        "the motion model) decides WHERE the picture moves; the reference (e.g. GIDMotionFromVideo of a clip "
+        "of another scene) gives HOW: for every temporal frequency, the mean power and the direction "
+        "covariance of its moving pixels, matched in Hz and scaled by the size ratio of the two scenes. "
+        "Each frequency of the volume is mapped by one 2x2 matrix, so regions the volume leaves still stay "
+        "still. strength blends from the volume's own motion (0) to the clip's statistics (1)."
+    )
+    CATEGORY = "GID/motion"
+    FUNCTION = "match"
+    RETURN_TYPES = (types.SPECTRAL_VOLUME,)
+    RETURN_NAMES = ("spectral_volume",)
+    OUTPUT_TOOLTIPS = ("The volume with the reference's statistics per frequency, in pixels (same size, T, fps).",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "spectral_volume": (
+                    types.SPECTRAL_VOLUME,
+                    {"tooltip": "Where the picture moves: a volume in pixels, e.g. GIDSampleSpectralVolume's output."},
+                ),
+                "reference": (
+                    types.SPECTRAL_VOLUME,
+                    {"tooltip": "How it moves: a volume in pixels of another scene, e.g. from GIDMotionFromVideo."},
+                ),
+                "strength": (
+                    "FLOAT",
+                    {"default": 1.0, "min": 0.0, "max": 1.0, "step": 0.05,
+                     "tooltip": "0 = the volume's own motion, 1 = the reference's power and direction per frequency."},
+                ),
+            }
+        }
+
+    def match(self, spectral_volume, reference, strength):
+        node = "GIDMatchMotionStatistics"
+        volume = _require_volume(node, spectral_volume)
+        clip = _require_volume(node, reference)
+        with node_errors(node):
+            volume.require_physical(f"{node} (spectral_volume)")
+            clip.require_physical(f"{node} (reference)")
+            result = match_motion_statistics(volume.to("cpu"), clip.to("cpu"), float(strength))
+        return (result.to(_comfy.intermediate_device()),)
+
+
 NODE_CLASS_MAPPINGS = {
     "GIDMotionFromVideo": GIDMotionFromVideo,
     "GIDSpectralToMotion": GIDSpectralToMotion,
     "GIDNormalizeSpectralVolume": GIDNormalizeSpectralVolume,
     "GIDDenormalizeSpectralVolume": GIDDenormalizeSpectralVolume,
+    "GIDMatchMotionStatistics": GIDMatchMotionStatistics,
 }
 NODE_DISPLAY_NAME_MAPPINGS = {
     "GIDMotionFromVideo": "GID Motion From Video",
     "GIDSpectralToMotion": "GID Spectral Volume To Motion",
     "GIDNormalizeSpectralVolume": "GID Normalize Spectral Volume",
     "GIDDenormalizeSpectralVolume": "GID Denormalize Spectral Volume",
+    "GIDMatchMotionStatistics": "GID Match Motion Statistics (move like this clip)",
 }

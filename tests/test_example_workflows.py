@@ -35,7 +35,8 @@ from tools.make_example_workflows import (
 )
 from tools.workflow_check import check_api, check_ui
 
-EXPECTED = ["image_to_loop", "image_to_loop_vhs", "interactive_poke", "interactive_poke_from_video", "motion_transfer"]
+EXPECTED = ["image_to_loop", "image_to_loop_vhs", "interactive_poke", "interactive_poke_from_video", "loop_a_video",
+            "motion_transfer"]
 MAX_THUMBNAIL_BYTES = 60 * 1024
 # The chain of node types each example must contain (the description of each).
 REQUIRED_NODES = {
@@ -47,7 +48,10 @@ REQUIRED_NODES = {
                          "GIDRender", "CreateVideo", "SaveVideo"},
     "interactive_poke_from_video": {"LoadVideo", "GetVideoComponents", "GIDMotionFromVideo", "GIDModalSimulation",
                                     "GIDRender", "CreateVideo", "SaveVideo"},
-    "motion_transfer": {"LoadVideo", "GetVideoComponents", "GIDMotionFromVideo", "LoadImage", "GIDSpectralToMotion",
+    "loop_a_video": {"LoadVideo", "GetVideoComponents", "GIDMotionFromVideo", "ImageFromBatch", "GIDSpectralToMotion",
+                     "GIDRender", "CreateVideo", "SaveVideo"},
+    "motion_transfer": {"LoadVideo", "GetVideoComponents", "GIDMotionFromVideo", "LoadImage", "GIDLoadMotionModel",
+                        "GIDSampleSpectralVolume", "GIDMatchMotionStatistics", "GIDSpectralToMotion",
                         "GIDRender", "CreateVideo", "SaveVideo"},
 }  # fmt: skip
 
@@ -93,7 +97,7 @@ def problems_of(ui: dict | None, api: dict | None, specs, value_checks, input_fi
 
 def test_every_expected_workflow_is_shipped():
     assert WORKFLOWS == EXPECTED
-    assert NEEDS_MOTION_MODEL == {"image_to_loop", "image_to_loop_vhs", "interactive_poke"}
+    assert NEEDS_MOTION_MODEL == {"image_to_loop", "image_to_loop_vhs", "interactive_poke", "motion_transfer"}
     assert sorted(p.name for p in (WORKFLOW_DIR / "api").glob("*.json")) == sorted(f"{n}.api.json" for n in EXPECTED)
     assert sorted(p.stem for p in WORKFLOW_DIR.glob("*.jpg")) == sorted(EXPECTED), "stray or missing thumbnails"
 

@@ -2,6 +2,7 @@
 
     python -m tools.make_thumbnails                 # every workflow
     python -m tools.make_thumbnails motion_transfer # only some
+    python -m tools.make_thumbnails --steps 10 motion_transfer  # fewer sampling steps (busy CPU)
 
 Each thumbnail is a 2x2 grid of 256x144 tiles computed with gid_models, the same maths the nodes
 run. Loops: the first frame, the frame half a period later, the motion's flow colours and an X-t
@@ -26,6 +27,7 @@ from PIL import Image
 from gid_models.dynamics import ModalBasis, drags_from_json
 from gid_models.dynamics.modal import simulate_modal_coordinates, synthesize_motion
 from gid_models.flow import spectral_volume_from_video
+from gid_models.motion_style import match_motion_statistics
 from gid_models.pipeline import (
     BUNDLED_CLIP, BUNDLED_PICTURE, bundled_model_available, load_picture, loop_motion, render, volume_from_model,
 )
@@ -119,7 +121,8 @@ def poke_thumbnail(picture: torch.Tensor, volume: SpectralVolume, drags_json: st
 class Sources:
     """The pictures and volumes the thumbnails need, each computed once."""
 
-    def __init__(self):
+    def __init__(self, steps: int = 50):
+        self.steps = steps
         self._clip_volume = None
         self._model_volumes: dict[tuple[int, bool], SpectralVolume] = {}
         self.picture = load_picture(BUNDLED_PICTURE)
@@ -142,7 +145,7 @@ class Sources:
         if key not in self._model_volumes:
             if bundled_model_available():
                 self._model_volumes[key] = volume_from_model(
-                    self.picture, seed=seed, steps=50, loop=loop, mask=None, device=torch.device("cpu")
+                    self.picture, seed=seed, steps=self.steps, loop=loop, mask=None, device=torch.device("cpu")
                 ).volume
             else:
                 LOGGER.warning("the bundled motion model is missing from gid_models/weights/: the model "
@@ -157,8 +160,14 @@ def thumbnail(name: str, sources: Sources) -> np.ndarray:
     if name in ("image_to_loop", "image_to_loop_vhs"):
         seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
         return loop_thumbnail(sources.picture, sources.model_volume(seed, loop=True), "loop")
+    if name == "loop_a_video":
+        return loop_thumbnail(sources.clip_first, sources.clip_volume(), "loop a video")
     if name == "motion_transfer":
-        return loop_thumbnail(sources.picture, sources.clip_volume(), "transfer")
+        seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
+        strength = node_inputs(graph, "GIDMatchMotionStatistics")["strength"]
+        sampled = sources.model_volume(seed, loop=False)
+        return loop_thumbnail(sources.picture, match_motion_statistics(sampled, sources.clip_volume(), strength),
+                              "like the clip")
     if name == "interactive_poke":
         seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
         drags = node_inputs(graph, "GIDModalSimulation")["drags"]
@@ -172,13 +181,15 @@ def thumbnail(name: str, sources: Sources) -> np.ndarray:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("names", nargs="*", help=f"workflows (default: all of {sorted(WORKFLOWS)})")
+    parser.add_argument("--steps", type=int, default=50, help="sampling steps of the motion model's volumes "
+                        "(default %(default)s, what the workflows run; fewer is faster on a busy CPU)")
     args = parser.parse_args(argv)
     unknown = sorted(set(args.names) - set(WORKFLOWS))
     if unknown:
         parser.error(f"unknown workflows {unknown}; choose from {sorted(WORKFLOWS)}")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     torch.manual_seed(SEED)
-    sources = Sources()
+    sources = Sources(args.steps)
     for name in args.names or sorted(WORKFLOWS):
         save_jpeg(thumbnail(name, sources), name)
     return 0

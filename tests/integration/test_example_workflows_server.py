@@ -30,6 +30,7 @@ import logging
 import numpy as np
 import pytest
 
+from gid_models.video_io import read_video
 from tools.frontend_check import Chromium, find_chromium, load_workflow, node_problems, wait_for_app
 from tools.make_example_workflows import NEEDS_MOTION_MODEL, WORKFLOWS, api_path, example_inputs, ui_path
 from tools.workflow_nodes import HOST_INPUT_TYPES, VHS_FORMAT_WIDGETS, host_spec, parse_input
@@ -212,6 +213,10 @@ def test_example_workflow_runs(name, comfyui_server, server_inputs, bundled_inpu
     picture = read_picture(bundled_inputs["dandelion_meadow.jpg"])
     if name in LOOPS:
         check_loop(name, frames, fps, picture)
+    elif name == "loop_a_video":  # one period of the clip's motion (32 frames here) on its first frame
+        clip_first = read_video(str(bundled_inputs["grass_clip.mp4"]), max_frames=1)[0][0] / np.float32(255.0)
+        check_loop(name, frames, fps, clip_first)
+        assert fps == pytest.approx(24.0, abs=0.01), "the loop should keep the clip's frame rate"
     elif name == "motion_transfer":
         check_transfer(frames, fps, picture)
     else:
@@ -230,6 +235,8 @@ def test_motion_model_workflow_runs_with_an_untrained_model(name, comfyui_server
     frames, fps = run_and_decode(comfyui_server, name, graph)
     if name in LOOPS:
         assert len(frames) == MOTION_FRAMES and fps == pytest.approx(MOTION_FRAMES / 5.0, abs=0.01), (len(frames), fps)
+    elif name == "motion_transfer":
+        assert len(frames) == MOTION_FRAMES and fps == pytest.approx(30.0, abs=0.01), (len(frames), fps)
     else:
         assert len(frames) == POKE_FRAMES and fps == pytest.approx(30.0, abs=0.01), (len(frames), fps)
 
@@ -265,9 +272,9 @@ def check_moving_picture(name: str, frames: np.ndarray, picture: np.ndarray) -> 
 
 
 def check_transfer(frames: np.ndarray, fps: float, picture: np.ndarray) -> None:
-    """The dandelion picture moved by the clip's motion, at the clip's frame rate."""
+    """The dandelion picture moved like the clip, at the sampled motion's frame rate (30 fps)."""
     assert len(frames) == MOTION_FRAMES, len(frames)
-    assert fps == pytest.approx(24.0, abs=0.01), "the motion should keep the clip's frame rate"
+    assert fps == pytest.approx(30.0, abs=0.01), "the motion should keep the sampled volume's frame rate"
     check_moving_picture("motion_transfer", frames, picture)
 
 
