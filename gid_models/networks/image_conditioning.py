@@ -99,6 +99,10 @@ class ImageConditioning(nn.Module):
         self._cache = (weakref.ref(condition), condition._version, features)
         return features
 
+    def remember(self, condition: torch.Tensor, features: ImageFeatures) -> None:
+        """Answer the next encode(condition) with features (e.g. computed once per training picture)."""
+        self._cache = (weakref.ref(condition), condition._version, features)
+
     def forward(self, condition: torch.Tensor, num_frequencies: int) -> PictureMaps:
         """condition (B, 3, H, W) in -1..1 -> PictureMaps for the (B * K) slices of the denoiser."""
         features = self.encode(condition)

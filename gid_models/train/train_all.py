@@ -37,7 +37,7 @@ from ..spectral import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
 from .shards import shard_paths
-from .train_denoiser import DenoiserTraining
+from .train_denoiser import DenoiserTraining, add_conditioning_arguments
 from .train_stages import (
     MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, renderer_settings, stage_calibrate, stage_denoiser,
     stage_normalization, stage_renderer, stage_vae,
@@ -99,6 +99,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="extra `gid prepare` options, e.g. '--frames 150 --size 256x160'")
     parser.add_argument("--renderer-args", default="", metavar="'OPTIONS'",
                         help="extra train_renderer options, e.g. '--workers 8 --lr 1e-4'")
+    parser.add_argument("--save-every", type=int, default=DenoiserTraining.save_every, metavar="N",
+                        help=f"denoiser checkpoint every N steps (default {DenoiserTraining.save_every})")
+    parser.add_argument("--log-every", type=int, default=DenoiserTraining.log_every, metavar="N",
+                        help=f"denoiser loss row every N steps (default {DenoiserTraining.log_every})")
+    add_conditioning_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 

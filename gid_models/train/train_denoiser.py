@@ -34,6 +34,7 @@ from ..networks.motion_model import (
 from ..networks.vae import MotionVAE
 from ..sampling.ddim import make_scheduler
 from ..spectral import FrequencyNormalization, normalize_tensor
+from .conditioned import optimizer_groups, use_cached_features, with_image_conditioning
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 from .validation import fixed_noise_loss
 
@@ -55,6 +56,7 @@ class DenoiserTraining:
     save_every: int = 1000
     seed: int = 0
     val_every: int = 250  # fixed-noise loss on train and validation examples (validation.py)
+    new_layer_lr_scale: float = 10.0  # learning rate of the v2 picture conditioning's layers, x learning_rate
 
 
 def _pick_slices(slices: torch.Tensor, count: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -80,7 +82,7 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
     if "latents" in batch:  # a LatentCacheDataset batch: the VAE's work is already done
         latents, bins = _stage_bins(batch["latents"].float().to(device), settings, generator)
         return _noise_prediction_loss(network, latents, batch["image"].float().to(device), bins, settings,
-                                      generator, device)
+                                      generator, device, batch.get("features"))
     factor = model.downsample_factor
     height, width = batch["coeffs"].shape[-2:]
     crop_h, crop_w = height - height % factor, width - width % factor
@@ -95,8 +97,10 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
 
 
 def _noise_prediction_loss(network: torch.nn.Module, latents: torch.Tensor, image: torch.Tensor, bins: torch.Tensor,
-                           settings: DenoiserTraining, generator: torch.Generator, device: torch.device) -> torch.Tensor:
-    """Eq. 3 on clean latents (B, k, c, h, w) of the frequency bins (B, k), picture (B, 3, H, W) 0..1."""
+                           settings: DenoiserTraining, generator: torch.Generator, device: torch.device,
+                           features: list[torch.Tensor] | None = None) -> torch.Tensor:
+    """Eq. 3 on clean latents (B, k, c, h, w) of the frequency bins (B, k), picture (B, 3, H, W) 0..1;
+    features: the picture's cached encoder maps (conditioned denoisers; None = run the encoder)."""
     batch_size = latents.shape[0]
     scheduler = make_scheduler()
     timesteps = torch.randint(scheduler.config.num_train_timesteps, (batch_size,), generator=generator).to(device)
@@ -104,7 +108,9 @@ def _noise_prediction_loss(network: torch.nn.Module, latents: torch.Tensor, imag
     alphas = scheduler.alphas_cumprod.to(device)[timesteps].view(-1, 1, 1, 1, 1)
     noisy = alphas.sqrt() * latents + (1 - alphas).sqrt() * noise
     keep = (torch.rand(batch_size, generator=generator) >= settings.condition_dropout).to(device)
-    condition = (image * 2 - 1) * keep.view(-1, 1, 1, 1)
+    condition = (image * 2 - 1) * keep.view(-1, 1, 1, 1)  # dropped = all zeros, the sampler's empty pass
+    if features is not None:
+        use_cached_features(getattr(network, "module", network), condition, features, keep)
     with autocast(device):
         prediction = network(noisy, timesteps, condition, bins, use_frequency_attention=settings.stage == 2)
     per_example = (prediction.float() - noise).square().flatten(1).mean(1)
@@ -152,7 +158,8 @@ def train_denoiser(dataset: Dataset, model: MotionModel, settings: DenoiserTrain
         for module in denoiser.frequency_attention_modules():
             module.requires_grad_(False)
     trainable = [p for p in denoiser.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=settings.learning_rate, weight_decay=0.0)
+    groups = optimizer_groups(denoiser, settings.learning_rate, settings.new_layer_lr_scale)
+    optimizer = torch.optim.AdamW(groups, lr=settings.learning_rate, weight_decay=0.0)
     out_dir = Path(out_dir) if out_dir is not None else None
     name = f"denoiser_stage{settings.stage}"
     checkpoint = out_dir / "checkpoints" / name if out_dir is not None else None
@@ -199,6 +206,16 @@ def new_stage1_model(out_dir: Path, size: str, sample_size: tuple[int, int]) -> 
     return MotionModel(vae, denoiser, normalization)
 
 
+def add_conditioning_arguments(parser: argparse.ArgumentParser) -> None:
+    """The motion model v2 options (picture conditioning), shared with `gid train`."""
+    parser.add_argument("--image-features", choices=["efficientnet-lite0"], default=None,
+                        help="add frozen-encoder picture conditioning to the denoiser (v2); new layers start at zero")
+    parser.add_argument("--image-feature-injection", choices=["film", "add"], default="film",
+                        help="how the picture features enter the U-Net (default film)")
+    parser.add_argument("--new-layer-lr-scale", type=float, default=DenoiserTraining.new_layer_lr_scale,
+                        help="learning rate of the picture conditioning's layers, as a multiple of --lr (default 10)")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
@@ -222,6 +239,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--cache-latents", action="store_true",
                         help="encode every example (4 flip/time-reversal variants) once instead of every step: "
                              "about twice as fast on a CPU, about 2.6 MB of memory per 256x160 example")
+    add_conditioning_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     from .shards import SpectralShardDataset
@@ -230,12 +248,14 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     settings = DenoiserTraining(stage=args.stage, steps=args.steps, batch_size=args.batch_size,
                                 learning_rate=args.lr, snr_gamma=args.snr_gamma, save_every=args.save_every,
-                                val_every=args.val_every)
+                                val_every=args.val_every, new_layer_lr_scale=args.new_layer_lr_scale)
     dataset = SpectralShardDataset(args.shards, augment=True)
     if args.stage == 2 or (out / f"{DENOISER_FILE}.json").is_file():
         model = MotionModel.load_directory(out)
     else:
         model = new_stage1_model(out, args.size, (args.height, args.width))
+    if args.image_features:
+        model.denoiser = with_image_conditioning(model.denoiser, args.image_features, args.image_feature_injection)
     if args.cache_latents:
         from .latent_cache import LatentCacheDataset
 

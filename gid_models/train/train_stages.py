@@ -25,6 +25,7 @@ from ..networks.vae import MotionVAE
 from ..spectral import FrequencyNormalization
 from .calibrate import fit_calibration, format_table, write_calibration
 from .common import Runtime
+from .conditioned import with_image_conditioning
 from .fit_normalization import fit_dataset_normalization
 from .prepare import PrepareConfig
 from .shards import SpectralShardDataset
@@ -161,7 +162,10 @@ def stage_denoiser(job: Job, stage: int) -> dict:
     if stage == 2:
         require(job.out / f"{DENOISER_FILE}.safetensors", "the stage-1 denoiser", name)
     steps = job.args.stage1_steps if stage == 1 else job.args.stage2_steps
-    settings = DenoiserTraining(stage=stage, steps=steps, batch_size=job.batch_size(DenoiserTraining.batch_size))
+    settings = DenoiserTraining(stage=stage, steps=steps, batch_size=job.batch_size(DenoiserTraining.batch_size),
+                                new_layer_lr_scale=getattr(job.args, "new_layer_lr_scale", DenoiserTraining.new_layer_lr_scale),
+                                save_every=getattr(job.args, "save_every", DenoiserTraining.save_every),
+                                log_every=getattr(job.args, "log_every", DenoiserTraining.log_every))
 
     def train() -> None:
         dataset = job.dataset()
@@ -170,6 +174,9 @@ def stage_denoiser(job: Job, stage: int) -> dict:
         else:
             sample_size = tuple(dataset[0]["image"].shape[-2:])
             model = new_stage1_model(job.out, job.args.size or "cpu", sample_size)
+        if getattr(job.args, "image_features", None):  # motion model v2: the denoiser sees the picture
+            model.denoiser = with_image_conditioning(model.denoiser, job.args.image_features,
+                                                     job.args.image_feature_injection)
         if len(dataset) <= LATENT_CACHE_MAX_EXAMPLES:  # encode once, not every step (about 2x faster on CPU)
             from .latent_cache import LatentCacheDataset
 
