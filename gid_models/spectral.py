@@ -381,21 +381,3 @@ def power_spectrum(volume: SpectralVolume) -> torch.Tensor:
     """(B, K) P(j) = mean over pixels of |S_j|^2 (x and y together), px^2."""
     volume.require_physical("power_spectrum")
     return volume.coeffs.double().square().sum(dim=2).mean(dim=(-2, -1)).float()
-
-
-def loop_seam_loss(trajectories: torch.Tensor) -> torch.Tensor:
-    """Loop seam error L_g of the paper's motion self-guidance (notes section 4), per batch item.
-
-    trajectories: (B, T, 2, H, W) pixels, frames 0..T-1 of one loop (F_1 = frame 0, F_T = frame
-    T-1). L_g = mean|F_T - F_1| + mean|v_T - v_1|, with velocities v_T = F_T - F_{T-1} and
-    v_1 = F_2 - F_1 (pixels/frame): position and velocity must agree where the loop wraps.
-    Returns (B,) in pixels; differentiable.
-    """
-    if trajectories.ndim != 5 or trajectories.shape[1] < 3:
-        raise MotionError(f"loop seam loss needs (B, T>=3, 2, H, W) trajectories, got {tuple(trajectories.shape)}.")
-    position = (trajectories[:, -1] - trajectories[:, 0]).abs().flatten(1).mean(1)
-    velocity_last = trajectories[:, -1] - trajectories[:, -2]
-    velocity_first = trajectories[:, 1] - trajectories[:, 0]
-    velocity = (velocity_last - velocity_first).abs().flatten(1).mean(1)
-    return position + velocity
-

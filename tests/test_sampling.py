@@ -8,10 +8,10 @@ import torch
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
-    amplitude_bound, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
+    amplitude_bound, loop_seam_loss, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import (
-    MotionError, SpectralVolume, denormalize, denormalize_tensor, loop_seam_loss,
+    MotionError, SpectralVolume, denormalize, denormalize_tensor,
     spectral_to_trajectories,
 )
 

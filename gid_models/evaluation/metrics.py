@@ -9,7 +9,7 @@ Motion metrics take SpectralVolumes in pixels of the same size and K:
   (1.0 = a factor of 10 in power). Bin 0, the mean offset, is no oscillation and is left out.
   Powers are floored at POWER_FLOOR_PX2 = 1e-6 px^2 (1/1000 px amplitude, invisible), so zero
   motion scores a finite error.
-- seam_error: the loop seam error L_g (gid_models.spectral.loop_seam_loss) of the motion
+- seam_error: the loop seam error L_g (gid_models.sampling.guidance.loop_seam_loss) of the motion
   rendered from the volume over its T frames, in pixels.
 Frame metrics take (T, 3, H, W) float 0..1: psnr (dB) and ssim (Gaussian 11x11, sigma 1.5,
 per channel), each the mean over frames of gid_models.frame_metrics' per-frame values (shared with
@@ -24,7 +24,8 @@ import torch
 import torch.nn.functional as F
 
 from ..frame_metrics import frame_psnr, frame_ssim
-from ..spectral import SpectralVolume, loop_seam_loss, power_spectrum, spectral_to_motion
+from ..sampling.guidance import loop_seam_loss
+from ..spectral import SpectralVolume, power_spectrum, spectral_to_motion
 
 POWER_FLOOR_PX2 = 1e-6
 MAGNITUDE_SIZE = (40, 64)  # (height, width) the magnitude maps are compared at

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..spectral import SpectralVolume, denormalize_tensor, loop_seam_loss, spectral_to_trajectories
+from ..spectral import MotionError, SpectralVolume, denormalize_tensor, spectral_to_trajectories
 
 MASK_GUIDANCE_WEIGHT = 200.0
 """u of the mask term: same scale as the loop term's default."""
@@ -46,6 +46,23 @@ class LoopGuidance:
 
 FINITE_LIMIT_PX = 1e30
 """Stands in for an infinite (absent) amplitude limit: far above any motion, finite in float32."""
+
+
+def loop_seam_loss(trajectories: torch.Tensor) -> torch.Tensor:
+    """Loop seam error L_g of the paper's motion self-guidance (notes section 4), per batch item.
+
+    trajectories: (B, T, 2, H, W) pixels, frames 0..T-1 of one loop (F_1 = frame 0, F_T = frame
+    T-1). L_g = mean|F_T - F_1| + mean|v_T - v_1|, with velocities v_T = F_T - F_{T-1} and
+    v_1 = F_2 - F_1 (pixels/frame): position and velocity must agree where the loop wraps.
+    Returns (B,) in pixels; differentiable.
+    """
+    if trajectories.ndim != 5 or trajectories.shape[1] < 3:
+        raise MotionError(f"loop seam loss needs (B, T>=3, 2, H, W) trajectories, got {tuple(trajectories.shape)}.")
+    position = (trajectories[:, -1] - trajectories[:, 0]).abs().flatten(1).mean(1)
+    velocity_last = trajectories[:, -1] - trajectories[:, -2]
+    velocity_first = trajectories[:, 1] - trajectories[:, 0]
+    velocity = (velocity_last - velocity_first).abs().flatten(1).mean(1)
+    return position + velocity
 
 
 def limit_amplitudes(pixels: torch.Tensor, limits: torch.Tensor) -> torch.Tensor:
