@@ -133,9 +133,13 @@ def check_output_path(path: str | os.PathLike, option: str = "-o", suffixes: tup
             raise MotionError(f"{option} '{text}' is also an input; writing it would destroy that input. "
                               "Choose another output file name.")
     folder = out.parent if str(out.parent) else Path(".")
-    try:  # the writer makes the folder anyway; a probe file is the only test that root's access() cannot fool
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=folder, prefix=".gid-probe-"):
+    existing = folder.absolute()
+    while not existing.exists() and existing != existing.parent:  # the writer makes the missing folders
+        existing = existing.parent
+    try:  # a probe file is the only test that root's access() cannot fool; nothing is left behind
+        if not existing.is_dir():
+            raise NotADirectoryError(20, "a file is in the way", str(existing))
+        with tempfile.NamedTemporaryFile(dir=existing, prefix=".gid-probe-"):
             pass
     except OSError as error:
         raise MotionError(f"{option} '{text}': the folder '{folder}' cannot be written to ({error.strerror}); "

@@ -346,3 +346,17 @@ def test_training_tools_report_errors_without_a_traceback(tmp_path, caplog):
                      "--shards", str(tmp_path / "no_shards"), "--steps", "1"])
     assert code == 2
     assert "gid calibrate" in caplog.text and "no_shards" in caplog.text
+
+
+def test_output_checks_leave_nothing_behind(tmp_path):
+    """Checking -o makes no folder and leaves no probe file: a command refused afterwards leaves
+    the disk as it was; a file where a folder should be is refused."""
+    from gid_models.checks import check_output_path
+
+    out = tmp_path / "new" / "sub" / "out.mp4"
+    assert check_output_path(out) == out
+    assert list(tmp_path.iterdir()) == []
+    (tmp_path / "file.txt").write_text("x")
+    with pytest.raises(MotionError, match="cannot be written"):
+        check_output_path(tmp_path / "file.txt" / "out.mp4")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt"]
