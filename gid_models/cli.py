@@ -44,7 +44,7 @@ USER_ERRORS = (MotionError, ValueError, FileNotFoundError, MemoryError)
 """What bad input, a missing file or too little memory raise: one logged line, not a traceback."""
 
 BUNDLED_POKE = "--seed 13 --at 148,86 --drag 20,0"
-"""A poke of the bundled picture (assets/dandelion_meadow.jpg, 512x288) that moves: the big
+"""A poke of the bundled picture (gid_models/assets/dandelion_meadow.jpg, 512x288) that moves: the big
 dandelion head pulled right. Seed 13 is one of the few seeds of the shipped model whose modes move
 that head sideways (the interactive_poke example workflow uses it, and the same drag)."""
 
@@ -302,7 +302,7 @@ def build_parser() -> argparse.ArgumentParser:
     poke = sub.add_parser("poke", help="pull a point of the picture and let it spring back",
                           description="Pull one point of the picture by an arrow, hold it, let go, and render how "
                           "the scene's vibration modes swing back (paper Sec. 6). Coordinates are pixels of the "
-                          "picture file. With the bundled picture, `gid poke assets/dandelion_meadow.jpg "
+                          "picture file. With the bundled picture, `gid poke gid_models/assets/dandelion_meadow.jpg "
                           f"{BUNDLED_POKE} -o poke.mp4` pulls the big dandelion head: the shipped model moves it "
                           "sideways only at a few seeds, 13 among them; at other seeds pull where the motion is.")
     _add_motion_options(poke, "frames simulated and rendered", seed_note="; 13 for the bundled picture's poke above")
