@@ -83,8 +83,8 @@ def frames_at(picture: torch.Tensor, motion: MotionTexture, indices: list[int]) 
     return list(render(picture, chosen).permute(0, 2, 3, 1))
 
 
-def loop_thumbnail(picture: torch.Tensor, volume: SpectralVolume, title: str) -> np.ndarray:
-    motion = loop_motion(volume, LOOP_FRAMES, LOOP_FPS, gain=1.0).resized(picture.shape[-2], picture.shape[-1])
+def loop_thumbnail(picture: torch.Tensor, volume: SpectralVolume, title: str, gain: float = 1.0) -> np.ndarray:
+    motion = loop_motion(volume, LOOP_FRAMES, LOOP_FPS, gain=gain).resized(picture.shape[-2], picture.shape[-1])
     first, half = frames_at(picture, motion, [0, LOOP_FRAMES // 2])
     displacements = motion.displacements[0]  # (T, 2, H, W)
     power = displacements.square().sum(dim=1).mean(dim=0)  # (H, W) mean squared motion, pixels^2
@@ -166,8 +166,9 @@ def thumbnail(name: str, sources: Sources) -> np.ndarray:
         seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
         strength = node_inputs(graph, "GIDMatchMotionStatistics")["strength"]
         sampled = sources.model_volume(seed, loop=False)
+        gain = node_inputs(graph, "GIDSpectralToMotion")["gain"]
         return loop_thumbnail(sources.picture, match_motion_statistics(sampled, sources.clip_volume(), strength),
-                              "like the clip")
+                              "like the clip", gain)
     if name == "interactive_poke":
         seed = node_inputs(graph, "GIDSampleSpectralVolume")["seed"]
         drags = node_inputs(graph, "GIDModalSimulation")["drags"]
