@@ -240,9 +240,14 @@ def spectral_volume_from_video(
     method: str = DEFAULT_METHOD,
     remove_camera_motion: bool = False,
     callback: StepCallback | None = None,
+    remove_drift: bool = False,
 ) -> VideoMotion:
     """Spectral volume of a clip: flow from frame 0 to every frame, optional camera-motion removal,
-    FFT over all T given frames (bin k is k * fps / T Hz).
+    optional drift removal, FFT over all T given frames (bin k is k * fps / T Hz).
+
+    remove_drift: subtract from every pixel's trajectory the straight line from frame 0 that ends
+    where the clip ends, (t / T) * (F_{T-1} - F_0), so that a pixel that drifts (grass leaning
+    further, a cloud) comes back to its start within one step and the volume loops seamlessly.
 
     frames: (T, H, W, 3) RGB, torch float 0..1 or numpy uint8, T >= 2 * num_frequencies. Pass only
     the frames you want used (e.g. the first 150).
@@ -275,6 +280,9 @@ def spectral_volume_from_video(
         )
     if remove_camera_motion:
         trajectories = trajectories - camera_displacement(camera_motion, height, width)[None]
+    if remove_drift:
+        ramp = torch.arange(count, dtype=trajectories.dtype).view(1, -1, 1, 1, 1) / count
+        trajectories = trajectories - ramp * (trajectories[:, -1:] - trajectories[:, :1])
     volume = trajectories_to_spectral(trajectories, fps=float(fps), num_frequencies=num_frequencies)
     return VideoMotion(
         volume=volume, trajectories=trajectories, camera_motion=camera_motion,

@@ -82,10 +82,18 @@ class GIDMotionFromVideo:
                     {"default": DEFAULT_NUM_FRAMES, "min": 0, "max": 100000,
                      "tooltip": "Use at most this many frames from the start (0 = all). 150 matches the paper."},
                 ),
-            }
+            },
+            "optional": {
+                "remove_drift": (
+                    "BOOLEAN",
+                    {"default": False,
+                     "tooltip": "Subtract each pixel's steady drift (grass leaning further, a passing cloud) so the "
+                                "motion comes back to where it started: turn on to loop a video seamlessly."},
+                ),
+            },
         }
 
-    def extract(self, frames, fps, num_frequencies, method, remove_camera_motion, max_frames):
+    def extract(self, frames, fps, num_frequencies, method, remove_camera_motion, max_frames, remove_drift=False):
         node = "GIDMotionFromVideo"
         if isinstance(frames, torch.Tensor) and frames.ndim == 4:
             with node_errors(node):  # before the frames are converted or go through optical flow
@@ -106,7 +114,7 @@ class GIDMotionFromVideo:
         with node_errors(node):
             result = spectral_volume_from_video(
                 video.movedim(1, -1).cpu(), fps=float(fps), num_frequencies=int(num_frequencies), method=method,
-                remove_camera_motion=bool(remove_camera_motion), callback=callback,
+                remove_camera_motion=bool(remove_camera_motion), callback=callback, remove_drift=bool(remove_drift),
             )
         for warning in result.warnings:
             LOGGER.warning("[%s] %s", node, warning)

@@ -173,3 +173,20 @@ def test_video_errors_are_clear(tmp_path):
     with pytest.raises(MotionError, match=".mp4, .webp or .gif"):
         write_video(tmp_path / "out.avi", np.zeros((2, 8, 8, 3), np.uint8), 24.0)
     assert not (tmp_path / "out.avi").exists()
+
+
+def test_remove_drift_brings_every_trajectory_back_to_its_start(drifting_clip):
+    """A clip that drifts 4 px over its 64 frames: without remove_drift the last frame is 4 px from
+    the first, so a loop jumps where it wraps; with it the wrap is one ordinary step, and the
+    oscillation of the moving regions is kept."""
+    kept = spectral_volume_from_video(drifting_clip.frames, fps=30.0)
+    looped = spectral_volume_from_video(drifting_clip.frames, fps=30.0, remove_drift=True)
+    static = drifting_clip.static_mask
+    kept_t, looped_t = kept.trajectories[0], looped.trajectories[0]  # (T, 2, H, W) px
+    wrap_kept = (kept_t[-1] - kept_t[0]).norm(dim=0)[static].mean().item()
+    wrap_looped = (looped_t[-1] - looped_t[0]).norm(dim=0)[static].mean().item()
+    steps = (looped_t[1:] - looped_t[:-1]).norm(dim=1)[:, static].mean().item()
+    assert wrap_kept > 3.0 and wrap_looped < max(0.2, 2 * steps)
+    for index, region in enumerate(drifting_clip.regions):
+        amplitude = region_amplitudes(looped.volume, drifting_clip, index).median().item()
+        assert amplitude == pytest.approx(region.amplitude, rel=0.25)

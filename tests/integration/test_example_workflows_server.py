@@ -215,7 +215,7 @@ def test_example_workflow_runs(name, comfyui_server, server_inputs, bundled_inpu
         check_loop(name, frames, fps, picture)
     elif name == "loop_a_video":  # one period of the clip's motion (32 frames here) on its first frame
         clip_first = read_video(str(bundled_inputs["grass_clip.mp4"]), max_frames=1)[0][0] / np.float32(255.0)
-        check_loop(name, frames, fps, clip_first)
+        check_video_loop(name, frames, clip_first)
         assert fps == pytest.approx(24.0, abs=0.01), "the loop should keep the clip's frame rate"
     elif name == "motion_transfer":
         check_transfer(frames, fps, picture)
@@ -285,6 +285,20 @@ def check_loop(name: str, frames: np.ndarray, fps: float, picture: np.ndarray) -
     seam = mean_abs(frames[-1], frames[0])
     LOGGER.info("%s: mean |last frame - frame 0| %.4f", name, seam)
     assert seam < 0.5 * across, f"{name}: loop seam {seam:.4f} vs frame 0 to T/2 {across:.4f}"
+
+
+def check_video_loop(name: str, frames: np.ndarray, picture: np.ndarray) -> None:
+    """A clip looped (drift removed): it moves, and the step from the last frame back to the first
+    is an ordinary step, within 1.5x the largest step between consecutive frames. (A clip's
+    broadband sway has no half-period landmark for check_loop's frame-0-to-T/2 comparison. The
+    decoded frames carry the encoder's noise, about as large as this clip's sub-pixel steps, hence
+    the margin; test_flow checks the motion itself: its wrap step is an ordinary step.)"""
+    assert len(frames) == MOTION_FRAMES, (name, len(frames))
+    check_moving_picture(name, frames, picture)
+    steps = [mean_abs(frames[t + 1], frames[t]) for t in range(len(frames) - 1)]
+    seam = mean_abs(frames[-1], frames[0])
+    LOGGER.info("%s: wrap step %.4f, consecutive steps median %.4f max %.4f", name, seam, np.median(steps), max(steps))
+    assert seam <= 1.5 * max(steps), f"{name}: loop seam {seam:.4f} vs the largest step between frames {max(steps):.4f}"
 
 
 def check_poke(name: str, frames: np.ndarray, fps: float) -> None:
