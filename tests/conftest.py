@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import importlib
+import signal
 import importlib.util
 import sys
 from pathlib import Path
@@ -133,3 +134,19 @@ def make_tiny_model(models_package):
 def tiny_model(make_tiny_model):
     """One tiny model shared by a module's tests (see make_tiny_model); tests must not change it."""
     return make_tiny_model()
+
+
+@pytest.fixture
+def case_time_limit(request):
+    """Fail a case that runs past its module's CASE_LIMIT_S seconds (a hang, or a slow step that
+    the argument checks should have prevented). Modules opt in with pytest.mark.usefixtures."""
+    limit = request.module.CASE_LIMIT_S
+
+    def expire(*_):
+        raise TimeoutError(f"the case ran past {limit} s: a hang or a slow step before the error")
+
+    previous = signal.signal(signal.SIGALRM, expire)
+    signal.alarm(limit)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)

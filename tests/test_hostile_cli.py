@@ -36,18 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 CASE_LIMIT_S = 120  # per case; an argument that reached the sampler would run far longer
 SLOW = ["--steps", "1000"]  # the bundled model at 1000 steps: minutes if any case got that far
 
-
-@pytest.fixture(autouse=True)
-def time_limit():
-    """Fail a case that runs past CASE_LIMIT_S (a hang, or a slow step the checks should have prevented)."""
-    def expire(*_):
-        raise TimeoutError(f"the case ran past {CASE_LIMIT_S} s: a hang or a slow step before the error")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(CASE_LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("case_time_limit")
 
 
 def _digest(path: Path) -> str:

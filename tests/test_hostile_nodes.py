@@ -11,24 +11,13 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import signal
 
 import pytest
 import torch
 
 CASE_LIMIT_S = 60
 
-
-@pytest.fixture(autouse=True)
-def time_limit():
-    def expire(*_):
-        raise TimeoutError(f"the case ran past {CASE_LIMIT_S} s: a hang or a slow step before the error")
-
-    previous = signal.signal(signal.SIGALRM, expire)
-    signal.alarm(CASE_LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("case_time_limit")
 
 
 @pytest.fixture
