@@ -17,7 +17,8 @@ direction covariance over the volume's moving pixels become the clip's. Pixels b
 level get the map in proportion to moving_weight, so the model's almost still regions (a sky it
 stirs by a fraction of a pixel) are not magnified with the moving ones. Bins are matched by
 frequency in Hz (the clip's statistics are interpolated to the volume's bins), and the clip's
-displacements are scaled by the size ratio of the two scenes. Bin 0, the mean offset, is kept.
+displacements are scaled by the size ratio of the two scenes. Bin 0 keeps the displacement
+at t = 0 as it was, so a sampled volume's frame 0 stays the picture.
 """
 
 from __future__ import annotations
@@ -156,7 +157,7 @@ def match_motion_statistics(
         if not mask.any():
             continue  # nothing moves in this item: it stays as it is
         own = motion_statistics(volume.select(item), mask)
-        maps = matching_maps(own.covariance, target, strength)[1:]  # bin 0, the mean offset, is kept
+        maps = matching_maps(own.covariance, target, strength)[1:]  # bin 0 follows below
         modes = volume.select(item).complex_modes()[0, 1:]  # (K-1, 2, H, W)
         real = torch.einsum("kij,kjhw->kihw", maps.to(modes.real), modes.real)
         imag = torch.einsum("kij,kjhw->kihw", maps.to(modes.imag), modes.imag)
@@ -164,4 +165,7 @@ def match_motion_statistics(
         # moving pixels get the map, almost still ones a little of it: the clip's power lands on what moves
         weight = weights[item].to(coeffs)
         coeffs[item, 1:] = coeffs[item, 1:] + weight * (mapped - coeffs[item, 1:])
+    # bin 0 takes up the change of the oscillation at t = 0, so frame 0 stays where it was (at rest
+    # for every sampled volume)
+    coeffs[:, 0, 0::2] -= 2.0 * (coeffs[:, 1:, 0::2] - volume.coeffs[:, 1:, 0::2]).sum(dim=1)
     return replace(volume, coeffs=coeffs)

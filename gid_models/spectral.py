@@ -275,7 +275,8 @@ def spectral_to_trajectories(
     """Evaluate the truncated Fourier series at the given times.
 
     times: (T',) in source frames (fractional allowed); default 0..T-1.
-    gain: multiplies the oscillating part (bins k >= 1); the mean offset is kept.
+    gain: multiplies the whole motion, bin 0 included, so a volume whose frame 0 is at rest (every
+        sampled one, and every one measured from video) keeps frame 0 at rest; 0 gives no motion.
     Returns (B, T', 2, H, W) displacements in pixels.
     """
     volume.require_physical("spectral_to_trajectories")
@@ -289,12 +290,22 @@ def spectral_to_trajectories(
     angle = 2.0 * math.pi * torch.outer(times.double() % volume.num_frames, k) / volume.num_frames
     # Hermitian completion: bins 1..K-1 appear twice (k and T-k), bin 0 once.
     weight = torch.full((volume.num_frequencies,), 2.0 * gain, dtype=torch.float64)
-    weight[0] = 1.0
+    weight[0] = gain
     cos = (angle.cos() * weight).to(coeffs)
     sin = (angle.sin() * weight).to(coeffs)
     basis = torch.stack([cos, -sin], dim=-1)  # (T', K, 2): multiplies (Re, Im)
     real_imag = coeffs.view(*coeffs.shape[:2], 2, 2, *coeffs.shape[-2:])  # (B, K, xy, re/im, H, W)
     return torch.einsum("tkr,bkcrhw->btchw", basis, real_imag).contiguous()
+
+
+def anchor_start_frame(coeffs: torch.Tensor) -> torch.Tensor:
+    """coeffs (B, K, 4, H, W) px with bin 0 set to c_0 = -2 sum_{k>=1} Re c_k per axis (Im c_0 = 0),
+    so the displacement at t = 0 is zero and frame 0 is the picture (volumes from video start at
+    rest already, up to the truncation to K bins)."""
+    out = coeffs.clone()
+    out[:, 0] = 0.0
+    out[:, 0, 0::2] = -2.0 * coeffs[:, 1:, 0::2].sum(dim=1)
+    return out
 
 
 def spectral_to_motion(

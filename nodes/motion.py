@@ -128,7 +128,7 @@ class GIDSpectralToMotion:
         "Turns a spectral volume into a motion texture (per-pixel displacements in pixels over time) for "
         "rendering. frames and fps choose the output length and rate; the motion keeps its real-world speed "
         "unless speed changes it (0.5 = slow motion, smoothly interpolated). gain magnifies (>1) or calms "
-        "(<1) the oscillation. Needs a volume in pixels: denormalize a model's output first."
+        "(<1) the motion (0 = the still picture). Needs a volume in pixels: denormalize a model's output first."
     )
     CATEGORY = "GID/motion"
     FUNCTION = "synthesize"

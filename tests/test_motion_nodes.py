@@ -84,7 +84,7 @@ def test_spectral_to_motion_outputs_motion_and_fps(pack, spectral, generator):
     expected = spectral.spectral_to_motion(volume, 48, 24.0).displacements
     torch.testing.assert_close(motion.displacements, expected)
     calm, _ = node(pack, "GIDSpectralToMotion").synthesize(volume, 48, 24.0, 0.0, 1.0)
-    torch.testing.assert_close(calm.displacements, coeffs[:, 0, 0::2][:, None].expand(-1, 48, -1, -1, -1))  # only the mean offset
+    assert calm.displacements.abs().max() == 0  # gain 0: the picture stands still
 
 
 def test_spectral_to_motion_refuses_motion_larger_than_memory(pack, spectral):
