@@ -38,6 +38,7 @@ TOOL_MODULES = {
     "train": ("gid_models.train.train_all", "train the motion model and renderer"),
     "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains and limits on training shards"),
     "eval": ("gid_models.evaluation.run", "evaluate motion prediction on unseen clips"),
+    "train-amplitude": ("gid_models.train.amplitude_cli", "train motion model v2's motion-amplitude network (where a picture moves)"),
     "scenes": ("gid_models.train.scenes.cli", "render procedural plants-in-wind scenes with exact motion into training shards"),
 }
 USER_ERRORS = (MotionError, ValueError, FileNotFoundError, MemoryError)

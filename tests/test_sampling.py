@@ -11,6 +11,7 @@ from gid_models.sampling.guidance import (
     amplitude_bound, loop_seam_loss, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import (
+    anchor_start_frame,
     MotionError, SpectralVolume, denormalize, denormalize_tensor,
     spectral_to_trajectories,
 )
@@ -46,7 +47,10 @@ def test_output_gains_scale_each_bin_of_the_sampled_motion(make_tiny_model, pict
     gains = torch.tensor([2.0, 5.0, 0.5, 9.0])
     model.set_output_gains(gains)
     scaled, normalized = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
-    torch.testing.assert_close(scaled.coeffs, plain.coeffs * gains.view(1, K, 1, 1, 1), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(scaled.coeffs[:, 1:], plain.coeffs[:, 1:] * gains[1:].view(1, K - 1, 1, 1, 1),
+                               rtol=1e-4, atol=1e-6)
+    # bin 0 is not sampled: it holds frame 0 at rest whatever the gains
+    torch.testing.assert_close(scaled.coeffs, anchor_start_frame(scaled.coeffs))
     torch.testing.assert_close(denormalize(normalized).coeffs, scaled.coeffs, rtol=1e-4, atol=1e-6)
 
 
@@ -70,9 +74,11 @@ def test_output_limits_bound_each_bin_of_the_sampled_motion(make_tiny_model, pic
     limits = peaks * torch.tensor([0.5, 2.0, 0.25, 1.0])
     model.set_output_limits(limits)
     limited, normalized = sample_spectral_volume(model, picture, seed=3, steps=3, num_frames=T, fps=15.0)
-    assert (limited.coeffs.abs().amax(dim=(0, 2, 3, 4)) <= limits * (1 + 1e-5)).all()
+    # bins 1.. are limited; bin 0 is not sampled but holds frame 0 at rest
+    assert (limited.coeffs[:, 1:].abs().amax(dim=(0, 2, 3, 4)) <= limits[1:] * (1 + 1e-5)).all()
     torch.testing.assert_close(limited.coeffs[:, 1], plain.coeffs[:, 1])  # bin 1 stays within its limit
-    torch.testing.assert_close(limited.coeffs, limit_amplitudes(plain.coeffs, limits), rtol=1e-4, atol=1e-6)
+    expected = anchor_start_frame(limit_amplitudes(plain.coeffs, limits))
+    torch.testing.assert_close(limited.coeffs, expected, rtol=1e-4, atol=1e-6)
     torch.testing.assert_close(denormalize(normalized).coeffs, limited.coeffs, rtol=1e-4, atol=1e-6)
 
 

@@ -11,6 +11,8 @@ Reads, from the log folder, whichever of these exist (a missing one is skipped w
     + denoiser_stage{1,2}_validation.csv, when present: step, train_fixed_noise, val_fixed_noise
   renderer_losses.csv            step, split (train / val), loss, l1, ..., l1_pixel_renderer
                                  (train_renderer writes it as losses.csv)
+  amplitude_losses.csv           step, train_loss, held_out_loss, held_out_spearman, photo_auc_*
+                                                                                   train_amplitude
 One panel per stage in a grid: every loss column as a curve, validation figures as markers (the
 denoiser's fixed-noise loss on training and validation examples; the renderer's validation l1,
 neural and pixel renderer, under its train loss and l1 curves). Lines are the raw values (thin,
@@ -168,12 +170,28 @@ def renderer_panel(path: Path, title: str) -> Panel:
     return Panel(title, series)
 
 
+AMPLITUDE_NAMES = {"train_loss": "train loss (L1, log px)", "held_out_loss": "held-out scenes: loss",
+                   "held_out_spearman": "held-out scenes: magnitude Spearman",
+                   "photo_auc_mean": "real photos: mean AUC (a record)"}
+
+
+def amplitude_panel(path: Path, title: str) -> Panel:
+    """train_amplitude's log: the train loss as a line, held-out and photo scores as markers."""
+    log = read_log(path)
+    if "train_loss" not in log:
+        raise ValueError(f"{path}: no train_loss column; expected gid train-amplitude's amplitude_losses.csv.")
+    series = _latest_series(log, {"train_loss": AMPLITUDE_NAMES["train_loss"]}, (None,))
+    scores = {name: legend for name, legend in AMPLITUDE_NAMES.items() if name != "train_loss" and name in log}
+    return Panel(title, series + _latest_series(log, scores, ("circle", "square")))
+
+
 STAGES: list[tuple[str, str, Callable[[Path, str], Panel]]] = [
     ("vae_losses.csv", "Motion VAE", stage_panel),
     ("vae_decoder_losses.csv", "Motion VAE decoder fine-tune", stage_panel),
     ("denoiser_stage1_losses.csv", "Denoiser stage 1: 2D U-Net", denoiser_panel),
     ("denoiser_stage2_losses.csv", "Denoiser stage 2: frequency attention", denoiser_panel),
     ("renderer_losses.csv", "Neural renderer", renderer_panel),
+    ("amplitude_losses.csv", "Motion amplitude network (v2)", amplitude_panel),
 ]
 
 

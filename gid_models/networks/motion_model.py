@@ -3,12 +3,14 @@
 Files (safetensors only, never pickle; each network file as networks/weight_files.py describes):
 - a directory (the shipped layout under gid_models/weights/):
     motion_vae.safetensors + motion_vae.json, denoiser.safetensors + denoiser.json,
-    normalization.safetensors (FrequencyNormalization.save), and optionally calibration.safetensors
+    normalization.safetensors (FrequencyNormalization.save), optionally calibration.safetensors
     ("output_gains" and "output_limits", written by gid_models.train.calibrate; absent means gains
-    of 1 and no limits)
+    of 1 and no limits), and optionally motion_amplitude.safetensors + .json (motion_amplitude.py:
+    where the picture moves; absent means the denoiser alone decides)
 - one file `gid_motion_<name>.safetensors` (what users drop into ComfyUI/models/gid/): the same
   tensors prefixed "vae.", "denoiser.", "normalization.scales" (and optionally "calibration.output_gains" /
-  "output_limits"), with both configs in the metadata ("vae_config", "denoiser_config").
+  "output_limits" and "amplitude."), with the configs in the metadata ("vae_config", "denoiser_config",
+  and "amplitude_config" when the amplitude network is there).
 Every load checks the format tags, the config keys and every tensor name, shape and value against
 the networks the configs build, and refuses anything else with a message saying what is wrong.
 """
@@ -25,6 +27,8 @@ from torch import nn
 
 from ..spectral import FrequencyNormalization, MotionError
 from .denoiser import MotionDenoiser
+from .motion_amplitude import FILE_NAME as AMPLITUDE_FILE
+from .motion_amplitude import MotionAmplitudeNet
 from .vae import MotionVAE
 from .weight_files import (
     build_network, config_dict, load_weights, network_tensors, open_safetensors, read_network_file, write_network_file,
@@ -79,7 +83,8 @@ class MotionModel(nn.Module):
     (B, K, 4, H / f, W / f) with f = `latent_factor`; slices (B, K, 4, H, W) normalized.
     """
 
-    def __init__(self, vae: MotionVAE, denoiser: MotionDenoiser, normalization: FrequencyNormalization):
+    def __init__(self, vae: MotionVAE, denoiser: MotionDenoiser, normalization: FrequencyNormalization,
+                 amplitude: MotionAmplitudeNet | None = None):
         super().__init__()
         if denoiser.config.image_patch != vae.downsample_factor:
             raise MotionError(
@@ -91,8 +96,14 @@ class MotionModel(nn.Module):
                 f"normalization has K={normalization.num_frequencies} but the denoiser was built for "
                 f"K={denoiser.config.num_frequencies}."
             )
+        if amplitude is not None and amplitude.config.num_frequencies != denoiser.config.num_frequencies:
+            raise MotionError(
+                f"the motion-amplitude network predicts K={amplitude.config.num_frequencies} bins but the denoiser "
+                f"samples K={denoiser.config.num_frequencies}; they are not from the same model."
+            )
         self.vae = vae
         self.denoiser = denoiser
+        self.amplitude = amplitude
         self.register_buffer("normalization_scales", normalization.scales.float().clone())
         self.register_buffer("output_gains", torch.ones(normalization.num_frequencies))
         self.register_buffer("output_limits", torch.full((normalization.num_frequencies,), float("inf")))
@@ -209,6 +220,8 @@ class MotionModel(nn.Module):
             save_file(self.calibration_tensors(), str(calibration))
         elif calibration.is_file():
             calibration.unlink()  # a stale file would calibrate the new weights with the old model's gains
+        if self.amplitude is not None:
+            self.amplitude.save(directory / AMPLITUDE_FILE, dtype)
         return directory
 
     @classmethod
@@ -224,7 +237,10 @@ class MotionModel(nn.Module):
             raise
         except Exception as error:  # safetensors raises several error types for damaged files
             raise MotionError(f"{directory / NORMALIZATION_FILE} is not readable: {error}") from error
-        model = cls(vae, denoiser, normalization)
+        amplitude = None
+        if (directory / AMPLITUDE_FILE).is_file():  # with its frozen encoder, so a missing encoder fails here
+            amplitude = MotionAmplitudeNet.load(directory / AMPLITUDE_FILE).attach_encoder()
+        model = cls(vae, denoiser, normalization, amplitude)
         if (directory / CALIBRATION_FILE).is_file():
             model.load_calibration(open_safetensors(directory / CALIBRATION_FILE)["tensors"], str(directory / CALIBRATION_FILE))
         return model.eval()
@@ -244,6 +260,9 @@ class MotionModel(nn.Module):
             "denoiser_config": json.dumps(config_dict(self.denoiser)),
             "quantile": repr(self.quantile),
         }
+        if self.amplitude is not None:
+            tensors.update(network_tensors(self.amplitude, dtype, "amplitude."))
+            metadata["amplitude_config"] = json.dumps(config_dict(self.amplitude))
         save_file(tensors, str(path), metadata=metadata)
         return Path(path)
 
@@ -272,7 +291,19 @@ class MotionModel(nn.Module):
         if scales is None or scales.ndim != 1 or not torch.isfinite(scales).all() or (scales <= 0).any():
             raise MotionError(f"{path.name}: normalization scales are missing or invalid.")
         normalization = FrequencyNormalization(scales.float(), float(metadata.get("quantile", 0.95)))
-        model = cls(vae, denoiser, normalization)
+        amplitude = None
+        if "amplitude_config" in metadata:
+            try:
+                amplitude_config = json.loads(metadata["amplitude_config"])
+            except json.JSONDecodeError as error:
+                raise MotionError(f"{path.name}: invalid amplitude_config in its metadata ({error}).") from error
+            amplitude = build_network(MotionAmplitudeNet, amplitude_config, path.name)
+            load_weights(amplitude, {k[10:]: v for k, v in tensors.items() if k.startswith("amplitude.")},
+                         f"{path.name} (amplitude)")
+            amplitude.eval().requires_grad_(False).attach_encoder()
+        elif any(k.startswith("amplitude.") for k in tensors):
+            raise MotionError(f"{path.name} holds amplitude.* tensors but no amplitude_config; the file is damaged.")
+        model = cls(vae, denoiser, normalization, amplitude)
         calibration = {k[len("calibration."):]: v for k, v in tensors.items() if k.startswith("calibration.")}
         if calibration:
             model.load_calibration(calibration, f"{path.name} (calibration)")

@@ -14,7 +14,9 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from ..spectral import MotionError, SpectralVolume, normalize
+from ..networks.motion_amplitude import CELL
+from ..spectral import MotionError, SpectralVolume, anchor_start_frame, normalize
+from .amplitude import impose_amplitude
 from .cuda_graph import GraphedNoise, cuda_graphs_enabled
 from .ddim import make_scheduler, randn, sample_ddim
 from ..interrupt import checks_inside
@@ -94,6 +96,19 @@ def _require_autograd(model) -> None:
         )
 
 
+def place_motion(model, pixels: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
+    """pixels (B, K, 4, h, w) with each bin's amplitude per 8 x 8 cell set by the model's
+    motion-amplitude network from picture (B, 3, h, w) 0..1 (sampling/amplitude.py); unchanged
+    when the model has none (v1)."""
+    if getattr(model, "amplitude", None) is None:
+        return pixels
+    h, w = picture.shape[-2:]
+    size = (max(CELL, round(h / CELL) * CELL), max(CELL, round(w / CELL) * CELL))
+    if size != (h, w):
+        picture = F.interpolate(picture, size=size, mode="bilinear", align_corners=False, antialias=True)
+    return impose_amplitude(pixels, model.amplitude(picture.float()))
+
+
 def sample_spectral_volume(
     model,
     picture: torch.Tensor,
@@ -123,6 +138,8 @@ def sample_spectral_volume(
     check_interrupt(): cheap, raises to stop; called between passes, around the guidance gradient
         and inside the networks' forward and backward, so a stop is seen within one network block
         (gid_models/interrupt.py). Without it only the callbacks (and Ctrl-C) can stop a run.
+    The model's motion-amplitude network (when it has one) sets where and how much each bin
+    moves, and frame 0 of the motion is always the picture (bin 0 anchors it).
     Returns (volume in pixels, the same volume normalized), each (B, K, 4, H, W).
     Guidance and masks take gradients: call outside torch.inference_mode(), with a model loaded there.
     """
@@ -147,6 +164,7 @@ def sample_spectral_volume(
         )
     image = picture.to(device=device, dtype=torch.float32).clamp(0, 1)
     image = F.interpolate(image, size=(work_h, work_w), mode="bilinear", align_corners=False, antialias=True)
+    working_picture = image
     margin = sampling_margin(model, work_h, work_w)
     image = F.pad(image, (margin,) * 4, mode="reflect")
     condition = image * 2 - 1
@@ -185,6 +203,7 @@ def sample_spectral_volume(
         )
         with torch.no_grad():
             pixels = latents_to_pixels(model, latents)[..., margin : margin + work_h, margin : margin + work_w]
+            pixels = anchor_start_frame(place_motion(model, pixels, working_picture))
     volume = SpectralVolume(pixels.float(), num_frames=num_frames, fps=float(fps)).resized(height, width)
     if mask is not None:
         binary = (_mask_nchw(mask, batch, height, width) >= 0.5).float()

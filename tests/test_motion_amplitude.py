@@ -1,0 +1,173 @@
+"""Motion model v2's motion-amplitude network: shapes, files, the sampler imposing its amplitudes,
+frame 0 at rest, and a tiny training run that learns to tell a moving region from a still one."""
+
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from gid_models.networks import MotionModel
+from gid_models.networks.motion_amplitude import FORMAT_TAG, MotionAmplitudeNet, cell_log_amplitude
+from gid_models.sampling import sample_spectral_volume
+from gid_models.sampling.amplitude import MAX_RATIO, impose_amplitude, sample_log_amplitude
+from gid_models.spectral import MotionError, SpectralVolume, anchor_start_frame, spectral_to_trajectories
+from gid_models.train.shards import ShardWriter
+from gid_models.train.train_amplitude import AmplitudeTraining, total_log_amplitude, train_amplitude
+
+pytestmark = pytest.mark.usefixtures("one_thread")
+
+
+def _random_net(num_frequencies=4, seed=0):
+    torch.manual_seed(seed)
+    net = MotionAmplitudeNet(num_frequencies=num_frequencies, width=8).attach_encoder()
+    torch.nn.init.normal_(net.head.weight, std=0.5)  # the head starts at zero: give it something to say
+    return net.eval()
+
+
+def test_prediction_shape_and_dependence_on_the_picture(generator):
+    net = _random_net()
+    first, second = torch.rand(2, 1, 3, 48, 80, generator=generator)
+    with torch.no_grad():
+        out_first, out_second = net(first), net(second)
+    assert out_first.shape == (1, 4, 2, 6, 10) and torch.isfinite(out_first).all()
+    assert (out_first - out_second).abs().mean() > 1e-3  # it sees the picture
+    with pytest.raises(ValueError, match="multiples of 8"):
+        net(torch.rand(1, 3, 50, 80))
+
+
+def test_untrained_network_predicts_its_starting_amplitude_everywhere(generator):
+    net = MotionAmplitudeNet(num_frequencies=3, width=8, initial_log_amplitude=-2.5).attach_encoder()
+    with torch.no_grad():
+        out = net(torch.rand(1, 3, 32, 32, generator=generator))
+    torch.testing.assert_close(out, torch.full_like(out, -2.5))
+
+
+def test_save_load_round_trip_and_refusals(tmp_path, generator):
+    net = _random_net()
+    path = net.save(tmp_path / "motion_amplitude.safetensors")
+    loaded = MotionAmplitudeNet.load(path).attach_encoder()
+    picture = torch.rand(1, 3, 32, 48, generator=generator)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(picture), net.half().float()(picture), atol=1e-3, rtol=1e-3)
+    tensors = load_file(str(path))
+    save_file(tensors, str(tmp_path / "untagged.safetensors"), metadata={"format": "gid-denoiser"})
+    with pytest.raises(MotionError, match="not a GID motion amplitude file"):
+        MotionAmplitudeNet.load(tmp_path / "untagged.safetensors")
+    tensors.pop(next(iter(tensors)))
+    save_file(tensors, str(tmp_path / "short.safetensors"), metadata=dict(format=FORMAT_TAG, config=path.with_suffix(".json").read_text()))
+    with pytest.raises(MotionError, match="missing"):
+        MotionAmplitudeNet.load(tmp_path / "short.safetensors")
+
+
+def test_motion_model_carries_the_network_in_both_file_layouts(tmp_path, make_tiny_model):
+    model = make_tiny_model()
+    model.amplitude = _random_net()
+    model.save(tmp_path / "folder")
+    assert (tmp_path / "folder" / "motion_amplitude.safetensors").is_file()
+    single = model.save_file(tmp_path / "gid_motion_v2.safetensors")
+    for loaded in (MotionModel.load(tmp_path / "folder"), MotionModel.load(single)):
+        assert isinstance(loaded.amplitude, MotionAmplitudeNet)
+        torch.testing.assert_close(loaded.amplitude.head.weight, model.amplitude.head.weight.half().float())
+    with pytest.raises(MotionError, match="K=3 bins but the denoiser samples K=4"):
+        MotionModel(model.vae, model.denoiser, model.normalization, MotionAmplitudeNet(num_frequencies=3))
+
+
+def test_imposed_amplitudes_are_the_predicted_ones_and_bin_0_is_untouched(generator):
+    coeffs = torch.randn(1, 3, 4, 32, 48, generator=generator)
+    # a smooth prediction (log amplitude linear across the cells, different per bin and axis)
+    ramp = torch.linspace(-2.0, 0.5, 6).view(1, 1, 1, 1, 6)
+    target = (ramp * torch.rand(1, 3, 2, 1, 1, generator=generator) + torch.rand(1, 3, 2, 1, 1, generator=generator))
+    target = target.expand(1, 3, 2, 4, 6)
+    out = impose_amplitude(coeffs, target)
+    torch.testing.assert_close(out[:, 0], coeffs[:, 0])
+    got = sample_log_amplitude(out, (4, 6))[:, 1:]
+    assert (got - target[:, 1:]).abs().max() < 0.2
+    # a still sample is not blown up: the factor is held within MAX_RATIO
+    still = impose_amplitude(coeffs * 1e-6, torch.zeros(1, 3, 2, 4, 6))
+    assert still.abs().max() <= coeffs.abs().max() * 1e-6 * MAX_RATIO * 1.001
+    with pytest.raises(MotionError, match="same K"):
+        impose_amplitude(coeffs, torch.zeros(1, 4, 2, 4, 6))
+
+
+def test_anchored_volume_starts_at_the_picture(generator):
+    coeffs = anchor_start_frame(torch.randn(2, 5, 4, 6, 7, generator=generator))
+    volume = SpectralVolume(coeffs, num_frames=30, fps=30.0)
+    start = spectral_to_trajectories(volume, torch.zeros(1))
+    assert start.abs().max() < 1e-5
+    assert spectral_to_trajectories(volume, torch.tensor([7.0])).abs().max() > 0.1
+
+
+def _write_two_region_shards(folder: Path, generator, count=6):
+    """Pictures whose green half sways (0.5 px per bin) and whose grey half is still."""
+    with ShardWriter(folder, examples_per_shard=count) as writer:
+        for index in range(count):
+            image = torch.full((3, 32, 48), 0.5)
+            coeffs = torch.zeros(4, 4, 32, 48)
+            left = bool(index % 2)
+            columns = slice(0, 24) if left else slice(24, 48)
+            image[:, :, columns] = torch.tensor([0.2, 0.7, 0.2]).view(3, 1, 1)
+            image += 0.05 * torch.rand(image.shape, generator=generator)
+            coeffs[1:, :, :, columns] = 0.5 * torch.randn(3, 4, 32, 24, generator=generator).sign()
+            writer.add(image.clamp(0, 1), coeffs, num_frames=30, fps=30.0, source=f"toy-{index}", start_frame=0)
+
+
+def _green_right_picture():
+    picture = torch.full((1, 3, 32, 48), 0.5)
+    picture[:, :, :, 24:] = torch.tensor([0.2, 0.7, 0.2]).view(1, 3, 1, 1)
+    return picture
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A tiny network trained on the two-region pictures: (network, its output folder)."""
+    folder = tmp_path_factory.mktemp("amplitude")
+    _write_two_region_shards(folder / "shards", torch.Generator().manual_seed(0))
+    config = AmplitudeTraining(out=folder / "run", shards=[folder / "shards"], steps=120, batch_size=4,
+                               learning_rate=5e-3, width=8, colour_variants=0, log_every=60)
+    return train_amplitude(config, progress=False), folder / "run"
+
+
+def test_tiny_training_learns_which_region_moves(trained):
+    net, run = trained
+    assert (run / "motion_amplitude.safetensors").is_file()
+    assert (run / "amplitude_losses.csv").read_text().count("\n") == 3  # header + 2 rows
+    with torch.no_grad():
+        total = total_log_amplitude(net(_green_right_picture()))[0]
+    assert total[:, 4:].mean() > total[:, :2].mean() + 1.0  # the green right half moves, the grey left does not
+
+
+def test_sampler_puts_motion_where_the_network_says_and_starts_at_rest(trained):
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=4, sample_size=(32, 48)).eval()  # samples at the picture's size
+    picture = _green_right_picture()
+    plain, _ = sample_spectral_volume(model, picture, seed=3, steps=2, cfg=0.0, num_frames=30, fps=30.0)
+    model.amplitude = trained[0]
+    placed, _ = sample_spectral_volume(model, picture, seed=3, steps=2, cfg=0.0, num_frames=30, fps=30.0)
+    magnitude = placed.coeffs[:, 1:].square().sum(dim=(1, 2)).sqrt()[0]
+    assert magnitude[:, 30:].mean() > 3 * magnitude[:, :18].mean()
+    for volume in (plain, placed):
+        assert spectral_to_trajectories(volume, torch.zeros(1)).abs().max() < 1e-4
+
+
+def test_train_amplitude_command_refuses_bad_arguments_in_one_line(tmp_path, caplog):
+    from gid_models.train.amplitude_cli import main
+
+    assert main(["--out", str(tmp_path / "run"), "--steps", "0"]) == 2
+    assert main(["--out", str(tmp_path / "run"), "--photos", str(tmp_path)]) == 2
+    assert main(["--out", str(tmp_path / "run"), "--scenes", str(tmp_path / "nothing")]) == 2
+    assert "gid train-amplitude:" in caplog.text and "gid scenes" in caplog.text
+    assert not (tmp_path / "run" / "motion_amplitude.safetensors").exists()
+
+
+def test_the_bundled_motion_model_sees_the_picture_and_starts_at_rest():
+    from gid_models.networks.motion_model import BUNDLED_DIR
+
+    path = BUNDLED_DIR / "motion_amplitude.safetensors"
+    assert path.is_file() and path.stat().st_size < 1 * 2**20
+    assert {t.dtype for t in load_file(str(path)).values()} == {torch.float16}
+    model = MotionModel.from_bundled()
+    assert isinstance(model.amplitude, MotionAmplitudeNet)
+    picture = torch.rand(1, 3, 40, 64, generator=torch.Generator().manual_seed(0))
+    volume, _ = sample_spectral_volume(model, picture, seed=0, steps=1, num_frames=150, fps=30.0)
+    assert spectral_to_trajectories(volume, torch.zeros(1)).abs().max() < 1e-4
