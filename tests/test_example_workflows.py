@@ -16,6 +16,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -28,6 +29,7 @@ from tools.make_example_workflows import (
     api_path,
     derive_api,
     example_inputs,
+    main,
     node_inputs,
     pack_specs,
     render_all,
@@ -114,6 +116,17 @@ def test_an_edited_ui_form_gives_a_new_api_form(specs):
     _node(ui, "GIDSampleSpectralVolume")["widgets_values"][0] = 8  # the seed, 7 in the shipped file
     assert node_inputs(derive_api(ui, specs), "GIDSampleSpectralVolume")["seed"] == 8
     assert node_inputs(api, "GIDSampleSpectralVolume")["seed"] == 7
+
+
+def test_a_new_ui_form_gets_its_api_form(tmp_path, specs):
+    """The tool writes the API form of a UI form that has none yet (it used to crash on it)."""
+    for name in EXPECTED:
+        shutil.copy(ui_path(name), tmp_path / f"{name}.json")
+    assert main(["--folder", str(tmp_path), "--check"]) == 1  # every API form is missing
+    assert main(["--folder", str(tmp_path)]) == 0
+    for name in EXPECTED:
+        assert (tmp_path / "api" / f"{name}.api.json").read_text() == api_path(name).read_text()
+    assert main(["--folder", str(tmp_path), "--check"]) == 0
 
 
 def test_examples_load_only_the_bundled_inputs(input_files):
