@@ -9,6 +9,9 @@ every node feeds an output, and every file loaded is one the pack puts into Comf
 The checker is then shown to catch broken copies. ComfyUI and VideoHelperSuite nodes are described
 in tools/workflow_nodes.py; the real-server test (tests/integration/test_example_workflows_server.py)
 holds those descriptions against /object_info and the UI-to-API conversion against the frontend's.
+The layout of each UI form is checked by tools/workflow_layout.py: opened at 100% zoom in a 1600x900
+window, every node and group is on screen, no nodes overlap, each lies in its group and no link
+runs behind a node (docs/workflows/ holds screenshots, made by tools/workflow_screenshots.py).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from tools.make_example_workflows import (
     ui_path,
 )
 from tools.workflow_check import check_api, check_ui
+from tools.workflow_layout import check_layout
 
 EXPECTED = ["image_to_loop", "image_to_loop_vhs", "interactive_poke", "interactive_poke_from_video", "loop_a_video",
             "motion_transfer"]
@@ -302,3 +306,57 @@ def test_broken_api_copy_is_caught(breaks, expected, specs, value_checks, input_
     problems = problems_of(None, broken, specs, value_checks, input_files)
     assert any(expected in problem for problem in problems), problems
     assert problems_of(None, api, specs, value_checks, input_files) == []
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_layout_fits_a_1600x900_window_at_100_percent(name, specs):
+    """On screen, no overlaps, nodes inside their groups, no link behind a node (tools/workflow_layout.py)."""
+    ui, _ = load(name)
+    assert check_layout(ui, specs) == []
+
+
+def zoomed_out(ui):
+    ui["extra"]["ds"]["scale"] = 0.8
+
+
+def node_off_screen(ui):
+    _node(ui, "SaveVideo")["pos"][0] += 400
+
+
+def nodes_overlap(ui):
+    _node(ui, "GIDRender")["pos"] = list(_node(ui, "GIDSpectralToMotion")["pos"])
+
+
+def node_out_of_its_group(ui):
+    _node(ui, "GIDLoopGuidance")["pos"][1] += 60  # its bottom below the group's
+
+
+def node_saved_too_small(ui):
+    _node(ui, "GIDSampleSpectralVolume")["size"][1] = 120
+
+
+def link_behind_a_node(ui):
+    """Put the motion loader right in the path of the picture's wire to the sampler."""
+    picture, sampler = _node(ui, "LoadImage"), _node(ui, "GIDSampleSpectralVolume")
+    loader = _node(ui, "GIDLoadMotionModel")
+    loader["pos"] = [(picture["pos"][0] + picture["size"][0] + sampler["pos"][0]) / 2 - loader["size"][0] / 2,
+                     sampler["pos"][1] - 30]
+
+
+LAYOUT_BREAKS = [
+    (zoomed_out, "has scale 0.8: save it at 100% zoom"),
+    (node_off_screen, "(SaveVideo) is off screen"),
+    (nodes_overlap, "overlap"),
+    (node_out_of_its_group, "(GIDLoopGuidance) sticks out of its group 'Motion'"),
+    (node_saved_too_small, "(GIDSampleSpectralVolume) is saved 120 px tall, the frontend draws it at least 238"),
+    (link_behind_a_node, "(LoadImage) -> node 4 (GIDSampleSpectralVolume)) passes behind node 2 (GIDLoadMotionModel)"),
+]
+
+
+@pytest.mark.parametrize(("breaks", "expected"), LAYOUT_BREAKS, ids=[b.__name__ for b, _ in LAYOUT_BREAKS])
+def test_broken_layout_is_caught(breaks, expected, specs):
+    ui, _ = load("image_to_loop")
+    broken = copy.deepcopy(ui)
+    breaks(broken)
+    problems = check_layout(broken, specs)
+    assert any(expected in problem for problem in problems), problems

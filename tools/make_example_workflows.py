@@ -135,7 +135,8 @@ def _shown(path: Path) -> Path:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is missing or stale")
-    parser.add_argument("--folder", type=Path, default=WORKFLOW_DIR, help="folder of the UI forms (default: %(default)s)")
+    parser.add_argument("--folder", type=Path, default=WORKFLOW_DIR,
+                        help="folder of the UI forms, their API forms go to its api/ (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     files = render_all(pack_specs(load_pack()), args.folder)
