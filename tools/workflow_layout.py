@@ -38,8 +38,9 @@ GAP = 10  # nodes closer than this look joined
 # A custom node's pack badge ("GID", "VHS") sits this high above its title bar.
 BADGE_HEIGHT = 20
 BADGED = ("GID", "VHS_")
-# Extra height the frontend gives a node for what it shows under its widgets before a run
-# (measured with `python -m tools.workflow_screenshots --sizes`).
+# Extra height the frontend gives a node for what it shows under its widgets before a run. Measured
+# in the frontend: a node saved too small is grown to its least size, which
+# `python -m tools.workflow_screenshots --sizes` reads back.
 PREVIEW_HEIGHT = {"LoadImage": 212, "LoadVideo": 127, "GIDModalSimulation": 268, "Note": 50, "MarkdownNote": 50}
 # Widths below which the frontend widens a node to fit its widgets' labels (measured likewise).
 MIN_WIDTH = {"GIDMatchMotionStatistics": 375, "GIDModalSimulation": 286, "ImageFromBatch": 264,
