@@ -9,6 +9,9 @@ every node feeds an output, and every file loaded is one the pack puts into Comf
 The checker is then shown to catch broken copies. ComfyUI and VideoHelperSuite nodes are described
 in tools/workflow_nodes.py; the real-server test (tests/integration/test_example_workflows_server.py)
 holds those descriptions against /object_info and the UI-to-API conversion against the frontend's.
+The layout of each UI form is checked by tools/workflow_layout.py: opened at 100% zoom in a 1600x900
+window, every node and group is on screen, no nodes overlap, each lies in its group and no link
+runs behind a node (docs/workflows/ holds screenshots, made by tools/workflow_screenshots.py).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from __future__ import annotations
 import copy
 import importlib
 import json
+import shutil
 
 import pytest
 from PIL import Image
@@ -28,12 +32,14 @@ from tools.make_example_workflows import (
     api_path,
     derive_api,
     example_inputs,
+    main,
     node_inputs,
     pack_specs,
     render_all,
     ui_path,
 )
 from tools.workflow_check import check_api, check_ui
+from tools.workflow_layout import check_layout
 
 EXPECTED = ["image_to_loop", "image_to_loop_vhs", "interactive_poke", "interactive_poke_from_video", "loop_a_video",
             "motion_transfer"]
@@ -114,6 +120,17 @@ def test_an_edited_ui_form_gives_a_new_api_form(specs):
     _node(ui, "GIDSampleSpectralVolume")["widgets_values"][0] = 8  # the seed, 7 in the shipped file
     assert node_inputs(derive_api(ui, specs), "GIDSampleSpectralVolume")["seed"] == 8
     assert node_inputs(api, "GIDSampleSpectralVolume")["seed"] == 7
+
+
+def test_a_new_ui_form_gets_its_api_form(tmp_path, specs):
+    """The tool writes the API form of a UI form that has none yet (it used to crash on it)."""
+    for name in EXPECTED:
+        shutil.copy(ui_path(name), tmp_path / f"{name}.json")
+    assert main(["--folder", str(tmp_path), "--check"]) == 1  # every API form is missing
+    assert main(["--folder", str(tmp_path)]) == 0
+    for name in EXPECTED:
+        assert (tmp_path / "api" / f"{name}.api.json").read_text() == api_path(name).read_text()
+    assert main(["--folder", str(tmp_path), "--check"]) == 0
 
 
 def test_examples_load_only_the_bundled_inputs(input_files):
@@ -289,3 +306,57 @@ def test_broken_api_copy_is_caught(breaks, expected, specs, value_checks, input_
     problems = problems_of(None, broken, specs, value_checks, input_files)
     assert any(expected in problem for problem in problems), problems
     assert problems_of(None, api, specs, value_checks, input_files) == []
+
+
+@pytest.mark.parametrize("name", EXPECTED)
+def test_layout_fits_a_1600x900_window_at_100_percent(name, specs):
+    """On screen, no overlaps, nodes inside their groups, no link behind a node (tools/workflow_layout.py)."""
+    ui, _ = load(name)
+    assert check_layout(ui, specs) == []
+
+
+def zoomed_out(ui):
+    ui["extra"]["ds"]["scale"] = 0.8
+
+
+def node_off_screen(ui):
+    _node(ui, "SaveVideo")["pos"][0] += 400
+
+
+def nodes_overlap(ui):
+    _node(ui, "GIDRender")["pos"] = list(_node(ui, "GIDSpectralToMotion")["pos"])
+
+
+def node_out_of_its_group(ui):
+    _node(ui, "GIDLoopGuidance")["pos"][1] += 60  # its bottom below the group's
+
+
+def node_saved_too_small(ui):
+    _node(ui, "GIDSampleSpectralVolume")["size"][1] = 120
+
+
+def link_behind_a_node(ui):
+    """Put the motion loader right in the path of the picture's wire to the sampler."""
+    picture, sampler = _node(ui, "LoadImage"), _node(ui, "GIDSampleSpectralVolume")
+    loader = _node(ui, "GIDLoadMotionModel")
+    loader["pos"] = [(picture["pos"][0] + picture["size"][0] + sampler["pos"][0]) / 2 - loader["size"][0] / 2,
+                     sampler["pos"][1] - 30]
+
+
+LAYOUT_BREAKS = [
+    (zoomed_out, "has scale 0.8: save it at 100% zoom"),
+    (node_off_screen, "(SaveVideo) is off screen"),
+    (nodes_overlap, "overlap"),
+    (node_out_of_its_group, "(GIDLoopGuidance) sticks out of its group 'Motion'"),
+    (node_saved_too_small, "(GIDSampleSpectralVolume) is saved 120 px tall, the frontend draws it at least 238"),
+    (link_behind_a_node, "(LoadImage) -> node 4 (GIDSampleSpectralVolume)) passes behind node 2 (GIDLoadMotionModel)"),
+]
+
+
+@pytest.mark.parametrize(("breaks", "expected"), LAYOUT_BREAKS, ids=[b.__name__ for b, _ in LAYOUT_BREAKS])
+def test_broken_layout_is_caught(breaks, expected, specs):
+    ui, _ = load("image_to_loop")
+    broken = copy.deepcopy(ui)
+    breaks(broken)
+    problems = check_layout(broken, specs)
+    assert any(expected in problem for problem in problems), problems

@@ -64,9 +64,15 @@ def node_inputs(graph: dict[str, dict], class_type: str) -> dict:
     return next(node["inputs"] for node in graph.values() if node["class_type"] == class_type)
 
 
-# Examples that sample motion with the motion model (its weights ship in gid_models/weights/).
+def ui_form(name: str) -> dict:
+    """The UI form of an example (the source of its API form)."""
+    return json.loads(ui_path(name).read_text())
+
+
+# Examples that sample motion with the motion model (its weights ship in gid_models/weights/). Read
+# from the UI forms, which exist before their API forms are first written.
 NEEDS_MOTION_MODEL = {name for name in WORKFLOWS
-                      if any(node["class_type"] == "GIDLoadMotionModel" for node in api_form(name).values())}
+                      if any(node["type"] == "GIDLoadMotionModel" for node in ui_form(name)["nodes"])}
 
 
 def load_pack():
@@ -115,27 +121,34 @@ def dumps(data: dict) -> str:
                           if len(m.group(0)) < 200 else m.group(0), text) + "\n"
 
 
-def render_all(specs: dict[str, NodeSpec]) -> dict[Path, str]:
-    """Every API form, with its text, derived from the UI forms."""
-    return {api_path(name): dumps(derive_api(json.loads(ui_path(name).read_text()), specs)) for name in WORKFLOWS}
+def render_all(specs: dict[str, NodeSpec], folder: Path = WORKFLOW_DIR) -> dict[Path, str]:
+    """Every API form, with its text, derived from the UI forms in `folder` (<name>.json ->
+    api/<name>.api.json), whether or not the API form exists yet."""
+    return {folder / "api" / f"{path.stem}.api.json": dumps(derive_api(json.loads(path.read_text()), specs))
+            for path in sorted(folder.glob("*.json"))}
+
+
+def _shown(path: Path) -> Path:
+    return path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only compare; exit 1 if a file is missing or stale")
+    parser.add_argument("--folder", type=Path, default=WORKFLOW_DIR,
+                        help="folder of the UI forms, their API forms go to its api/ (default: %(default)s)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    files = render_all(pack_specs(load_pack()))
+    files = render_all(pack_specs(load_pack()), args.folder)
     stale = [path for path, text in files.items() if not path.is_file() or path.read_text() != text]
     if args.check:
         for path in stale:
-            LOGGER.error("stale or missing: %s (run python -m tools.make_example_workflows)",
-                         path.relative_to(REPO_ROOT))
+            LOGGER.error("stale or missing: %s (run python -m tools.make_example_workflows)", _shown(path))
         return 1 if stale else 0
     for path in stale:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(files[path])
-        LOGGER.info("wrote %s", path.relative_to(REPO_ROOT))
+        LOGGER.info("wrote %s", _shown(path))
     LOGGER.info("%d API forms, %d rewritten", len(files), len(stale))
     return 0
 
