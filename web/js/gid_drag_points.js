@@ -19,7 +19,7 @@ const PICTURE_UI_KEY = "gid_drag_picture";
 const PICTURE_INPUTS = ["picture", "image", "images", "pixels"];
 const TOOLBAR_HEIGHT = 28;
 const STATUS_HEIGHT = 30; // two lines of 11 px text: a long message wraps instead of being cut off
-const MIN_PICTURE_HEIGHT = 112; // the picture letterboxes into whatever height the node gives it
+const MIN_PICTURE_HEIGHT = 80; // the picture letterboxes into whatever height the node gives it
 const MAX_PICTURE_HEIGHT = 480;
 const REFRESH_MS = 300;
 const COLORS = { drag: "#ffb020", poke: "#3ac0ff", selected: "#ffffff" };
@@ -323,6 +323,9 @@ function attachDragPoints(node) {
         onDraw: () => view.refresh(),
     });
     widget.serialize = false; // keep it out of widgets_values so saved values keep their positions
+    // The arrows above the live preview, whichever of the two extensions the frontend loaded first.
+    const preview = node.widgets.findIndex((w) => w.name === "gid_live_preview");
+    if (preview >= 0) node.widgets.push(...node.widgets.splice(preview, 1));
     view.refresh();
 
     const onExecuted = node.onExecuted;

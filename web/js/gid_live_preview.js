@@ -14,7 +14,7 @@ import { LivePreview } from "./lib/preview/live_view.js";
 const NODE_CLASS = "GIDModalSimulation";
 const UI_KEY = "gid_live_preview";
 const BAR_HEIGHT = 36; // the buttons and two lines of status
-const MIN_STAGE_HEIGHT = 100; // reserved before the first run, so that the node keeps its size when the preview arrives
+const MIN_STAGE_HEIGHT = 72; // reserved before the first run, so that the node keeps its size when the preview arrives
 const SETTINGS = ["damping", "stiffness_scale", "mass_scale", "frames", "fps", "hold_frames", "integrator"];
 
 function findWidget(node, name) {
