@@ -7,8 +7,9 @@ tools/workflow_check.py: GID nodes exist, every input name is declared by the no
 every widget value has the right type, range or combo choice, every link joins matching types,
 every node feeds an output, and every file loaded is one the pack puts into ComfyUI's input folder.
 The checker is then shown to catch broken copies. ComfyUI and VideoHelperSuite nodes are described
-in tools/workflow_nodes.py; the real-server test (tests/integration/test_example_workflows_server.py)
-holds those descriptions against /object_info and the UI-to-API conversion against the frontend's.
+in tools/workflow_nodes.py; the real-server tests hold those descriptions against /object_info
+(tests/integration/test_example_workflows_server.py) and the UI-to-API conversion against the
+frontends' (tests/integration/test_frontends_server.py).
 """
 
 from __future__ import annotations
