@@ -231,7 +231,8 @@ def test_poke_widgets_drag_preview_record_and_queue(frontend):
     gx, gy, gw, gh = after["group"]
     (x, y), (w, h) = after["nodePos"], after["nodeSize"]
     bottom = max(y + h, after["shownBottom"] or 0)
-    assert x + w <= gx + gw and bottom <= gy + gh, f"the node (x {x}, y {y}, w {w}, bottom {bottom}) is not inside its group {after['group']}"
+    where = f"the node (x {x}, y {y}, w {w}, bottom {bottom}) is not inside its group {after['group']}"
+    assert x + w <= gx + gw and bottom <= gy + gh, where
     assert after["statusCutOff"] == [False, False], f"status text cut off: {after['statusTexts']}"
     queued = entry["prompt"][2]
     modal_id = next(node_id for node_id, node in queued.items() if node["class_type"] == "GIDModalSimulation")
