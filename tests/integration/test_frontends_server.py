@@ -46,9 +46,10 @@ WINDOW = (1280, 800)  # CSS pixels of the page (the node is shown at 100% near i
 # mouse). The newest frontend also gets Comfy.VueNodes.Enabled.
 SETTINGS = {"Comfy.TutorialCompleted": True}
 INTERACTIVE = "interactive_poke"
-# The interaction runs' lowered inputs: the sampler's as in test_example_workflows_server.SMALL (the
-# vendored server then answers it from its cache when that module ran first), and few frames to
-# simulate and render (a drag is held 15 frames).
+# The interaction runs' lowered inputs: the sampler's steps as in test_example_workflows_server.SMALL
+# (its motion has modes under the preview's grab point), and few frames to simulate and render (a
+# drag is held 15 frames). ComfyUI's default cache drops what the last prompt did not use, so the sampler runs
+# once per frontend; the Record run re-runs only the simulation and the render.
 SMALL_WIDGETS = {"GIDModalSimulation": {"frames": 16}, "GIDSampleSpectralVolume": {"steps": 4}}
 
 
