@@ -7,8 +7,9 @@ tools/workflow_check.py: GID nodes exist, every input name is declared by the no
 every widget value has the right type, range or combo choice, every link joins matching types,
 every node feeds an output, and every file loaded is one the pack puts into ComfyUI's input folder.
 The checker is then shown to catch broken copies. ComfyUI and VideoHelperSuite nodes are described
-in tools/workflow_nodes.py; the real-server test (tests/integration/test_example_workflows_server.py)
-holds those descriptions against /object_info and the UI-to-API conversion against the frontend's.
+in tools/workflow_nodes.py; the real-server tests hold those descriptions against /object_info
+(tests/integration/test_example_workflows_server.py) and the UI-to-API conversion against the
+frontends' (tests/integration/test_frontends_server.py).
 The layout of each UI form is checked by tools/workflow_layout.py: opened at 100% zoom in a 1600x900
 window, every node and group is on screen, no nodes overlap, each lies in its group and no link
 runs behind a node (docs/workflows/ holds screenshots, made by tools/workflow_screenshots.py).

@@ -31,10 +31,15 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
     "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage", "--remote-debugging-pipe",
 ]  # fmt: skip
+# Ready: the app finished its setup (it then sets window.app), the server's node types are
+# registered, and the startup workflow is restored (newer frontends do that after setup; loading
+# a graph before then fails in them with "getCanvas: canvas is null" or shows every node missing).
 APP_READY = (
     "(() => { const app = window.comfyAPI?.app?.app;"
-    " return !!(app && app.graph && app.canvas && document.querySelector('canvas')"
-    " && window.comfyAPI?.app?.app?.extensionManager); })()"
+    " if (!(app && window.app === app && app.graph && app.canvas && document.querySelector('canvas')"
+    " && app.extensionManager && window.LiteGraph?.registered_node_types?.LoadImage)) return false;"
+    " const workflows = app.extensionManager.workflow;"
+    " return !workflows || !!workflows.activeWorkflow; })()"
 )
 # Loads one workflow (substituted for WORKFLOW) and reports the nodes as the frontend holds them.
 LOAD_AND_REPORT = """(async () => {
@@ -164,13 +169,15 @@ def load_workflow(browser: Chromium, workflow: dict) -> dict:
 
 def node_problems(report: dict, workflow: dict) -> list[str]:
     """Nodes the frontend shows as missing or red, or holds different from the file."""
-    saved = {node["id"]: node for node in workflow["nodes"]}
+    # Node ids are numbers in the file and in frontend 1.27, strings in newer frontends.
+    saved = {str(node["id"]): node for node in workflow["nodes"]}
+    held = {str(node["id"]) for node in report["nodes"]}
     problems = []
-    if sorted(saved) != sorted(node["id"] for node in report["nodes"]):
-        problems.append(f"the frontend holds nodes {sorted(n['id'] for n in report['nodes'])}, the file {sorted(saved)}")
+    if sorted(saved) != sorted(held):
+        problems.append(f"the frontend holds nodes {sorted(held)}, the file {sorted(saved)}")
     for node in report["nodes"]:
-        where = f"node {node['id']} ({saved.get(node['id'], {}).get('type')})"
-        if node["hasErrors"] or node["type"] != saved.get(node["id"], {}).get("type"):
+        where = f"node {node['id']} ({saved.get(str(node['id']), {}).get('type')})"
+        if node["hasErrors"] or node["type"] != saved.get(str(node["id"]), {}).get("type"):
             problems.append(f"{where} is missing in the frontend (shown as {node['type']!r}, has_errors)")
         if (node["bgcolor"] or "").upper() in ("#C00", "#CC0000", "#F00", "#FF0000"):
             problems.append(f"{where} is painted red ({node['bgcolor']})")

@@ -16,9 +16,7 @@
   skipped with the reason and their wiring runs instead with an untrained tiny model file put
   into the server's models/gid folder: each must produce a video of the right length, size and
   rate (the motion itself is noise then).
-- Each UI form is opened in the server's own frontend in headless Chromium (tools/frontend_check.py):
-  no node may show as missing or red, and the API form the frontend queues for it must be exactly
-  the shipped API form.
+- The UI forms in the frontends, and the pack's widgets there: test_frontends_server.py.
 """
 
 from __future__ import annotations
@@ -31,12 +29,10 @@ import numpy as np
 import pytest
 
 from gid_models.video_io import read_video
-from tools.frontend_check import Chromium, find_chromium, load_workflow, node_problems, wait_for_app
 from tools.make_example_workflows import NEEDS_MOTION_MODEL, WORKFLOWS, api_path, example_inputs, ui_path
 from tools.workflow_nodes import HOST_INPUT_TYPES, VHS_FORMAT_WIDGETS, host_spec, parse_input
 
 from .comfyui_server import ComfyUIServer, PromptResult
-from .conftest import skip_or_fail
 
 pytestmark = pytest.mark.integration
 LOGGER = logging.getLogger(__name__)
@@ -140,37 +136,6 @@ def untrained_model(comfyui_server):
     folder.mkdir(parents=True, exist_ok=True)
     MotionModel.create("tiny", sample_size=(32, 56)).save_file(folder / UNTRAINED_MODEL)
     return UNTRAINED_MODEL
-
-
-@pytest.fixture(scope="module")
-def frontend(comfyui_server, server_inputs):
-    """The server's frontend, loaded in headless Chromium (Debian's chromium)."""
-    chromium = find_chromium()
-    if chromium is None:
-        skip_or_fail("chromium is not installed (`bash .ci/run` installs Debian's chromium when run as root)")
-    browser = Chromium(chromium, comfyui_server.work_dir / "chromium.log")
-    try:
-        browser.open(comfyui_server.url)
-        LOGGER.info("frontend ready in Chromium after %.1f s", wait_for_app(browser))
-        yield browser
-    finally:
-        browser.close()
-
-
-@pytest.mark.parametrize("name", sorted(WORKFLOWS))
-def test_ui_form_loads_in_the_frontend(name, frontend):
-    """No node shows as missing or red, and the frontend queues exactly the shipped API form."""
-    workflow = json.loads(ui_path(name).read_text())
-    report = load_workflow(frontend, workflow)
-    assert node_problems(report, workflow) == []
-    assert report["output"] == json.loads(api_path(name).read_text())
-
-
-def test_frontend_check_sees_a_missing_node(frontend):
-    workflow = json.loads(ui_path("motion_transfer").read_text())
-    next(node for node in workflow["nodes"] if node["type"] == "GIDRender")["type"] = "GIDRenderer"
-    problems = node_problems(load_workflow(frontend, workflow), workflow)
-    assert any("(GIDRenderer) is missing in the frontend" in problem for problem in problems), problems
 
 
 def test_host_node_descriptions_match_the_server(object_info):

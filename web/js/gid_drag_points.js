@@ -18,6 +18,10 @@ const NODE_CLASS = "GIDModalSimulation";
 const PICTURE_UI_KEY = "gid_drag_picture";
 const PICTURE_INPUTS = ["picture", "image", "images", "pixels"];
 const TOOLBAR_HEIGHT = 28;
+const STATUS_HEIGHT = 30; // two lines of 11 px text: a long message wraps instead of being cut off
+const MIN_PICTURE_HEIGHT = 80; // the picture letterboxes into whatever height the node gives it
+const MAX_PICTURE_HEIGHT = 480;
+const REFRESH_MS = 300;
 const COLORS = { drag: "#ffb020", poke: "#3ac0ff", selected: "#ffffff" };
 
 function findWidget(node, name) {
@@ -60,13 +64,21 @@ function upstreamPictureUrl(node, depth = 0) {
 }
 
 function dragsLinked(node) {
-    return node.inputs?.some((input) => (input.widget?.name === "drags" || input.name === "drags") && input.link != null) ?? false;
+    const slot = node.inputs?.findIndex((input) => input.widget?.name === "drags" || input.name === "drags") ?? -1;
+    if (slot < 0) return false;
+    // isInputConnected: newer frontends deprecate reading input.link
+    return node.isInputConnected ? node.isInputConnected(slot) : node.inputs[slot].link != null;
 }
 
 function control(tag, properties, style) {
     const element = Object.assign(document.createElement(tag), properties);
     element.style.cssText = `font-size:11px;${style ?? ""}`;
     return element;
+}
+
+/** Toolbar, status and the smallest picture, in CSS pixels. */
+function minHeight() {
+    return TOOLBAR_HEIGHT + STATUS_HEIGHT + MIN_PICTURE_HEIGHT;
 }
 
 class DragPointsView {
@@ -80,11 +92,12 @@ class DragPointsView {
         this.executedUrl = null;
         this.newKind = "drag";
 
-        this.root = control("div", {}, "display:flex;flex-direction:column;gap:3px;width:100%;height:100%;");
+        // min-height: under the Vue node renderer nothing else sizes the widget (the canvas grows from a zero basis).
+        this.root = control("div", {}, `display:flex;flex-direction:column;gap:3px;width:100%;height:100%;min-height:${minHeight()}px;`);
         this.canvas = control(
             "canvas",
             { tabIndex: 0, title: "Press and pull to add an arrow; drag a tip to re-aim it, a point to move it; Delete removes the selected arrow" },
-            "flex:1;min-height:0;width:100%;cursor:crosshair;outline:none;touch-action:none;",
+            "flex:1 1 0px;min-height:0;width:100%;cursor:crosshair;outline:none;touch-action:none;",
         );
         const bar = control("div", {}, `display:flex;gap:4px;align-items:center;height:${TOOLBAR_HEIGHT - 4}px;overflow:hidden;`);
         this.kind = control("select", { title: "Kind of the selected arrow, or of new arrows" });
@@ -96,9 +109,11 @@ class DragPointsView {
         this.hold = frames("hold", "Hold frames of the selected drag (empty = the node's hold_frames)");
         const remove = control("button", { textContent: "Delete", title: "Remove the selected arrow" }, "padding:0 6px;");
         const clear = control("button", { textContent: "Clear", title: "Remove all arrows" }, "padding:0 6px;");
-        this.status = control("span", {}, "opacity:0.85;white-space:nowrap;overflow:hidden;text-overflow:ellipsis;");
-        bar.append(this.kind, this.start, this.hold, remove, clear, this.status);
-        this.root.append(this.canvas, bar);
+        // Its own row under the toolbar, wrapping: at the node's default width the toolbar leaves it too little room.
+        this.status = control("div", { title: "" }, `opacity:0.85;line-height:14px;height:${STATUS_HEIGHT - 2}px;overflow:hidden;overflow-wrap:anywhere;`);
+        this.status.dataset.gidStatus = "";
+        bar.append(this.kind, this.start, this.hold, remove, clear);
+        this.root.append(this.canvas, bar, this.status);
 
         this.kind.addEventListener("change", () => {
             if (this.editor.selected === null) this.newKind = this.kind.value;
@@ -119,6 +134,9 @@ class DragPointsView {
         this.bindPointer();
         this.resizeObserver = new ResizeObserver(() => this.draw());
         this.resizeObserver.observe(this.canvas);
+        // The Vue node renderer never calls a DOM widget's onDraw: look for a new picture or drags
+        // text on a timer too (refresh is a few comparisons when nothing changed).
+        this.timer = setInterval(() => this.root.isConnected && this.refresh(), REFRESH_MS);
     }
 
     /** Picture rect in canvas CSS pixels. */
@@ -221,7 +239,10 @@ class DragPointsView {
         else if (this.error) this.status.textContent = `drags text: ${this.error}`;
         else if (!this.picture) this.status.textContent = "connect a LoadImage to picture to see it here";
         else if (entry) this.status.textContent = `arrow ${this.editor.selected + 1} of ${this.editor.drags.length}`;
-        else this.status.textContent = `${this.editor.drags.length} arrow(s): press and pull to add`;
+        else {
+            const count = this.editor.drags.length;
+            this.status.textContent = `${count} arrow${count === 1 ? "" : "s"}: press and pull on the picture to add one`;
+        }
         this.status.title = this.status.textContent;
     }
 
@@ -281,6 +302,7 @@ class DragPointsView {
     }
 
     dispose() {
+        clearInterval(this.timer);
         this.resizeObserver.disconnect();
     }
 }
@@ -290,14 +312,20 @@ function attachDragPoints(node) {
     const widget = node.addDOMWidget("gid_drag_points", "gid-drag-points", view.root, {
         serialize: false, // the drags STRING widget holds the value; nothing of this goes into the prompt
         hideOnZoom: false,
-        getMinHeight: () => {
+        // The node keeps its size: the picture letterboxes into the height the node gives (at
+        // least MIN_PICTURE_HEIGHT, at most the picture at the node's width).
+        getMinHeight: minHeight,
+        getMaxHeight: () => {
             const width = Math.max(100, (node.size?.[0] ?? 300) - 20);
             const aspect = view.picture ? view.picture.naturalHeight / view.picture.naturalWidth : 9 / 16;
-            return TOOLBAR_HEIGHT + Math.min(480, Math.round(width * aspect));
+            return minHeight() - MIN_PICTURE_HEIGHT + Math.max(MIN_PICTURE_HEIGHT, Math.min(MAX_PICTURE_HEIGHT, Math.round(width * aspect)));
         },
         onDraw: () => view.refresh(),
     });
     widget.serialize = false; // keep it out of widgets_values so saved values keep their positions
+    // The arrows above the live preview, whichever of the two extensions the frontend loaded first.
+    const preview = node.widgets.findIndex((w) => w.name === "gid_live_preview");
+    if (preview >= 0) node.widgets.push(...node.widgets.splice(preview, 1));
     view.refresh();
 
     const onExecuted = node.onExecuted;

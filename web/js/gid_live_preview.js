@@ -13,7 +13,8 @@ import { LivePreview } from "./lib/preview/live_view.js";
 
 const NODE_CLASS = "GIDModalSimulation";
 const UI_KEY = "gid_live_preview";
-const BAR_HEIGHT = 28;
+const BAR_HEIGHT = 36; // the buttons and two lines of status
+const MIN_STAGE_HEIGHT = 72; // reserved before the first run, so that the node keeps its size when the preview arrives
 const SETTINGS = ["damping", "stiffness_scale", "mass_scale", "frames", "fps", "hold_frames", "integrator"];
 
 function findWidget(node, name) {
@@ -54,22 +55,30 @@ function button(label, title, onClick) {
 
 function attachLivePreview(node) {
     const root = document.createElement("div");
-    root.style.cssText = "display:flex;flex-direction:column;gap:4px;width:100%;height:100%;";
+    // min-height: under the Vue node renderer nothing else sizes the widget.
+    root.style.cssText = `display:flex;flex-direction:column;gap:4px;width:100%;height:100%;min-height:${BAR_HEIGHT + MIN_STAGE_HEIGHT}px;`;
+    // The preview canvas fills the stage (absolute), so the picture never sizes the node.
     const stage = document.createElement("div");
-    stage.style.cssText = "flex:1;min-height:0;";
+    stage.style.cssText = "flex:1 1 0px;min-height:0;position:relative;overflow:hidden;";
     const bar = document.createElement("div");
-    bar.style.cssText = "display:flex;gap:6px;align-items:center;font-size:11px;opacity:0.9;";
-    const status = Object.assign(document.createElement("span"), { textContent: "Live preview: connect a picture and queue the node." });
+    bar.style.cssText = `display:flex;gap:6px;align-items:center;font-size:11px;opacity:0.9;height:${BAR_HEIGHT - 4}px;`;
+    const status = Object.assign(document.createElement("span"), { textContent: "Live preview: queue the node to drag its picture here." });
+    status.dataset.gidStatus = "";
+    status.style.cssText = "line-height:14px;max-height:28px;overflow:hidden;overflow-wrap:anywhere;";
+    const setStatus = (text) => {
+        status.textContent = text;
+        status.title = text; // in full, should two lines not hold it
+    };
     let fileSettings = {};
     const preview = new LivePreview(stage, {
         getParams: () => nodeSettings(node, fileSettings),
-        onStatus: (text) => (status.textContent = text),
+        onStatus: setStatus,
     });
 
     const record = button("Record", "Store the last interaction in the drags widget; queue to render it", () => {
         const take = preview.recordedTake();
         if (!take) {
-            status.textContent = "Nothing to record yet: drag the picture first.";
+            setStatus("Nothing to record yet: drag the picture first.");
             return;
         }
         const drags = findWidget(node, "drags");
@@ -79,15 +88,15 @@ function attachLivePreview(node) {
         node.setDirtyCanvas?.(true, true);
         const needed = preview.takeFrames();
         const frames = findWidget(node, "frames")?.value ?? 0;
-        status.textContent = needed >= frames
-            ? `Recorded; it is let go at frame ${needed} but the node renders ${frames} frames: raise frames.`
-            : "Recorded into drags: queue the workflow to render it.";
+        setStatus(needed >= frames
+            ? `Recorded, but it ends at frame ${needed} of ${frames}: raise frames.`
+            : "Recorded into drags: queue the workflow to render it.");
     });
     const play = button("Play", "Preview the drags widget as the node will simulate it", () => {
         try {
             preview.playDrags(findWidget(node, "drags")?.value ?? "");
         } catch (error) {
-            status.textContent = `Cannot play the drags: ${error.message}`;
+            setStatus(`Cannot play the drags: ${error.message}`);
         }
     });
     bar.append(record, play, status);
@@ -95,10 +104,11 @@ function attachLivePreview(node) {
     node.addDOMWidget("gid_live_preview", "gid-live-preview", root, {
         serialize: false, // not a node input: nothing of it goes into the prompt or the workflow's values
         hideOnZoom: false,
-        getMinHeight: () => {
-            const canvas = preview.canvas;
-            if (!canvas) return BAR_HEIGHT;
-            return BAR_HEIGHT + Math.round(((node.size?.[0] ?? 300) - 20) * (canvas.height / canvas.width));
+        // Constant, so that a run never resizes the node (it used to grow out of its group).
+        getMinHeight: () => BAR_HEIGHT + MIN_STAGE_HEIGHT,
+        getMaxHeight: () => {
+            const aspect = preview.canvas ? preview.canvas.height / preview.canvas.width : 9 / 16;
+            return BAR_HEIGHT + Math.max(MIN_STAGE_HEIGHT, Math.round(((node.size?.[0] ?? 300) - 20) * aspect));
         },
     });
 
@@ -107,15 +117,15 @@ function attachLivePreview(node) {
         onExecuted?.apply(this, arguments);
         const entry = output?.[UI_KEY]?.[0];
         if (!entry) return;
-        status.textContent = "Loading the live preview...";
+        setStatus("Loading the live preview...");
         fetchPreview(entry)
             .then(({ basis, picture }) => {
                 fileSettings = basis.params;
                 preview.setContent(basis, picture);
-                node.setSize?.([node.size[0], Math.max(node.size[1], node.computeSize()[1])]);
+                Object.assign(preview.canvas.style, { position: "absolute", inset: "0" });
                 node.setDirtyCanvas?.(true, true);
             })
-            .catch((error) => (status.textContent = `Live preview unavailable: ${error.message}`));
+            .catch((error) => setStatus(`Live preview unavailable: ${error.message}`));
     };
     node.livePreviewFramesDrawn = () => preview.framesDrawn;
     const onRemoved = node.onRemoved;
