@@ -1,16 +1,22 @@
-"""Where and how much a sampled spectral volume moves: the picture's amplitudes, frame 0 at rest.
+"""Where and how much a sampled spectral volume moves: the picture's amplitudes imposed on it.
 
 `impose_amplitude`: the motion-amplitude network (networks/motion_amplitude.py) predicts, from
 the picture, the rms amplitude of every bin's x and y motion on an 8 x 8 pixel grid. The sampled
-volume keeps its phases, directions and fine texture, and each bin and axis is rescaled so that
-its rms over every cell matches the prediction. The factor is interpolated in log space between
-cell centres (no seams at cell borders) and held within 1 / MAX_RATIO .. MAX_RATIO, so a cell where
-the sample is almost still cannot blow up its numerical noise.
+volume keeps its phases, directions and fine texture; each bin and axis is multiplied, pixel by
+pixel, by the prediction (interpolated bilinearly in log space from the cell centres) over the
+sample's own rms amplitude in a 5 x 5 pixel window. The factor may shrink motion without limit
+(a still region must come out still whatever the diffusion model put there) but raises it at
+most MAX_RATIO times, so a place where the sample is almost still cannot blow up its numerical
+noise. On the real-photo score (seed 0 and 1, 10 steps) the 5 x 5 window gave a mean AUC of
+0.795, against 0.784 for a 1-pixel window, 0.729 for 17 x 17 and 0.735 for one factor per 8 x 8
+cell; also limiting the shrinking to 1/30 gave 0.492.
 
 The sampler then anchors frame 0 at rest (spectral.anchor_start_frame).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -20,16 +26,18 @@ from ..spectral import MotionError
 
 MAX_RATIO = 30.0
 FLOOR_PX = 1e-3
-"""Smallest rms amplitude (pixels) a cell of the sample is taken to have when dividing by it."""
+"""Smallest rms amplitude (pixels) a window of the sample is taken to have when dividing by it."""
+WINDOW_RADIUS = 2
 
 
-def sample_log_amplitude(coeffs: torch.Tensor, grid: tuple[int, int]) -> torch.Tensor:
-    """(B, K, 4, H, W) px -> (B, K, 2, gh, gw) log of the rms amplitude per axis over each cell of
-    a gh x gw grid (adaptive cells when H, W are not multiples of the grid)."""
+def local_log_amplitude(coeffs: torch.Tensor, radius: int = WINDOW_RADIUS) -> torch.Tensor:
+    """(B, K, 4, H, W) px -> (B, K, 2, H, W) log of the rms amplitude per axis over a
+    (2 radius + 1)^2 pixel window (edges replicated), floored at FLOOR_PX."""
+    b, k, _, height, width = coeffs.shape
     power = rearrange(coeffs.float().square(), "b k (a c) h w -> (b k a) c h w", a=2).sum(dim=1, keepdim=True)
-    pooled = F.adaptive_avg_pool2d(power, grid)
-    b, k = coeffs.shape[:2]
-    return pooled.clamp_min(FLOOR_PX * FLOOR_PX).sqrt().log().reshape(b, k, 2, *grid)
+    if radius > 0:
+        power = F.avg_pool2d(F.pad(power, (radius,) * 4, mode="replicate"), 2 * radius + 1, stride=1)
+    return power.clamp_min(FLOOR_PX * FLOOR_PX).sqrt().log().reshape(b, k, 2, height, width)
 
 
 def impose_amplitude(coeffs: torch.Tensor, log_amplitude: torch.Tensor) -> torch.Tensor:
@@ -41,11 +49,9 @@ def impose_amplitude(coeffs: torch.Tensor, log_amplitude: torch.Tensor) -> torch
     if log_amplitude.shape[:3] != (b, k, 2):
         raise MotionError(f"amplitudes {tuple(log_amplitude.shape)} do not match coefficients {tuple(coeffs.shape)}: "
                           "the amplitude network and the motion model must have the same K.")
-    grid = tuple(log_amplitude.shape[-2:])
-    log_ratio = (log_amplitude.float() - sample_log_amplitude(coeffs, grid)).clamp(-torch.tensor(MAX_RATIO).log(),
-                                                                                    torch.tensor(MAX_RATIO).log())
+    target = F.interpolate(log_amplitude.float().reshape(b, k * 2, *log_amplitude.shape[-2:]), size=(height, width),
+                           mode="bilinear", align_corners=False).reshape(b, k, 2, height, width)
+    log_ratio = (target - local_log_amplitude(coeffs)).clamp(max=math.log(MAX_RATIO))
     log_ratio[:, 0] = 0.0
-    log_ratio = F.interpolate(log_ratio.reshape(b, k * 2, *grid), size=(height, width), mode="bilinear",
-                              align_corners=False)
-    ratio = log_ratio.exp().reshape(b, k, 2, 1, height, width).expand(b, k, 2, 2, height, width)
+    ratio = log_ratio.exp().unsqueeze(3).expand(b, k, 2, 2, height, width)
     return coeffs * ratio.reshape(b, k, 4, height, width).to(coeffs.dtype)
