@@ -31,6 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..evaluation.metrics import spearman
 from ..evaluation.photo_score import find_photo_pairs, load_mask, map_auc
 from ..networks.image_encoder import EfficientNetLite0Features, ImageFeatures
 from ..networks.motion_amplitude import CELL, MotionAmplitudeNet, cell_log_amplitude
@@ -175,16 +176,6 @@ def amplitude_loss(predicted: torch.Tensor, target: torch.Tensor, valid: torch.T
     return ((per_bin + total) * weight).sum() / count
 
 
-def spearman(a: torch.Tensor, b: torch.Tensor) -> float:
-    """Spearman rank correlation of two equally shaped tensors (NaN if either is constant)."""
-    from ..evaluation.metrics import average_ranks
-
-    ra, rb = average_ranks(a.flatten().double()), average_ranks(b.flatten().double())
-    ra, rb = ra - ra.mean(), rb - rb.mean()
-    denominator = float(ra.norm() * rb.norm())
-    return float((ra * rb).sum()) / denominator if denominator > 0 else math.nan
-
-
 @torch.no_grad()
 def held_out_scores(network: MotionAmplitudeNet, bank: FeatureBank) -> tuple[float, float]:
     """(mean loss, mean Spearman of the magnitude map over the valid cells) on the held-out copies."""
@@ -194,10 +185,9 @@ def held_out_scores(network: MotionAmplitudeNet, bank: FeatureBank) -> tuple[flo
         predicted = network.predict(features, picture)
         losses.append(float(amplitude_loss(predicted, target, valid)))
         keep = valid[0]
-        if keep.sum() > 1:
-            value = spearman(total_log_amplitude(predicted)[0][keep], total_log_amplitude(target)[0][keep])
-            if not math.isnan(value):
-                correlations.append(value)
+        ours, truth = total_log_amplitude(predicted)[0][keep], total_log_amplitude(target)[0][keep]
+        if keep.sum() > 1 and ours.min() < ours.max() and truth.min() < truth.max():  # a constant map ranks nothing
+            correlations.append(spearman(ours, truth))
     return float(np.mean(losses)), float(np.mean(correlations)) if correlations else math.nan
 
 
