@@ -157,6 +157,10 @@ def test_train_amplitude_command_refuses_bad_arguments_in_one_line(tmp_path, cap
     assert main(["--out", str(tmp_path / "run"), "--photos", str(tmp_path)]) == 2
     assert main(["--out", str(tmp_path / "run"), "--scenes", str(tmp_path / "nothing")]) == 2
     assert "gid train-amplitude:" in caplog.text and "gid scenes" in caplog.text
+    _write_two_region_shards(tmp_path / "shards", torch.Generator().manual_seed(0), count=2)
+    assert main(["--out", str(tmp_path / "run"), "--shards", str(tmp_path / "shards"),
+                 "--photos", str(tmp_path / "no_photos"), "--masks", str(tmp_path / "no_masks")]) == 2
+    assert "is not a folder" in caplog.text
     assert not (tmp_path / "run" / "motion_amplitude.safetensors").exists()
 
 

@@ -240,12 +240,13 @@ class AmplitudeData:
 def prepare_data(config: AmplitudeTraining) -> AmplitudeData:
     train, held_out = load_examples(config)
     LOGGER.info("gid train-amplitude: %d training and %d held-out pictures", len(train), len(held_out))
+    photos = load_photos(config.photos, config.masks) if config.photos and config.masks else []  # fails before the slow pass
     encoder = EfficientNetLite0Features.load()
     return AmplitudeData(
         encoder=encoder,
         bank=FeatureBank(encoder, train, config.colour_variants, config.seed),
         held_out=FeatureBank(encoder, held_out, 0, config.seed) if held_out else None,
-        photos=load_photos(config.photos, config.masks) if config.photos and config.masks else [],
+        photos=photos,
         num_frequencies=train[0].target.shape[0],
         start_log_amplitude=float(torch.stack([e.target[1:][:, :, e.valid].median() for e in train]).median()),
     )
