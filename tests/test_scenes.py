@@ -7,6 +7,7 @@ with the reason when it is missing outside CI, a failure in CI.
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -142,3 +143,31 @@ def test_shards_load_in_the_training_loader(shards):
     assert item["mask"].shape == (1, HEIGHT, WIDTH) and item["num_frames"] == 150 and item["fps"] == 30.0
     assert dataset.records[1]["source"] == f"scene-{SEED + 1}"
     assert (shards / "spectrum.safetensors").is_file() and (shards.parent / "scenes_log.jsonl").read_text().count("\n") == 2
+
+
+def test_recipe_two_scenery_renders_still_and_its_grass_ground_sways():
+    """Seed 30 (recipe 2): snowy mountains, houses and clouds stay still; the meadow ground sways a
+    little; the clouds put texture into the sky (same scene rendered without them for reference)."""
+    scene = compose(30)
+    assert {"mountain_m", "houses", "cloud_cover"} <= set(scene.description)
+    rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    part, position = rendered.attributes["part"], rendered.attributes["position"].astype(np.float64)
+    amplitude = volume.coeffs[0, 1:].square().sum(dim=(0, 1)).sqrt().numpy()
+    distance = np.linalg.norm(position[..., :2] - np.asarray(scene.camera.location[:2]), axis=-1)
+    sky = np.abs(position).sum(-1) == 0
+    mountain = (distance > 280) & (position[..., 2] > 5)
+    assert mountain.sum() >= 10 and sky.sum() >= 10
+    assert (part[mountain | sky] < 0).all() and amplitude[mountain | sky].max() == 0
+    field_ids = set(np.unique(scene.meshes["field"]["part"]).tolist())
+    ground = np.isin(part, list(field_ids)) & valid
+    assert ground.sum() >= 50 and np.abs(position[ground, 2]).max() < 1e-3
+    assert (amplitude[ground] > 0).mean() > 0.95 and np.median(amplitude[ground]) < 1.0
+    clear = render(replace(scene, sky={key: value for key, value in scene.sky.items() if key != "clouds"}),
+                   WIDTH, HEIGHT, samples=4, python=PYTHON)
+    grey = rendered.image.astype(np.float64).mean(-1)
+    grey_clear = clear.image.astype(np.float64).mean(-1)
+    assert np.abs(grey - grey_clear)[sky].mean() > 3, "the cloud layer changed nothing in the sky"
+    # clouds are patches: they change the sky unevenly, more unevenly than their light changes the ground
+    change = grey - grey_clear
+    assert change[sky].std() > 3 and change[sky].std() > 1.2 * change[~sky].std()

@@ -1,6 +1,6 @@
 """`gid scenes`: render procedural nature-in-wind scenes with exact motion into training shards.
 
-    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0]
+    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 2]
 
 Writes one compact record per scene (DIR/scenes/), then packs them into DIR/shards/ for
 `gid train --shards DIR/shards` (skip with --no-pack; a later run packs everything), and
@@ -16,6 +16,9 @@ import logging
 from typing import Sequence
 
 from ...spectral import MotionError
+from .scenery import RECIPES
+
+LATEST_RECIPE = RECIPES[-1]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -30,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--frequencies", type=int, default=16, help="K: frequency bins kept")
     parser.add_argument("--examples-per-shard", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=0, help="example i uses seed first_seed + i")
+    parser.add_argument("--recipe", type=int, default=LATEST_RECIPE, choices=RECIPES,
+                        help="scene recipe: 2 adds textured still scenery and moving grass ground (compose.py); "
+                        "1 rebuilds data sets made before it")
     parser.add_argument("--no-pack", action="store_true", help="make the records only, do not (re)write DIR/shards/")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -51,7 +57,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     config = SceneConfig(width=width, height=height, num_frames=args.frames, fps=args.fps,
                          num_frequencies=args.frequencies, samples=args.samples,
-                         examples_per_shard=args.examples_per_shard, first_seed=args.first_seed)
+                         examples_per_shard=args.examples_per_shard, first_seed=args.first_seed,
+                         recipe=args.recipe)
     try:
         made = generate(args.out, args.count, config, workers=args.workers, progress=not args.no_progress,
                         pack_shards=not args.no_pack)

@@ -1,6 +1,8 @@
 """One random scene from one seed: camera, light, sky, wind, still ground and rocks, plants.
 
-`compose(seed)` is pure numpy and deterministic: the same seed gives the same Scene on any machine.
+`compose(seed, recipe)` is pure numpy and deterministic: the same seed and recipe give the same
+Scene on any machine. Recipe 2 (the default) adds scenery.py's textured still things and moving
+grass ground to recipe 1's scene; recipe 1 is kept so that earlier data sets can be rebuilt.
 The Scene is everything the Blender script needs to build and render it (meshes per material,
 camera, sun, sky) and everything the motion needs (the PartTable and the Wind).
 """
@@ -11,12 +13,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import plants
+from . import plants, scenery
 from .geometry import STILL, MeshBuilder, box, rock, terrain
 from .oscillators import PartTable, Wind
 
 HDRIS = ("forest", "courtyard", "sunrise", "sunset", "city")  # CC0, shipped with Blender
-MATERIALS = ("ground", "grass", "stems", "heads", "wood", "foliage", "rock", "distant", "fence")
+MATERIALS = ("ground", "grass", "stems", "heads", "wood", "foliage", "rock", "distant", "fence",
+             "field", "water", "mountain", "walls", "roof")
+LATEST_RECIPE = scenery.RECIPES[-1]
 
 
 @dataclass
@@ -64,6 +68,7 @@ class Scene:
     meshes: dict
     parts: dict
     description: dict = field(default_factory=dict)
+    recipe: int = 1
 
 
 def _ground_points(rng, count: int, near: float, far: float, half_angle: float, yaw: float) -> np.ndarray:
@@ -73,7 +78,9 @@ def _ground_points(rng, count: int, near: float, far: float, half_angle: float, 
     return np.stack([-r * np.sin(a), r * np.cos(a), np.zeros(count)], 1)
 
 
-def compose(seed: int) -> Scene:
+def compose(seed: int, recipe: int = LATEST_RECIPE) -> Scene:
+    if recipe not in scenery.RECIPES:
+        raise ValueError(f"compose: recipe must be one of {scenery.RECIPES}, got {recipe!r}")
     rng = np.random.default_rng(seed)
     shot = rng.choice(["meadow", "closeup", "trees", "reeds", "landscape"], p=[0.3, 0.2, 0.25, 0.1, 0.15])
     season = str(rng.choice(["spring", "summer", "dry", "autumn"], p=[0.3, 0.4, 0.15, 0.15]))
@@ -95,8 +102,9 @@ def compose(seed: int) -> Scene:
     parts = PartTable()
     ground_colour = np.asarray(plants.GRASS_COLOURS[season][0]) * rng.uniform(0.8, 1.5)
     g = 300.0
-    meshes["ground"].add(np.array([[-g, -5, 0], [g, -5, 0], [g, g, 0], [-g, g, 0]]), np.array([[0, 1, 2], [0, 2, 3]]),
-                         STILL, 0.0, ground_colour)
+    if recipe == 1:
+        meshes["ground"].add(np.array([[-g, -5, 0], [g, -5, 0], [g, g, 0], [-g, g, 0]]), np.array([[0, 1, 2], [0, 2, 3]]),
+                             STILL, 0.0, ground_colour)
 
     # distant hills or mountains (still), hazed towards the sky colour
     if rng.uniform() < 0.75:
@@ -184,9 +192,36 @@ def compose(seed: int) -> Scene:
     wind = Wind(gust=float(rng.lognormal(np.log(1.2), 0.5)), direction=float(rng.uniform(0, 2 * np.pi)),
                 speed=float(rng.uniform(3.0, 9.0)), independence=float(rng.uniform(0.2, 0.5)),
                 flutter=float(rng.uniform(0.5, 1.5)))
-    description = {"seed": seed, "shot": str(shot), "season": season, "camera_height_m": round(float(height), 2),
+    if recipe >= 2:
+        kinds.update(_add_scenery(scenery.scenery_rng(seed), meshes, parts, sky, shot, season, ground_colour,
+                                  yaw, half_angle, near))
+    description = {"seed": seed, "recipe": recipe, "shot": str(shot), "season": season, "camera_height_m": round(float(height), 2),
                    "focal_mm": round(float(focal), 1), "fstop": round(camera.fstop, 2), "sky": sky.get("name", "physical"),
                    "sun_elevation_deg": round(np.degrees(sun_elevation), 1), "gust_rms_m_s": round(wind.gust, 2),
                    "moving_parts": len(parts), **kinds}
     built = {name: m.arrays() for name, m in meshes.items() if m.vertices}
-    return Scene(seed, camera, sun, sky, wind, built, parts.arrays(), description)
+    return Scene(seed, camera, sun, sky, wind, built, parts.arrays(), description, recipe)
+
+
+def _add_scenery(rng: np.random.Generator, meshes: dict, parts: PartTable, sky: dict, shot: str, season: str,
+                 ground_colour: np.ndarray, yaw: float, half_angle: float, near: float) -> dict:
+    """Recipe 2's additions (scenery.py), from their own random stream; returns what the log records."""
+    bare = 0.5 if season == "dry" else 0.15
+    kind = str(rng.choice(scenery.GROUND_KINDS, p=[(1 - bare) * 0.45, (1 - bare) * 0.55, bare]))
+    kinds = scenery.ground_field(rng, meshes["ground"], meshes["field"], meshes["water"], parts, ground_colour, yaw,
+                                 half_angle, kind, near)
+    if rng.uniform() < (0.6 if shot == "landscape" else 0.35):
+        kinds.update(scenery.mountains(rng, meshes["mountain"], yaw, np.array([0.25, 0.35, 0.5])))
+    if rng.uniform() < 0.3:
+        count = int(rng.integers(1, 4))
+        scenery.outcrops(rng, meshes["rock"], _ground_points(rng, count, 12.0, 80.0, half_angle, yaw))
+        kinds["outcrops"] = count
+    if rng.uniform() < 0.2:
+        count = int(rng.integers(1, 5))
+        for spot in _ground_points(rng, count, 12.0, 90.0, half_angle, yaw):
+            scenery.house(rng, meshes["walls"], meshes["roof"], spot, yaw + rng.uniform(-0.8, 0.8))
+        kinds["houses"] = count
+    if sky["kind"] == "sky" and rng.uniform() < 0.65:
+        sky["clouds"] = scenery.clouds(rng)
+        kinds["cloud_cover"] = round(sky["clouds"]["cover"], 2)
+    return kinds

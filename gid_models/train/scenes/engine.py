@@ -26,6 +26,7 @@ import torch
 
 from ...spectral import MotionError
 from ..shards import ShardWriter
+from .compose import LATEST_RECIPE
 
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"
@@ -43,6 +44,7 @@ class SceneConfig:
     samples: int = 16
     examples_per_shard: int = 8
     first_seed: int = 0
+    recipe: int = LATEST_RECIPE  # compose.py; folders written before recipes existed hold recipe 1
 
 
 @dataclass
@@ -60,7 +62,7 @@ def make_example(seed: int, config: SceneConfig, python: str | None = None) -> E
     from .render import render
 
     began = time.process_time()
-    scene = compose(seed)
+    scene = compose(seed, config.recipe)
     rendered = render(scene, config.width, config.height, config.samples, python)
     volume, valid = spectral_volume(scene, rendered.attributes, config.num_frames, config.fps, config.num_frequencies)
     coeffs = volume.coeffs[0]
@@ -114,7 +116,7 @@ def check_config(out: Path, config: SceneConfig) -> None:
     """A folder holds one configuration: refuse to mix shapes or seeds into an earlier run's records."""
     path = out / CONFIG_FILE
     if path.is_file():
-        earlier = json.loads(path.read_text())
+        earlier = {"recipe": 1, **json.loads(path.read_text())}
         if earlier != asdict(config):
             raise MotionError(f"gid scenes: {out} was made with {earlier}, not {asdict(config)}; "
                               "use a new --out folder or the same options to resume.")

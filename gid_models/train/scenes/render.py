@@ -61,7 +61,7 @@ def render(scene: Scene, width: int, height: int, samples: int = 16, python: str
 
     python = python or require_blender_python()
     settings = {
-        "seed": scene.seed, "width": width, "height": height, "samples": samples, "threads": threads,
+        "seed": scene.seed, "recipe": scene.recipe, "width": width, "height": height, "samples": samples, "threads": threads,
         "camera": {"location": list(scene.camera.location), "euler": list(scene.camera.euler()),
                    "focal_mm": scene.camera.focal_mm, "sensor_mm": scene.camera.sensor_mm,
                    "fstop": scene.camera.fstop, "focus_m": scene.camera.focus_m},

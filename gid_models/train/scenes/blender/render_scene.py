@@ -44,9 +44,9 @@ def build_mesh(name: str, arrays: dict[str, np.ndarray]) -> bpy.types.Object:
     return obj
 
 
-def surface_material(name: str) -> bpy.types.Material:
+def surface_material(name: str, recipe: int = 1) -> bpy.types.Material:
     """Principled surface coloured by the `col` attribute; foliage lets light through, ground and
-    rock get a noise texture so they are not flat."""
+    rock get a noise texture so they are not flat (recipe 2: textures in metres, see textured_colour)."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
@@ -54,31 +54,104 @@ def surface_material(name: str) -> bpy.types.Material:
     colour = nodes.new("ShaderNodeAttribute")
     colour.attribute_name = "col"
     base = colour.outputs["Color"]
-    if name in ("ground", "rock", "distant", "wood"):
-        noise = nodes.new("ShaderNodeTexNoise")
-        noise.inputs["Scale"].default_value = {"ground": 0.7, "rock": 4.0, "distant": 0.05, "wood": 8.0}[name]
-        noise.inputs["Detail"].default_value = 6.0
-        ramp = nodes.new("ShaderNodeMapRange")
-        ramp.inputs["To Min"].default_value = 0.55
-        ramp.inputs["To Max"].default_value = 1.45
-        links.new(noise.outputs["Fac"], ramp.inputs["Value"])
-        mix = nodes.new("ShaderNodeVectorMath")
-        mix.operation = "MULTIPLY"
-        links.new(base, mix.inputs[0])
-        links.new(ramp.outputs["Result"], mix.inputs[1])
-        base = mix.outputs["Vector"]
+    if recipe >= 2 and name in TEXTURES:
+        base = textured_colour(nodes, links, name, base, bsdf)
+    elif name in ("ground", "rock", "distant", "wood"):
+        texture = nodes.new("ShaderNodeTexNoise")
+        texture.inputs["Scale"].default_value = {"ground": 0.7, "rock": 4.0, "distant": 0.05, "wood": 8.0}[name]
+        texture.inputs["Detail"].default_value = 6.0
+        base = scaled(nodes, links, base, texture.outputs["Fac"], 0.55, 1.45)
     links.new(base, bsdf.inputs["Base Color"])
-    bsdf.inputs["Roughness"].default_value = 0.85 if name != "foliage" else 0.55
-    if name in ("grass", "foliage", "heads", "stems"):
+    bsdf.inputs["Roughness"].default_value = {"foliage": 0.55, "water": 0.06}.get(name, 0.85)
+    if name in ("grass", "foliage", "heads", "stems", "field"):
         translucent = nodes.new("ShaderNodeBsdfTranslucent")
         links.new(base, translucent.inputs["Color"])
         mix_shader = nodes.new("ShaderNodeMixShader")
-        mix_shader.inputs["Fac"].default_value = 0.3
+        mix_shader.inputs["Fac"].default_value = 0.3 if name != "field" else 0.1
         output = nodes["Material Output"]
         links.new(bsdf.outputs["BSDF"], mix_shader.inputs[1])
         links.new(translucent.outputs["BSDF"], mix_shader.inputs[2])
         links.new(mix_shader.outputs["Shader"], output.inputs["Surface"])
     return material
+
+
+def scaled(nodes, links, colour, factor, low: float, high: float):
+    """colour times factor (0..1) mapped to [low, high]: a texture's light and dark patches."""
+    ramp = nodes.new("ShaderNodeMapRange")
+    ramp.inputs["To Min"].default_value = low
+    ramp.inputs["To Max"].default_value = high
+    links.new(factor, ramp.inputs["Value"])
+    multiply = nodes.new("ShaderNodeVectorMath")
+    multiply.operation = "MULTIPLY"
+    links.new(colour, multiply.inputs[0])
+    links.new(ramp.outputs["Result"], multiply.inputs[1])
+    return multiply.outputs["Vector"]
+
+
+def noise(nodes, links, coords, scale: float, detail: float = 6.0, roughness: float = 0.55):
+    node = nodes.new("ShaderNodeTexNoise")
+    links.new(coords, node.inputs["Vector"])
+    node.inputs["Scale"].default_value = scale
+    node.inputs["Detail"].default_value = detail
+    node.inputs["Roughness"].default_value = roughness
+    return node.outputs["Fac"]
+
+
+# recipe 2: (fine scale, coarse scale) of the texture in features per metre, its contrast, bump strength
+TEXTURES = {
+    "field": (30.0, 0.4, 0.45, 0.0),     # grass too fine to model blade by blade
+    "ground": (6.0, 0.5, 0.5, 0.3),      # dirt and gravel
+    "rock": (3.0, 0.4, 0.6, 0.6),        # boulders and cliffs, with cracks
+    "mountain": (0.08, 0.01, 0.6, 0.5),  # crags seen from hundreds of metres
+    "distant": (0.1, 0.01, 0.4, 0.3),
+    "walls": (0.0, 0.3, 0.2, 0.0),       # bricks or stones
+    "roof": (0.0, 0.5, 0.25, 0.0),       # tiles
+    "water": (4.0, 0.2, 0.15, 0.15),     # ripples: mostly a bumpy mirror
+}
+
+
+def textured_colour(nodes, links, name: str, colour, bsdf):
+    """Recipe 2's textures on object coordinates (metres; every object sits at the origin)."""
+    fine_scale, coarse_scale, contrast, bump = TEXTURES[name]
+    coords = nodes.new("ShaderNodeTexCoord").outputs["Object"]
+    colour = scaled(nodes, links, colour, noise(nodes, links, coords, coarse_scale, 3.0), 0.75, 1.25)
+    if name == "walls":
+        bricks = nodes.new("ShaderNodeTexBrick")
+        links.new(coords, bricks.inputs["Vector"])
+        bricks.inputs["Scale"].default_value = 2.0
+        bricks.inputs["Mortar Size"].default_value = 0.015
+        bricks.inputs["Color1"].default_value = (1.0, 1.0, 1.0, 1.0)
+        bricks.inputs["Color2"].default_value = (0.75, 0.75, 0.75, 1.0)
+        bricks.inputs["Mortar"].default_value = (1.6, 1.6, 1.6, 1.0)
+        multiply = nodes.new("ShaderNodeVectorMath")
+        multiply.operation = "MULTIPLY"
+        links.new(colour, multiply.inputs[0])
+        links.new(bricks.outputs["Color"], multiply.inputs[1])
+        return multiply.outputs["Vector"]
+    if name == "roof":
+        tiles = nodes.new("ShaderNodeTexWave")
+        links.new(coords, tiles.inputs["Vector"])
+        tiles.inputs["Scale"].default_value = 1.5
+        tiles.inputs["Distortion"].default_value = 1.0
+        return scaled(nodes, links, colour, tiles.outputs["Fac"], 1 - contrast, 1 + contrast)
+    fine = noise(nodes, links, coords, fine_scale, 8.0, 0.65)
+    colour = scaled(nodes, links, colour, fine, 1 - contrast, 1 + contrast)
+    if name in ("rock", "mountain"):
+        cracks = nodes.new("ShaderNodeTexVoronoi")
+        cracks.feature = "DISTANCE_TO_EDGE"
+        links.new(coords, cracks.inputs["Vector"])
+        cracks.inputs["Scale"].default_value = fine_scale * 0.5
+        edge = nodes.new("ShaderNodeMapRange")
+        edge.inputs["From Max"].default_value = 0.08
+        links.new(cracks.outputs["Distance"], edge.inputs["Value"])
+        colour = scaled(nodes, links, colour, edge.outputs["Result"], 0.45, 1.0)
+    if bump > 0:
+        node = nodes.new("ShaderNodeBump")
+        node.inputs["Strength"].default_value = bump
+        node.inputs["Distance"].default_value = 1.0 / fine_scale
+        links.new(fine, node.inputs["Height"])
+        links.new(node.outputs["Normal"], bsdf.inputs["Normal"])
+    return colour
 
 
 def emission_material(what: str) -> bpy.types.Material:
@@ -131,11 +204,72 @@ def set_world(settings: dict) -> tuple[bpy.types.World, bpy.types.World]:
         texture.sun_rotation = sun["azimuth"]
         texture.air_density = sky["air"]
         texture.dust_density = sky["dust"]
-    links.new(texture.outputs["Color"], background.inputs["Color"])
+    sky_colour = texture.outputs["Color"]
+    if "clouds" in sky:
+        sky_colour = add_clouds(nodes, links, sky_colour, sky["clouds"])
+    links.new(sky_colour, background.inputs["Color"])
     black = bpy.data.worlds.new("black")
     black.use_nodes = True
     black.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.0
     return world, black
+
+
+def add_clouds(nodes, links, sky_colour, clouds: dict):
+    """A cloud layer over the sky: 4D noise on a dome above the camera (direction x, y over z + 0.15), grey-white
+    with the sky's own brightness times `brightness`, fading out towards the horizon."""
+    direction = nodes.new("ShaderNodeSeparateXYZ")
+    links.new(nodes.new("ShaderNodeTexCoord").outputs["Generated"], direction.inputs["Vector"])
+    height = nodes.new("ShaderNodeMath")  # z + 0.15: a dome rather than a plane, so that clouds near
+    height.operation = "ADD"              # the horizon stay clouds instead of averaging into haze
+    height.inputs[1].default_value = 0.15
+    links.new(direction.outputs["Z"], height.inputs[0])
+    plane = nodes.new("ShaderNodeCombineXYZ")
+    for axis in ("X", "Y"):
+        divide = nodes.new("ShaderNodeMath")
+        divide.operation = "DIVIDE"
+        links.new(direction.outputs[axis], divide.inputs[0])
+        links.new(height.outputs["Value"], divide.inputs[1])
+        links.new(divide.outputs["Value"], plane.inputs[axis])
+    texture = nodes.new("ShaderNodeTexNoise")
+    texture.noise_dimensions = "4D"
+    links.new(plane.outputs["Vector"], texture.inputs["Vector"])
+    texture.inputs["W"].default_value = clouds["offset"]
+    texture.inputs["Scale"].default_value = clouds["scale"]
+    texture.inputs["Detail"].default_value = 8.0
+    texture.inputs["Roughness"].default_value = 0.6
+    cover = nodes.new("ShaderNodeMapRange")
+    # the noise's Fac mostly lies within 0.5 +- 0.15: put the cloud edge where `cover` of the sky is above it
+    edge = 0.5 + 0.15 * (1.0 - 2.0 * clouds["cover"])
+    cover.inputs["From Min"].default_value = edge - 0.5 * clouds["softness"]
+    cover.inputs["From Max"].default_value = edge + 0.5 * clouds["softness"]
+    links.new(texture.outputs["Fac"], cover.inputs["Value"])
+    fade = nodes.new("ShaderNodeMapRange")
+    fade.inputs["From Min"].default_value, fade.inputs["From Max"].default_value = 0.0, 0.04
+    links.new(direction.outputs["Z"], fade.inputs["Value"])
+    amount = nodes.new("ShaderNodeMath")
+    amount.operation = "MULTIPLY"
+    links.new(cover.outputs["Result"], amount.inputs[0])
+    links.new(fade.outputs["Result"], amount.inputs[1])
+    brightness = nodes.new("ShaderNodeRGBToBW")
+    links.new(sky_colour, brightness.inputs["Color"])
+    shade = nodes.new("ShaderNodeMapRange")
+    shade.inputs["From Min"].default_value, shade.inputs["From Max"].default_value = 0.35, 0.65
+    shade.inputs["To Min"].default_value = clouds["brightness"] * 0.45
+    shade.inputs["To Max"].default_value = clouds["brightness"] * 1.35
+    links.new(texture.outputs["Fac"], shade.inputs["Value"])
+    grey = nodes.new("ShaderNodeMath")
+    grey.operation = "MULTIPLY"
+    links.new(brightness.outputs["Val"], grey.inputs[0])
+    links.new(shade.outputs["Result"], grey.inputs[1])
+    white = nodes.new("ShaderNodeCombineXYZ")
+    for axis in ("X", "Y", "Z"):
+        links.new(grey.outputs["Value"], white.inputs[axis])
+    mix = nodes.new("ShaderNodeMix")
+    mix.data_type = "RGBA"
+    links.new(amount.outputs["Value"], mix.inputs[0])
+    links.new(sky_colour, mix.inputs[6])
+    links.new(white.outputs["Vector"], mix.inputs[7])
+    return mix.outputs[2]
 
 
 def setup(settings: dict, arrays: dict[str, np.ndarray]) -> bpy.types.Scene:
@@ -152,7 +286,7 @@ def setup(settings: dict, arrays: dict[str, np.ndarray]) -> bpy.types.Scene:
     scene.cycles.sample_clamp_indirect = 10.0
     for name in sorted({key.split("/")[0] for key in arrays}):
         obj = build_mesh(name, {key.split("/")[1]: arrays[key] for key in arrays if key.startswith(name + "/")})
-        obj.data.materials.append(surface_material(name))
+        obj.data.materials.append(surface_material(name, settings.get("recipe", 1)))
     cam = settings["camera"]
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     scene.collection.objects.link(camera)

@@ -1,0 +1,95 @@
+"""Scene recipes (compose.py, scenery.py): pure numpy, no Blender needed.
+
+Recipe 2 adds textured still scenery and a moving grass ground to recipe 1's scene without
+changing recipe 1, so data sets made before it can still be rebuilt seed for seed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gid_models.spectral import MotionError
+from gid_models.train.scenes.compose import compose
+from gid_models.train.scenes.engine import CONFIG_FILE, SceneConfig, check_config
+from gid_models.train.scenes.geometry import STILL
+from gid_models.train.scenes.oscillators import CANTILEVER
+
+SEED = 30  # recipe 2 gives this seed a snowy range, houses, clouds, a path and a meadow
+LAKE_SEED = 17  # and this one a lake
+
+
+@pytest.fixture(scope="module")
+def both():
+    return compose(SEED, recipe=1), compose(SEED, recipe=2)
+
+
+def test_recipe_two_keeps_recipe_one_scene(both):
+    first, second = both
+    assert (first.recipe, second.recipe) == (1, 2)
+    assert first.camera == second.camera and first.sun == second.sun and first.wind == second.wind
+    for name, mesh in first.meshes.items():
+        if name == "ground":
+            continue  # recipe 2 replaces the flat ground by the field of cells
+        for key, value in mesh.items():
+            np.testing.assert_array_equal(second.meshes[name][key][:len(value)], value, err_msg=f"{name}/{key}")
+    count = len(first.parts["kind"])
+    for key, value in first.parts.items():
+        np.testing.assert_array_equal(second.parts[key][:count], value, err_msg=key)
+    assert "field" not in first.meshes and "clouds" not in first.sky
+
+
+def test_recipe_two_adds_still_scenery_and_swaying_ground(both):
+    first, second = both
+    description = second.description
+    assert description["mountain_m"] > 0 and description["houses"] >= 1 and description["path"]
+    assert description["ground"] == "meadow" and description["field_cells"] > 500
+    assert {"cover", "scale", "brightness", "offset", "softness"} <= set(second.sky["clouds"])
+    for name in ("mountain", "walls", "roof", "ground"):
+        assert (second.meshes[name]["part"] == STILL).all(), name
+    field = second.meshes["field"]
+    assert (field["part"] >= 0).all() and (field["s"] == 1.0).all()
+    cells = np.unique(field["part"])
+    assert len(cells) == description["field_cells"]
+    assert (second.parts["kind"][cells] == CANTILEVER).all() and (second.parts["parent"][cells] == -1).all()
+    # unresolved grass sways less than the modelled blades: gain <= 0.04 m/(m/s) per m of a 0.5 m meadow
+    assert second.parts["gain"][cells].max() <= 0.02 + 1e-9 and second.parts["gain"][cells].mean() > 0
+    # the ground cells tile the view: every cell is a quad on z = 0 with its own four vertices
+    assert len(field["vertices"]) == 4 * len(cells) and np.abs(field["vertices"][:, 2]).max() == 0
+    assert len(second.parts["kind"]) == len(first.parts["kind"]) + len(cells)
+
+
+def test_recipe_two_lake_ripples_faster_and_smaller_than_grass():
+    scene = compose(LAKE_SEED)
+    water = scene.meshes["water"]
+    cells = np.unique(water["part"])
+    assert len(cells) == scene.description["water_cells"] > 100 and (water["part"] >= 0).all()
+    assert np.abs(water["vertices"][:, 2]).max() == 0
+    field = np.unique(scene.meshes["field"]["part"])
+    assert scene.parts["gain"][cells].max() < 0.02
+    assert np.median(scene.parts["frequency"][cells]) > 0.8 and scene.parts["gain"][cells].min() > 0
+    # the lake lies beyond the grass: its nearest cell is farther from the camera than the nearest grass cell
+    def nearest(ids):
+        return np.linalg.norm(scene.parts["root"][ids, :2], axis=1).min()
+    assert nearest(cells) > nearest(field)
+
+
+def test_recipes_are_deterministic_per_seed():
+    a, b = compose(SEED + 1), compose(SEED + 1)
+    assert a.description == b.description and a.sky == b.sky
+    for name in a.meshes:
+        for key in a.meshes[name]:
+            np.testing.assert_array_equal(a.meshes[name][key], b.meshes[name][key])
+    with pytest.raises(ValueError, match="recipe"):
+        compose(SEED, recipe=3)
+
+
+def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
+    earlier = SceneConfig(recipe=1).__dict__.copy()
+    earlier.pop("recipe")
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(earlier))
+    check_config(tmp_path, SceneConfig(recipe=1))
+    with pytest.raises(MotionError, match="--out folder or the same options"):
+        check_config(tmp_path, SceneConfig())
