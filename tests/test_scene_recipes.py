@@ -93,3 +93,17 @@ def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
     check_config(tmp_path, SceneConfig(recipe=1))
     with pytest.raises(MotionError, match="--out folder or the same options"):
         check_config(tmp_path, SceneConfig())
+
+
+def test_cli_refuses_an_unknown_recipe_and_a_recipe_change(tmp_path, caplog):
+    from gid_models.train.scenes.cli import main
+
+    with pytest.raises(SystemExit) as error:
+        main(["--count", "1", "--out", str(tmp_path), "--recipe", "3"])
+    assert error.value.code == 2
+    earlier = SceneConfig(recipe=1).__dict__.copy()
+    earlier.pop("recipe")
+    (tmp_path / CONFIG_FILE).write_text(json.dumps(earlier))
+    assert main(["--count", "1", "--out", str(tmp_path), "--no-progress"]) == 2
+    assert "'recipe': 1" in caplog.text and "'recipe': 2" in caplog.text
+    assert not (tmp_path / "scenes").exists()
