@@ -16,9 +16,7 @@ import logging
 from typing import Sequence
 
 from ...spectral import MotionError
-from .scenery import RECIPES
-
-LATEST_RECIPE = RECIPES[-1]
+from .scenery import LATEST_RECIPE, RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -20,7 +20,6 @@ from .oscillators import PartTable, Wind
 HDRIS = ("forest", "courtyard", "sunrise", "sunset", "city")  # CC0, shipped with Blender
 MATERIALS = ("ground", "grass", "stems", "heads", "wood", "foliage", "rock", "distant", "fence",
              "field", "water", "mountain", "walls", "roof")
-LATEST_RECIPE = scenery.RECIPES[-1]
 
 
 @dataclass
@@ -78,7 +77,7 @@ def _ground_points(rng, count: int, near: float, far: float, half_angle: float, 
     return np.stack([-r * np.sin(a), r * np.cos(a), np.zeros(count)], 1)
 
 
-def compose(seed: int, recipe: int = LATEST_RECIPE) -> Scene:
+def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
     if recipe not in scenery.RECIPES:
         raise ValueError(f"compose: recipe must be one of {scenery.RECIPES}, got {recipe!r}")
     rng = np.random.default_rng(seed)

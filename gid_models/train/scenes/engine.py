@@ -26,7 +26,7 @@ import torch
 
 from ...spectral import MotionError
 from ..shards import ShardWriter
-from .compose import LATEST_RECIPE
+from .scenery import LATEST_RECIPE
 
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"

@@ -37,6 +37,12 @@ def _blade_colours(rng, season: str, count: int, levels: int) -> np.ndarray:
     return np.repeat(colour, 2, axis=1).reshape(-1, 3)
 
 
+def blade_frequency(rng: np.random.Generator, h: np.ndarray, stiffness: float = 1.0) -> np.ndarray:
+    """Natural frequencies (Hz) of grass blades of heights h (m): the cantilever law f_n ~ L^-0.7,
+    scattered by +-25 % and kept within 0.5-5 Hz."""
+    return np.clip(stiffness * 0.45 / h ** 0.7 * rng.uniform(0.8, 1.25, len(h)), 0.5, 5.0)
+
+
 def grass(rng: np.random.Generator, mesh: MeshBuilder, parts: PartTable, roots: np.ndarray, season: str,
           height: tuple[float, float], width_per_metre: float, stiffness: float = 1.0, levels: int = 5) -> None:
     """Blades at roots (B, 3); width grows with distance from the camera (far blades stand for clumps)."""
@@ -49,7 +55,7 @@ def grass(rng: np.random.Generator, mesh: MeshBuilder, parts: PartTable, roots: 
     lean_angle = rng.uniform(0, 2 * np.pi, count)
     lean = rng.uniform(0.0, 0.5, count)[:, None] * np.stack([np.cos(lean_angle), np.sin(lean_angle)], 1)
     vertices, faces, s = blades(roots, h, w, lean, rng.uniform(0, np.pi, count), levels)
-    frequency = np.clip(stiffness * 0.45 / h ** 0.7 * rng.uniform(0.8, 1.25, count), 0.5, 5.0)
+    frequency = blade_frequency(rng, h, stiffness)
     ids = parts.add(CANTILEVER, roots, frequency, rng.uniform(0.08, 0.2, count), 0.04 * h)
     mesh.add(vertices, faces, np.repeat(ids, 2 * levels), s, _blade_colours(rng, season, count, levels))
 

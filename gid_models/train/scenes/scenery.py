@@ -21,8 +21,10 @@ import numpy as np
 
 from .geometry import STILL, MeshBuilder, box, rock
 from .oscillators import CANTILEVER, PartTable
+from .plants import blade_frequency
 
 RECIPES = (1, 2)
+LATEST_RECIPE = RECIPES[-1]
 FIELD_ROWS, FIELD_COLUMNS = 48, 56  # cells from the camera to the horizon, and across the view
 GROUND_KINDS = ("lawn", "meadow", "bare")
 DIRT = np.array([0.16, 0.11, 0.07])
@@ -52,12 +54,15 @@ def _wedge_cells(near: float, far: float, half_angle: float, yaw: float, rows: i
     return corners, point(np.sqrt(r0 * r1), 0.5 * (a0 + a1)).reshape(-1, 3)
 
 
+def _view_coordinates(points: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """(forward, side) m of ground points (N, 3) along the camera's heading and across it."""
+    along = np.array([-np.sin(yaw), np.cos(yaw)])
+    return points[:, :2] @ along, points[:, :2] @ np.array([along[1], -along[0]])
+
+
 def _path_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.ndarray:
     """(N,) bool: cells whose centre lies on a winding path leading away from the camera."""
-    along = np.array([-np.sin(yaw), np.cos(yaw)])
-    across = np.array([along[1], -along[0]])
-    forward = centres[:, :2] @ along
-    side = centres[:, :2] @ across
+    forward, side = _view_coordinates(centres, yaw)
     offset = rng.uniform(-1.5, 1.5)
     drift = rng.uniform(-0.25, 0.25)
     bend, wavelength = rng.uniform(0.5, 3.0), rng.uniform(8.0, 30.0)
@@ -68,9 +73,7 @@ def _path_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.
 
 def _lake_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.ndarray:
     """(N,) bool: cells beyond a wavy shore line across the view."""
-    along = np.array([-np.sin(yaw), np.cos(yaw)])
-    forward = centres[:, :2] @ along
-    side = centres[:, :2] @ np.array([along[1], -along[0]])
+    forward, side = _view_coordinates(centres, yaw)
     shore = rng.uniform(3.0, 60.0)
     wiggle = shore * rng.uniform(0.0, 0.3) * np.sin(side / (shore * rng.uniform(0.3, 1.5)) + rng.uniform(0, 6))
     return forward > shore + wiggle
@@ -95,7 +98,7 @@ def ground_field(rng: np.random.Generator, ground: MeshBuilder, field: MeshBuild
     if grass.any():
         height = {"lawn": (0.03, 0.08), "meadow": (0.15, 0.5)}[kind]
         h = rng.uniform(*height, int(grass.sum()))
-        frequency = np.clip(0.45 / h ** 0.7 * rng.uniform(0.8, 1.25, len(h)), 0.5, 5.0)
+        frequency = blade_frequency(rng, h)
         closeness = np.clip(np.linalg.norm(centres[grass, :2], axis=1) / near, 0.0, 1.0) ** 2
         part[grass] = parts.add(CANTILEVER, centres[grass], frequency, rng.uniform(0.08, 0.2, len(h)), 0.04 * h * closeness)
     if lake.any():

@@ -75,17 +75,34 @@ def surface_material(name: str, recipe: int = 1) -> bpy.types.Material:
     return material
 
 
+def multiply_colours(nodes, links, a, b):
+    """The component-wise product of two colour (or vector) sockets."""
+    multiply = nodes.new("ShaderNodeVectorMath")
+    multiply.operation = "MULTIPLY"
+    links.new(a, multiply.inputs[0])
+    links.new(b, multiply.inputs[1])
+    return multiply.outputs["Vector"]
+
+
+def math(nodes, links, operation: str, a, b):
+    """A ShaderNodeMath of two inputs, each a socket or a number."""
+    node = nodes.new("ShaderNodeMath")
+    node.operation = operation
+    for slot, value in enumerate((a, b)):
+        if isinstance(value, (int, float)):
+            node.inputs[slot].default_value = value
+        else:
+            links.new(value, node.inputs[slot])
+    return node.outputs["Value"]
+
+
 def scaled(nodes, links, colour, factor, low: float, high: float):
     """colour times factor (0..1) mapped to [low, high]: a texture's light and dark patches."""
     ramp = nodes.new("ShaderNodeMapRange")
     ramp.inputs["To Min"].default_value = low
     ramp.inputs["To Max"].default_value = high
     links.new(factor, ramp.inputs["Value"])
-    multiply = nodes.new("ShaderNodeVectorMath")
-    multiply.operation = "MULTIPLY"
-    links.new(colour, multiply.inputs[0])
-    links.new(ramp.outputs["Result"], multiply.inputs[1])
-    return multiply.outputs["Vector"]
+    return multiply_colours(nodes, links, colour, ramp.outputs["Result"])
 
 
 def noise(nodes, links, coords, scale: float, detail: float = 6.0, roughness: float = 0.55):
@@ -123,11 +140,7 @@ def textured_colour(nodes, links, name: str, colour, bsdf):
         bricks.inputs["Color1"].default_value = (1.0, 1.0, 1.0, 1.0)
         bricks.inputs["Color2"].default_value = (0.75, 0.75, 0.75, 1.0)
         bricks.inputs["Mortar"].default_value = (1.6, 1.6, 1.6, 1.0)
-        multiply = nodes.new("ShaderNodeVectorMath")
-        multiply.operation = "MULTIPLY"
-        links.new(colour, multiply.inputs[0])
-        links.new(bricks.outputs["Color"], multiply.inputs[1])
-        return multiply.outputs["Vector"]
+        return multiply_colours(nodes, links, colour, bricks.outputs["Color"])
     if name == "roof":
         tiles = nodes.new("ShaderNodeTexWave")
         links.new(coords, tiles.inputs["Vector"])
@@ -219,17 +232,12 @@ def add_clouds(nodes, links, sky_colour, clouds: dict):
     with the sky's own brightness times `brightness`, fading out towards the horizon."""
     direction = nodes.new("ShaderNodeSeparateXYZ")
     links.new(nodes.new("ShaderNodeTexCoord").outputs["Generated"], direction.inputs["Vector"])
-    height = nodes.new("ShaderNodeMath")  # z + 0.15: a dome rather than a plane, so that clouds near
-    height.operation = "ADD"              # the horizon stay clouds instead of averaging into haze
-    height.inputs[1].default_value = 0.15
-    links.new(direction.outputs["Z"], height.inputs[0])
+    # z + 0.15: a dome rather than a plane, so that clouds near the horizon stay clouds instead of
+    # averaging into haze
+    height = math(nodes, links, "ADD", direction.outputs["Z"], 0.15)
     plane = nodes.new("ShaderNodeCombineXYZ")
     for axis in ("X", "Y"):
-        divide = nodes.new("ShaderNodeMath")
-        divide.operation = "DIVIDE"
-        links.new(direction.outputs[axis], divide.inputs[0])
-        links.new(height.outputs["Value"], divide.inputs[1])
-        links.new(divide.outputs["Value"], plane.inputs[axis])
+        links.new(math(nodes, links, "DIVIDE", direction.outputs[axis], height), plane.inputs[axis])
     texture = nodes.new("ShaderNodeTexNoise")
     texture.noise_dimensions = "4D"
     links.new(plane.outputs["Vector"], texture.inputs["Vector"])
@@ -246,10 +254,7 @@ def add_clouds(nodes, links, sky_colour, clouds: dict):
     fade = nodes.new("ShaderNodeMapRange")
     fade.inputs["From Min"].default_value, fade.inputs["From Max"].default_value = 0.0, 0.04
     links.new(direction.outputs["Z"], fade.inputs["Value"])
-    amount = nodes.new("ShaderNodeMath")
-    amount.operation = "MULTIPLY"
-    links.new(cover.outputs["Result"], amount.inputs[0])
-    links.new(fade.outputs["Result"], amount.inputs[1])
+    amount = math(nodes, links, "MULTIPLY", cover.outputs["Result"], fade.outputs["Result"])
     brightness = nodes.new("ShaderNodeRGBToBW")
     links.new(sky_colour, brightness.inputs["Color"])
     shade = nodes.new("ShaderNodeMapRange")
@@ -257,16 +262,13 @@ def add_clouds(nodes, links, sky_colour, clouds: dict):
     shade.inputs["To Min"].default_value = clouds["brightness"] * 0.45
     shade.inputs["To Max"].default_value = clouds["brightness"] * 1.35
     links.new(texture.outputs["Fac"], shade.inputs["Value"])
-    grey = nodes.new("ShaderNodeMath")
-    grey.operation = "MULTIPLY"
-    links.new(brightness.outputs["Val"], grey.inputs[0])
-    links.new(shade.outputs["Result"], grey.inputs[1])
+    grey = math(nodes, links, "MULTIPLY", brightness.outputs["Val"], shade.outputs["Result"])
     white = nodes.new("ShaderNodeCombineXYZ")
     for axis in ("X", "Y", "Z"):
-        links.new(grey.outputs["Value"], white.inputs[axis])
+        links.new(grey, white.inputs[axis])
     mix = nodes.new("ShaderNodeMix")
     mix.data_type = "RGBA"
-    links.new(amount.outputs["Value"], mix.inputs[0])
+    links.new(amount, mix.inputs[0])
     links.new(sky_colour, mix.inputs[6])
     links.new(white.outputs["Vector"], mix.inputs[7])
     return mix.outputs[2]
