@@ -93,6 +93,10 @@ def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
     check_config(tmp_path, SceneConfig(recipe=1))
     with pytest.raises(MotionError, match="--out folder or the same options"):
         check_config(tmp_path, SceneConfig())
+    fresh = tmp_path / "fresh"
+    with pytest.raises(MotionError, match="recipe must be one of"):
+        check_config(fresh, SceneConfig(recipe=3))
+    assert not fresh.exists()
 
 
 def test_cli_refuses_an_unknown_recipe_and_a_recipe_change(tmp_path, caplog):

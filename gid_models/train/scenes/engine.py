@@ -26,7 +26,7 @@ import torch
 
 from ...spectral import MotionError
 from ..shards import ShardWriter
-from .scenery import LATEST_RECIPE
+from .scenery import LATEST_RECIPE, RECIPES
 
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"
@@ -113,7 +113,10 @@ def pending_seeds(out: Path, count: int, config: SceneConfig) -> list[int]:
 
 
 def check_config(out: Path, config: SceneConfig) -> None:
-    """A folder holds one configuration: refuse to mix shapes or seeds into an earlier run's records."""
+    """A folder holds one configuration: refuse to mix shapes or seeds into an earlier run's records
+    (and refuse an unknown recipe before anything is written or rendered)."""
+    if config.recipe not in RECIPES:
+        raise MotionError(f"gid scenes: recipe must be one of {RECIPES}, got {config.recipe!r}.")
     path = out / CONFIG_FILE
     if path.is_file():
         earlier = {"recipe": 1, **json.loads(path.read_text())}
