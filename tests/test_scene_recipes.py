@@ -1,7 +1,8 @@
 """Scene recipes (compose.py, scenery.py): pure numpy, no Blender needed.
 
 Recipe 2 adds textured still scenery and a moving grass ground to recipe 1's scene without
-changing recipe 1, so data sets made before it can still be rebuilt seed for seed.
+changing recipe 1, and recipe 3 adds visibly rippling water, streams and pale rock without
+changing either, so data sets made before each can still be rebuilt seed for seed.
 """
 
 from __future__ import annotations
@@ -14,16 +15,23 @@ import pytest
 from gid_models.spectral import MotionError
 from gid_models.train.scenes.compose import compose
 from gid_models.train.scenes.engine import CONFIG_FILE, SceneConfig, check_config
-from gid_models.train.scenes.geometry import STILL
+from gid_models.train.scenes.motion import scene_spectra
+from gid_models.train.scenes.geometry import STILL, rock
 from gid_models.train.scenes.oscillators import CANTILEVER
 
 SEED = 30  # recipe 2 gives this seed a snowy range, houses, clouds, a path and a meadow
 LAKE_SEED = 17  # and this one a lake
+STREAM_SEED = 69  # recipe 3 gives this seed a lake, a stream with boulders on its banks, and pale boulders
 
 
 @pytest.fixture(scope="module")
 def both():
     return compose(SEED, recipe=1), compose(SEED, recipe=2)
+
+
+@pytest.fixture(scope="module")
+def watery():
+    return compose(STREAM_SEED, recipe=2), compose(STREAM_SEED, recipe=3)
 
 
 def test_recipe_two_keeps_recipe_one_scene(both):
@@ -62,7 +70,7 @@ def test_recipe_two_adds_still_scenery_and_swaying_ground(both):
 
 
 def test_recipe_two_lake_ripples_faster_and_smaller_than_grass():
-    scene = compose(LAKE_SEED)
+    scene = compose(LAKE_SEED, recipe=2)
     water = scene.meshes["water"]
     cells = np.unique(water["part"])
     assert len(cells) == scene.description["water_cells"] > 100 and (water["part"] >= 0).all()
@@ -77,13 +85,16 @@ def test_recipe_two_lake_ripples_faster_and_smaller_than_grass():
 
 
 def test_recipes_are_deterministic_per_seed():
-    a, b = compose(SEED + 1), compose(SEED + 1)
-    assert a.description == b.description and a.sky == b.sky
-    for name in a.meshes:
-        for key in a.meshes[name]:
-            np.testing.assert_array_equal(a.meshes[name][key], b.meshes[name][key])
+    for recipe in (2, 3):
+        a, b = compose(SEED + 1, recipe), compose(SEED + 1, recipe)
+        assert a.description == b.description and a.sky == b.sky
+        for name in a.meshes:
+            for key in a.meshes[name]:
+                np.testing.assert_array_equal(a.meshes[name][key], b.meshes[name][key])
+        for key in a.parts:
+            np.testing.assert_array_equal(a.parts[key], b.parts[key])
     with pytest.raises(ValueError, match="recipe"):
-        compose(SEED, recipe=3)
+        compose(SEED, recipe=4)
 
 
 def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
@@ -95,7 +106,7 @@ def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
         check_config(tmp_path, SceneConfig())
     fresh = tmp_path / "fresh"
     with pytest.raises(MotionError, match="recipe must be one of"):
-        check_config(fresh, SceneConfig(recipe=3))
+        check_config(fresh, SceneConfig(recipe=4))
     assert not fresh.exists()
 
 
@@ -103,11 +114,64 @@ def test_cli_refuses_an_unknown_recipe_and_a_recipe_change(tmp_path, caplog):
     from gid_models.train.scenes.cli import main
 
     with pytest.raises(SystemExit) as error:
-        main(["--count", "1", "--out", str(tmp_path), "--recipe", "3"])
+        main(["--count", "1", "--out", str(tmp_path), "--recipe", "4"])
     assert error.value.code == 2
     earlier = SceneConfig(recipe=1).__dict__.copy()
     earlier.pop("recipe")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(earlier))
     assert main(["--count", "1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "'recipe': 1" in caplog.text and "'recipe': 2" in caplog.text
+    assert "'recipe': 1" in caplog.text and "'recipe': 3" in caplog.text
     assert not (tmp_path / "scenes").exists()
+
+
+def _rms_image_motion(scene, part_ids: np.ndarray) -> np.ndarray:
+    """(N,) rms image motion (pixels at 256 px wide) of the tips of parts rooted on the ground."""
+    own, _ = scene_spectra(scene, 150, 30.0, 16)
+    rms_m = np.sqrt(2 * (np.abs(own[part_ids, 1:]) ** 2).sum(axis=(1, 2)))
+    distance = np.linalg.norm(scene.parts["root"][part_ids, :2] - np.asarray(scene.camera.location[:2]), axis=1)
+    return rms_m / distance * scene.camera.focal_mm / scene.camera.sensor_mm * 256
+
+
+def test_recipe_three_keeps_recipe_one_scene_and_adds_water_and_pale_rock(watery):
+    first = compose(STREAM_SEED, recipe=1)
+    _, third = watery
+    for name, mesh in first.meshes.items():
+        if name == "ground":
+            continue
+        for key, value in mesh.items():
+            np.testing.assert_array_equal(third.meshes[name][key][:len(value)], value, err_msg=f"{name}/{key}")
+    count = len(first.parts["kind"])
+    for key, value in first.parts.items():
+        np.testing.assert_array_equal(third.parts[key][:count], value, err_msg=key)
+    description = third.description
+    assert description["recipe"] == 3 and description["water_cells"] > 100 and description["stream_cells"] > 300
+    assert description["bank_boulders"] >= 4 and description["pale_boulders"] >= 2
+    water = third.meshes["water"]
+    cells = np.unique(water["part"])
+    assert (water["part"] >= 0).all() and len(cells) == description["water_cells"] + description["stream_cells"]
+    assert (third.parts["kind"][cells] == CANTILEVER).all() and (third.parts["parent"][cells] == -1).all()
+    # every rock is still; recipe 3's boulders follow recipe 1's rocks and are pale grey
+    assert (third.meshes["rock"]["part"] == STILL).all()
+    per_boulder = len(rock(np.random.default_rng(0), np.zeros(3), 1.0)[0])
+    start = len(first.meshes["rock"]["vertices"]) if "rock" in first.meshes else 0
+    boulders = third.meshes["rock"]["col"][start:start + per_boulder * (description["bank_boulders"] + description["pale_boulders"])]
+    assert len(boulders) == per_boulder * (description["bank_boulders"] + description["pale_boulders"])
+    assert boulders.mean(1).min() > 0.29 and (np.ptp(boulders, axis=1) < 0.2 * boulders.mean(1)).all()
+
+
+def test_recipe_three_water_moves_like_grass_where_recipe_two_water_barely_moved(watery):
+    second, third = watery
+    water_two = np.unique(second.meshes["water"]["part"])
+    water_three = np.unique(third.meshes["water"]["part"])
+    grass_three = np.unique(third.meshes["field"]["part"])
+    moved_two = np.median(_rms_image_motion(second, water_two))
+    moved_three = np.median(_rms_image_motion(third, water_three))
+    assert moved_two < 0.25, "recipe 2's lake ripples stayed a fraction of a pixel"
+    assert moved_three > 5 * moved_two and 0.2 < moved_three < 4.0
+    assert moved_three > 0.5 * np.median(_rms_image_motion(third, grass_three))
+    # ripples keep their size in pixels: gain grows with distance, so far and near water move alike
+    distance = np.linalg.norm(third.parts["root"][water_three, :2], axis=1) * 35.0 / third.camera.focal_mm
+    ratio = third.parts["gain"][water_three] / distance
+    assert ratio.max() / ratio.min() < 10 and np.corrcoef(distance, third.parts["gain"][water_three])[0, 1] > 0.5
+    stream = water_three[third.parts["frequency"][water_three] > 2.5]
+    assert len(stream) > 0 and third.parts["frequency"][water_three].max() <= 4.0

@@ -148,7 +148,7 @@ def test_shards_load_in_the_training_loader(shards):
 def test_recipe_two_scenery_renders_still_and_its_grass_ground_sways():
     """Seed 30 (recipe 2): snowy mountains, houses and clouds stay still; the meadow ground sways a
     little; the clouds put texture into the sky (same scene rendered without them for reference)."""
-    scene = compose(30)
+    scene = compose(30, recipe=2)
     assert {"mountain_m", "houses", "cloud_cover"} <= set(scene.description)
     rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
     volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
@@ -171,3 +171,15 @@ def test_recipe_two_scenery_renders_still_and_its_grass_ground_sways():
     # clouds are patches: they change the sky unevenly, more unevenly than their light changes the ground
     change = grey - grey_clear
     assert change[sky].std() > 3 and change[sky].std() > 1.2 * change[~sky].std()
+
+
+def test_recipe_three_water_renders_and_ripples_visibly():
+    """Seed 69 (recipe 3): its lake and stream are seen and move by a sizeable share of a pixel
+    even at 64 x 40, where recipe 2's ripples stayed far below that."""
+    scene = compose(69, recipe=3)
+    rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    amplitude = volume.coeffs[0, 1:].square().sum(dim=(0, 1)).sqrt().numpy()
+    water = np.isin(rendered.attributes["part"], np.unique(scene.meshes["water"]["part"])) & valid
+    assert water.sum() >= 20, "the water is in view"
+    assert (amplitude[water] > 0).all() and np.median(amplitude[water]) > 0.1

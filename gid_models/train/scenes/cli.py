@@ -1,6 +1,6 @@
 """`gid scenes`: render procedural nature-in-wind scenes with exact motion into training shards.
 
-    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 2]
+    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 3]
 
 Writes one compact record per scene (DIR/scenes/), then packs them into DIR/shards/ for
 `gid train --shards DIR/shards` (skip with --no-pack; a later run packs everything), and
@@ -32,8 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--examples-per-shard", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=0, help="example i uses seed first_seed + i")
     parser.add_argument("--recipe", type=int, default=LATEST_RECIPE, choices=RECIPES,
-                        help="scene recipe: 2 adds textured still scenery and moving grass ground (compose.py); "
-                        "1 rebuilds data sets made before it")
+                        help="scene recipe: 3 (default) adds visibly rippling lakes, streams and pale rock to 2; "
+                        "2 adds textured still scenery and moving grass ground to 1; an earlier recipe rebuilds "
+                        "data sets made with it, seed for seed (compose.py)")
     parser.add_argument("--no-pack", action="store_true", help="make the records only, do not (re)write DIR/shards/")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")

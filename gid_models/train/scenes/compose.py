@@ -1,8 +1,9 @@
 """One random scene from one seed: camera, light, sky, wind, still ground and rocks, plants.
 
 `compose(seed, recipe)` is pure numpy and deterministic: the same seed and recipe give the same
-Scene on any machine. Recipe 2 (the default) adds scenery.py's textured still things and moving
-grass ground to recipe 1's scene; recipe 1 is kept so that earlier data sets can be rebuilt.
+Scene on any machine. Recipe 2 adds scenery.py's textured still things and moving grass ground
+to recipe 1's scene; recipe 3 (the default) adds water.py's visibly rippling lakes, streams and
+pale rock to that. Earlier recipes are kept so that earlier data sets can be rebuilt.
 The Scene is everything the Blender script needs to build and render it (meshes per material,
 camera, sun, sky) and everything the motion needs (the PartTable and the Wind).
 """
@@ -13,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import plants, scenery
+from . import plants, scenery, water
 from .geometry import STILL, MeshBuilder, box, rock, terrain
 from .oscillators import PartTable, Wind
 
@@ -193,7 +194,7 @@ def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
                 flutter=float(rng.uniform(0.5, 1.5)))
     if recipe >= 2:
         kinds.update(_add_scenery(scenery.scenery_rng(seed), meshes, parts, sky, shot, season, ground_colour,
-                                  yaw, half_angle, near))
+                                  yaw, half_angle, near, water.water_rng(seed) if recipe >= 3 else None, camera.focal_mm))
     description = {"seed": seed, "recipe": recipe, "shot": str(shot), "season": season, "camera_height_m": round(float(height), 2),
                    "focal_mm": round(float(focal), 1), "fstop": round(camera.fstop, 2), "sky": sky.get("name", "physical"),
                    "sun_elevation_deg": round(np.degrees(sun_elevation), 1), "gust_rms_m_s": round(wind.gust, 2),
@@ -203,12 +204,24 @@ def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
 
 
 def _add_scenery(rng: np.random.Generator, meshes: dict, parts: PartTable, sky: dict, shot: str, season: str,
-                 ground_colour: np.ndarray, yaw: float, half_angle: float, near: float) -> dict:
-    """Recipe 2's additions (scenery.py), from their own random stream; returns what the log records."""
+                 ground_colour: np.ndarray, yaw: float, half_angle: float, near: float,
+                 recipe_three: np.random.Generator | None, focal_mm: float) -> dict:
+    """Recipe 2's additions (scenery.py) and, given recipe 3's random stream, its water and pale
+    rock (water.py), each from its own random stream; returns what the log records."""
     bare = 0.5 if season == "dry" else 0.15
     kind = str(rng.choice(scenery.GROUND_KINDS, p=[(1 - bare) * 0.45, (1 - bare) * 0.55, bare]))
     kinds = scenery.ground_field(rng, meshes["ground"], meshes["field"], meshes["water"], parts, ground_colour, yaw,
-                                 half_angle, kind, near)
+                                 half_angle, kind, near, recipe_three, focal_mm)
+    if recipe_three is not None:
+        line = kinds.pop("stream_line", None)
+        if line is not None:
+            kinds["bank_boulders"] = water.bank_boulders(recipe_three, meshes["rock"], line, yaw, near)
+        if recipe_three.uniform() < 0.4:
+            count = int(recipe_three.integers(2, 12))
+            for spot in _ground_points(recipe_three, count, max(near, 1.5), 25.0, half_angle, yaw):
+                size = recipe_three.uniform(0.3, 2.5) * min(1.0, np.linalg.norm(spot) / 6.0)  # none filling the view
+                water.pale_boulder(recipe_three, meshes["rock"], spot, size)
+            kinds["pale_boulders"] = count
     if rng.uniform() < (0.6 if shot == "landscape" else 0.35):
         kinds.update(scenery.mountains(rng, meshes["mountain"], yaw, np.array([0.25, 0.35, 0.5])))
     if rng.uniform() < 0.3:

@@ -149,6 +149,13 @@ def rock(rng: np.random.Generator, centre: np.ndarray, size: float) -> tuple[np.
     return vertices + centre, faces
 
 
+def view_axes(yaw: float) -> tuple[np.ndarray, np.ndarray]:
+    """Unit ground vectors (2,): along a camera heading of yaw (radians from +y towards -x) and
+    across it, to the camera's right."""
+    along = np.array([-np.sin(yaw), np.cos(yaw)])
+    return along, np.array([along[1], -along[0]])
+
+
 def box(centre: np.ndarray, size: np.ndarray, yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """An axis box of size (3,) m turned by yaw about z."""
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * size

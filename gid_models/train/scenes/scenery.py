@@ -19,16 +19,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import STILL, MeshBuilder, box, rock
+from . import water
+from .geometry import STILL, MeshBuilder, box, rock, view_axes
 from .oscillators import CANTILEVER, PartTable
 from .plants import blade_frequency
 
-RECIPES = (1, 2)
+RECIPES = (1, 2, 3)
 LATEST_RECIPE = RECIPES[-1]
 FIELD_ROWS, FIELD_COLUMNS = 48, 56  # cells from the camera to the horizon, and across the view
 GROUND_KINDS = ("lawn", "meadow", "bare")
 DIRT = np.array([0.16, 0.11, 0.07])
-WATER = np.array([0.03, 0.06, 0.07])
 ROCK = np.array([0.24, 0.23, 0.21])
 SNOW = np.array([0.85, 0.87, 0.9])
 WALLS = ((0.35, 0.14, 0.08), (0.6, 0.55, 0.45), (0.5, 0.5, 0.48), (0.7, 0.68, 0.6))
@@ -56,8 +56,8 @@ def _wedge_cells(near: float, far: float, half_angle: float, yaw: float, rows: i
 
 def _view_coordinates(points: np.ndarray, yaw: float) -> tuple[np.ndarray, np.ndarray]:
     """(forward, side) m of ground points (N, 3) along the camera's heading and across it."""
-    along = np.array([-np.sin(yaw), np.cos(yaw)])
-    return points[:, :2] @ along, points[:, :2] @ np.array([along[1], -along[0]])
+    along, across = view_axes(yaw)
+    return points[:, :2] @ along, points[:, :2] @ across
 
 
 def _path_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.ndarray:
@@ -79,18 +79,31 @@ def _lake_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.
     return forward > shore + wiggle
 
 
-def ground_field(rng: np.random.Generator, ground: MeshBuilder, field: MeshBuilder, water: MeshBuilder,
+def ground_field(rng: np.random.Generator, ground: MeshBuilder, field: MeshBuilder, water_mesh: MeshBuilder,
                  parts: PartTable, ground_colour: np.ndarray, yaw: float, half_angle: float, kind: str,
-                 near: float) -> dict:
+                 near: float, recipe_three: np.random.Generator | None = None, focal_mm: float = 35.0) -> dict:
     """Cover the visible ground with cells: grass cells sway (one cantilever each, `field` material),
     path and bare cells stay still (`ground` material). Cells nearer than `near` (m) sway less, by
-    (distance / near)^2, as the scene's plants keep away from the lens. Returns what the log records."""
+    (distance / near)^2, as the scene's plants keep away from the lens. With recipe 3's random
+    stream (water.py) lakes are more common, some scenes get a stream, and water ripples are sized
+    in pixels through a lens of focal_mm. Returns what the log records (and the stream's course,
+    under "stream_line")."""
     corners, centres = _wedge_cells(0.05, 300.0, half_angle * 1.4, yaw, FIELD_ROWS, FIELD_COLUMNS)
     count = len(centres)
     on_path = _path_mask(rng, centres, yaw) if rng.uniform() < 0.35 else np.zeros(count, bool)
     lake = _lake_mask(rng, centres, yaw) if rng.uniform() < 0.2 else np.zeros(count, bool)
-    on_path &= ~lake
-    grass = ~on_path & ~lake & (kind != "bare")
+    stream = np.zeros(count, bool)
+    line = None
+    if recipe_three is not None:
+        view = _view_coordinates(centres, yaw)
+        if not lake.any() and recipe_three.uniform() < 0.15:
+            lake = _lake_mask(recipe_three, centres, yaw)
+        if recipe_three.uniform() < 0.25:
+            line = water.stream_line(recipe_three)
+            stream = water.stream_mask(line, *view) & ~lake
+    wet = lake | stream
+    on_path &= ~wet
+    grass = ~on_path & ~wet & (kind != "bare")
     faces = np.array([[0, 1, 2], [0, 2, 3]])
     tint = rng.uniform(0.8, 1.2, (count, 1))
     colour = np.where(grass[:, None], ground_colour[None] * tint, DIRT[None] * rng.uniform(0.7, 1.5) * tint)
@@ -101,18 +114,25 @@ def ground_field(rng: np.random.Generator, ground: MeshBuilder, field: MeshBuild
         frequency = blade_frequency(rng, h)
         closeness = np.clip(np.linalg.norm(centres[grass, :2], axis=1) / near, 0.0, 1.0) ** 2
         part[grass] = parts.add(CANTILEVER, centres[grass], frequency, rng.uniform(0.08, 0.2, len(h)), 0.04 * h * closeness)
-    if lake.any():
+    if recipe_three is not None:
+        colour[wet] = water.water_colours(recipe_three, lake, stream, view[0], tint)[wet]
+        ripples = water.ripple_parts(recipe_three, parts, centres, lake, stream, focal_mm)
+        part[wet] = ripples[wet]
+    elif lake.any():
         ripples = int(lake.sum())
-        colour[lake] = WATER * rng.uniform(0.6, 1.6, 3) * tint[lake]
+        colour[lake] = water.WATER * rng.uniform(0.6, 1.6, 3) * tint[lake]
         part[lake] = parts.add(CANTILEVER, centres[lake], rng.uniform(0.8, 2.5, ripples), rng.uniform(0.05, 0.15, ripples),
                                rng.uniform(0.003, 0.015) * rng.uniform(0.7, 1.3, ripples))
-    for builder, keep in ((field, grass), (water, lake), (ground, ~grass & ~lake)):
+    for builder, keep in ((field, grass), (water_mesh, wet), (ground, ~grass & ~wet)):
         index = np.flatnonzero(keep)
         if len(index):
             local = (faces[None] + 4 * np.arange(len(index))[:, None, None]).reshape(-1, 3)
             builder.add(corners[index].reshape(-1, 3), local, np.repeat(part[index], 4), 1.0,
                         np.repeat(colour[index], 4, axis=0))
-    return {"ground": kind, "path": bool(on_path.any()), "field_cells": int(grass.sum()), "water_cells": int(lake.sum())}
+    kinds = {"ground": kind, "path": bool(on_path.any()), "field_cells": int(grass.sum()), "water_cells": int(lake.sum())}
+    if line is not None:
+        kinds.update(stream_cells=int(stream.sum()), stream_line=line)
+    return kinds
 
 
 def mountains(rng: np.random.Generator, mesh: MeshBuilder, yaw: float, haze_colour: np.ndarray) -> dict:
