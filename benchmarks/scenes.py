@@ -7,7 +7,8 @@ and the disk per example: the compact record gid scenes keeps (scenes/*.npz) and
 shard it packs (shards/*.safetensors), with the figures for 2,000 examples.
 The issue's targets: <= 20 CPU-s per example; 2,000 examples <= 5 GB.
 
-Run: python benchmarks/scenes.py [N] [FIRST]      (needs bpy, the `scenes` extra)
+Run: python benchmarks/scenes.py [N] [FIRST] [RECIPE]      (needs bpy, the `scenes` extra;
+RECIPE defaults to the latest, as in `gid scenes`)
 """
 
 from __future__ import annotations
@@ -25,13 +26,17 @@ sys.path.insert(0, str(REPO_ROOT))
 
 from gid_models.train.scenes.engine import SceneConfig, pack, record_path, write_record  # noqa: E402
 from gid_models.train.scenes.render import require_blender_python  # noqa: E402
+from gid_models.train.scenes.scenery import LATEST_RECIPE, RECIPES  # noqa: E402
 
 
 def main() -> None:
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 4
     first = int(sys.argv[2]) if len(sys.argv) > 2 else 1000
+    recipe = int(sys.argv[3]) if len(sys.argv) > 3 else LATEST_RECIPE
+    if recipe not in RECIPES:
+        raise SystemExit(f"benchmarks/scenes.py: RECIPE must be one of {RECIPES}, got {recipe}.")
     torch.set_num_threads(1)
-    config = SceneConfig()
+    config = SceneConfig(recipe=recipe)
     python = require_blender_python()
     cpu, wall = [], []
     with tempfile.TemporaryDirectory() as out:
@@ -48,7 +53,7 @@ def main() -> None:
         pack(out, config)
         shard_size = sum(p.stat().st_size for p in (out / "shards").glob("shard-*.safetensors")) / count
     print(f"\nmean {sum(cpu) / count:.1f} CPU-s per example (target <= 20), {sum(wall) / count:.1f} s wall "
-          f"at {config.width}x{config.height}, {config.samples} samples")
+          f"at {config.width}x{config.height}, {config.samples} samples, recipe {config.recipe}")
     print(f"disk {size / 1e6:.2f} MB per example as records -> {2000 * size / 1e9:.1f} GB for 2,000 (target <= 5 GB); "
           f"packed shards {shard_size / 1e6:.2f} MB per example -> {2000 * shard_size / 1e9:.1f} GB (a cache)")
 
