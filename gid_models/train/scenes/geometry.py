@@ -156,6 +156,12 @@ def view_axes(yaw: float) -> tuple[np.ndarray, np.ndarray]:
     return along, np.array([along[1], -along[0]])
 
 
+def winding_line(forward: np.ndarray, offset: float, drift: float, bend: float, wavelength: float) -> np.ndarray:
+    """Side offset (m) of a winding course (a path, a stream) at forward distances (N,) m along
+    the view: offset + drift forward + bend sin(2 pi forward / wavelength)."""
+    return offset + drift * forward + bend * np.sin(forward / wavelength * 2 * np.pi)
+
+
 def box(centre: np.ndarray, size: np.ndarray, yaw: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """An axis box of size (3,) m turned by yaw about z."""
     corners = np.array([[x, y, z] for x in (-0.5, 0.5) for y in (-0.5, 0.5) for z in (-0.5, 0.5)]) * size

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import water
-from .geometry import STILL, MeshBuilder, box, rock, view_axes
+from .geometry import STILL, MeshBuilder, box, rock, view_axes, winding_line
 from .oscillators import CANTILEVER, PartTable
 from .plants import blade_frequency
 
@@ -67,8 +67,7 @@ def _path_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.
     drift = rng.uniform(-0.25, 0.25)
     bend, wavelength = rng.uniform(0.5, 3.0), rng.uniform(8.0, 30.0)
     half_width = 0.5 * rng.uniform(0.5, 2.0)
-    centre_line = offset + drift * forward + bend * np.sin(forward / wavelength * 2 * np.pi)
-    return (np.abs(side - centre_line) < half_width) & (forward > 0)
+    return (np.abs(side - winding_line(forward, offset, drift, bend, wavelength)) < half_width) & (forward > 0)
 
 
 def _lake_mask(rng: np.random.Generator, centres: np.ndarray, yaw: float) -> np.ndarray:

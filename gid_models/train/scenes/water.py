@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .geometry import STILL, MeshBuilder, rock, view_axes
+from .geometry import STILL, MeshBuilder, rock, view_axes, winding_line
 from .oscillators import CANTILEVER, PartTable
 
 WATER = np.array([0.03, 0.06, 0.07])
@@ -36,15 +36,14 @@ def water_rng(seed: int) -> np.random.Generator:
 
 
 def stream_line(rng: np.random.Generator) -> dict:
-    """A stream's course: side offset (m) of its centre line at forward distance u (m) is
-    offset + drift u + bend sin(2 pi u / wavelength); half_width in m."""
+    """A stream's course: geometry.winding_line's parameters and the half_width, in m."""
     return {"offset": float(rng.uniform(-3.0, 3.0)), "drift": float(rng.uniform(-0.3, 0.3)),
             "bend": float(rng.uniform(0.5, 4.0)), "wavelength": float(rng.uniform(8.0, 40.0)),
             "half_width": float(rng.uniform(0.5, 3.0))}
 
 
 def _centre_side(line: dict, forward: np.ndarray) -> np.ndarray:
-    return line["offset"] + line["drift"] * forward + line["bend"] * np.sin(2 * np.pi * forward / line["wavelength"])
+    return winding_line(forward, line["offset"], line["drift"], line["bend"], line["wavelength"])
 
 
 def stream_mask(line: dict, forward: np.ndarray, side: np.ndarray) -> np.ndarray:
