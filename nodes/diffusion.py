@@ -27,8 +27,10 @@ BUNDLED = "bundled"
 class GIDLoadMotionModel:
     DESCRIPTION = (
         "Loads the motion diffusion model (motion VAE + denoiser + normalization statistics). "
-        "'bundled' is the model shipped with the pack in gid_models/weights/ (trained on clips of Big Buck "
-        "Bunny; see MODEL_CARD.md there); other entries are gid_motion_*.safetensors files in ComfyUI/models/gid/."
+        "'bundled' is the model shipped with the pack in gid_models/weights/ (its motion model learnt from "
+        "clips of Big Buck Bunny, its motion-amplitude network, which decides where the picture moves, from "
+        "generated scenes of plants in wind; see MODEL_CARD.md there); other entries are "
+        "gid_motion_*.safetensors files in ComfyUI/models/gid/."
     )
     CATEGORY = "GID/loaders"
     RETURN_TYPES = (MODEL,)
