@@ -6,7 +6,9 @@ with the reason when it is missing outside CI, a failure in CI.
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
 from dataclasses import replace
 
 import numpy as np
@@ -15,7 +17,7 @@ import torch
 
 from gid_models.spectral import spectral_to_trajectories
 from gid_models.train.scenes.compose import compose, project
-from gid_models.train.scenes.engine import SceneConfig, generate, make_example
+from gid_models.train.scenes.engine import SceneConfig, generate, is_held_out, make_example, pack
 from gid_models.train.scenes.motion import spectral_volume, wind_rng
 from gid_models.train.scenes.oscillators import CANTILEVER, mode_shape, part_forces
 from gid_models.train.scenes.render import blender_python, render
@@ -143,6 +145,18 @@ def test_shards_load_in_the_training_loader(shards):
     assert item["mask"].shape == (1, HEIGHT, WIDTH) and item["num_frames"] == 150 and item["fps"] == 30.0
     assert dataset.records[1]["source"] == f"scene-{SEED + 1}"
     assert (shards / "spectrum.safetensors").is_file() and (shards.parent / "scenes_log.jsonl").read_text().count("\n") == 2
+
+
+def test_held_out_seeds_are_packed_apart_from_the_training_shards(shards, tmp_path):
+    """Every Nth seed goes to held_out_shards/ (for --val-shards), never into shards/ (training)."""
+    shutil.copytree(shards.parent / "scenes", tmp_path / "scenes")
+    assert pack(tmp_path, CONFIG, held_out_every=2) == (1, 1)  # seeds 3 (3 % 2 == 1: held out) and 4
+    assert [r["source"] for r in SpectralShardDataset(tmp_path / "shards").records] == [f"scene-{SEED + 1}"]
+    assert [r["source"] for r in SpectralShardDataset(tmp_path / "held_out_shards").records] == [f"scene-{SEED}"]
+    log = [json.loads(line) for line in (tmp_path / "scenes_log.jsonl").read_text().splitlines()]
+    assert [(line["seed"], line["held_out"]) for line in log] == [(SEED, True), (SEED + 1, False)]
+    assert pack(tmp_path, CONFIG) == (2, 0) and not (tmp_path / "held_out_shards").exists()  # default: seeds 9, 19, ...
+    assert [is_held_out(seed) for seed in (8, 9, 19, 20)] == [False, True, True, False]
 
 
 def test_recipe_two_scenery_renders_still_and_its_grass_ground_sways():

@@ -36,7 +36,7 @@ from ..evaluation.photo_score import find_photo_pairs, load_mask, map_auc
 from ..networks.image_encoder import EfficientNetLite0Features, ImageFeatures
 from ..networks.motion_amplitude import CELL, MotionAmplitudeNet, cell_log_amplitude
 from ..spectral import MotionError
-from .scenes.engine import read_record
+from .scenes.engine import HELD_OUT_EVERY, is_held_out, read_record
 from .shards import SpectralShardDataset, shard_paths
 
 LOGGER = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class AmplitudeTraining:
     feature_levels: tuple[int, ...] = (0, 1, 2)
     film_share: float = 0.0
     """Share of every batch drawn from the shards' pictures (0: in proportion to their number)."""
-    held_out_every: int = 10
+    held_out_every: int = HELD_OUT_EVERY
     colour_variants: int = 3
     log_every: int = 100
     seed: int = 0
@@ -96,7 +96,7 @@ def load_examples(config: AmplitudeTraining) -> tuple[list[Example], list[Exampl
         for path in records:
             image, coeffs, mask, line = read_record(path)
             example = _example(path.stem, torch.from_numpy(image).permute(2, 0, 1) / 255.0, coeffs, torch.from_numpy(mask))
-            (held_out if int(line["seed"]) % config.held_out_every == config.held_out_every - 1 else train).append(example)
+            (held_out if is_held_out(int(line["seed"]), config.held_out_every) else train).append(example)
     if config.shards:
         dataset = SpectralShardDataset(shard_paths(config.shards))
         for index in range(len(dataset)):

@@ -3,8 +3,9 @@
     gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 3]
 
 Writes one compact record per scene (DIR/scenes/), then packs them into DIR/shards/ for
-`gid train --shards DIR/shards` (skip with --no-pack; a later run packs everything), and
-DIR/scenes_log.jsonl. Resumable (run it again with the same options to finish an interrupted
+`gid train --shards DIR/shards`, every tenth seed into DIR/held_out_shards/ for
+`--val-shards DIR/held_out_shards` (skip packing with --no-pack; a later run packs everything),
+and DIR/scenes_log.jsonl. Resumable (run it again with the same options to finish an interrupted
 run), deterministic per seed. Needs Blender's Python module (the `scenes` extra); see
 gid_models/train/scenes/render.py.
 """
@@ -16,6 +17,7 @@ import logging
 from typing import Sequence
 
 from ...spectral import MotionError
+from .engine import HELD_OUT_EVERY
 from .scenery import LATEST_RECIPE, RECIPES
 
 
@@ -35,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scene recipe: 3 (default) adds visibly rippling lakes, streams and pale rock to 2; "
                         "2 adds textured still scenery and moving grass ground to 1; an earlier recipe rebuilds "
                         "data sets made with it, seed for seed (compose.py)")
+    parser.add_argument("--held-out-every", type=int, default=HELD_OUT_EVERY,
+                        help="pack every Nth seed (seeds N-1, 2N-1, ...) into DIR/held_out_shards/ instead of "
+                        "DIR/shards/, for `gid train --val-shards` (default 10, the slice `gid train-amplitude` "
+                        "holds out; 0: none)")
     parser.add_argument("--no-pack", action="store_true", help="make the records only, do not (re)write DIR/shards/")
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -51,8 +57,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         logging.getLogger("gid").error("--size must be WIDTHxHEIGHT, e.g. 256x160, got %r", args.size)
         return 2
-    if args.count < 1 or args.workers < 1 or args.frames < 2 * args.frequencies - 1:
-        logging.getLogger("gid").error("--count and --workers must be >= 1 and --frames >= 2 * --frequencies - 1.")
+    if args.count < 1 or args.workers < 1 or args.frames < 2 * args.frequencies - 1 or args.held_out_every < 0:
+        logging.getLogger("gid").error("--count and --workers must be >= 1, --held-out-every >= 0 and "
+                                       "--frames >= 2 * --frequencies - 1.")
         return 2
     config = SceneConfig(width=width, height=height, num_frames=args.frames, fps=args.fps,
                          num_frequencies=args.frequencies, samples=args.samples,
@@ -60,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          recipe=args.recipe)
     try:
         made = generate(args.out, args.count, config, workers=args.workers, progress=not args.no_progress,
-                        pack_shards=not args.no_pack)
+                        pack_shards=not args.no_pack, held_out_every=args.held_out_every)
     except MotionError as error:
         logging.getLogger("gid").error("%s", error)
         return 2

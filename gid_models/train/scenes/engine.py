@@ -7,7 +7,9 @@ when whole: an interrupted run resumes by skipping the seeds already on disk, an
 workers never touch the same file. `pack` then writes every record, in seed order, into
 `shards/shard-*.safetensors` (the format `gid train` reads, train/shards.py) with their
 `spectrum.safetensors`, and `scenes_log.jsonl` (one line per scene: what it holds, CPU seconds,
-share of moving pixels, motion size). The shards are a cache: `gid scenes` rebuilds them.
+share of moving pixels, motion size). Every tenth seed (`is_held_out`, the same slice
+`gid train-amplitude` holds out) goes to `held_out_shards/` instead, for `gid train --val-shards`,
+so no training stage sees it. The shards are a cache: `gid scenes` rebuilds them.
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from .scenery import LATEST_RECIPE, RECIPES
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"
 LOG_FILE = "scenes_log.jsonl"
+HELD_OUT_EVERY = 10
+"""Every HELD_OUT_EVERY-th seed is held out of training (seeds 9, 19, 29, ... by default)."""
 STEP_PX = 1.0 / 256.0  # quantization step of the stored coefficients (error <= 0.002 px)
 
 
@@ -128,28 +132,42 @@ def check_config(out: Path, config: SceneConfig) -> None:
         path.write_text(json.dumps(asdict(config)))
 
 
-def pack(out: str | Path, config: SceneConfig) -> int:
-    """(Re)write out/shards/ and scenes_log.jsonl from every record; returns the examples packed."""
+def is_held_out(seed: int, every: int = HELD_OUT_EVERY) -> bool:
+    """True for the seeds every training command keeps out (seed % every == every - 1); none when every is 0."""
+    return every > 0 and seed % every == every - 1
+
+
+def pack(out: str | Path, config: SceneConfig, held_out_every: int = HELD_OUT_EVERY) -> tuple[int, int]:
+    """(Re)write out/shards/ (training seeds), out/held_out_shards/ (`is_held_out` seeds; no folder
+    when there are none) and scenes_log.jsonl from every record; returns (training, held-out) examples."""
     out = Path(out)
     records = sorted((out / "scenes").glob("scene-*.npz"))
-    shards = out / "shards"
-    shutil.rmtree(shards, ignore_errors=True)
+    folders = {False: out / "shards", True: out / "held_out_shards"}
+    for folder in folders.values():
+        shutil.rmtree(folder, ignore_errors=True)
+    writers: dict[bool, ShardWriter] = {}
     lines = []
-    with ShardWriter(shards, config.examples_per_shard) as writer:
-        for path in records:
-            image, coeffs, mask, line = read_record(path)
-            writer.add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames, fps=config.fps,
-                       source=f"scene-{line['seed']}", start_frame=0, augmentation="", mask=torch.from_numpy(mask))
-            lines.append(line)
+    for path in records:
+        image, coeffs, mask, line = read_record(path)
+        held = is_held_out(int(line["seed"]), held_out_every)
+        if held not in writers:
+            writers[held] = ShardWriter(folders[held], config.examples_per_shard)
+        writers[held].add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames,
+                          fps=config.fps, source=f"scene-{line['seed']}", start_frame=0, augmentation="",
+                          mask=torch.from_numpy(mask))
+        lines.append({**line, "held_out": held})
+    for writer in writers.values():
+        writer.close()
     with open(out / LOG_FILE, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(line) + "\n" for line in lines)
-    return len(lines)
+    held_out = sum(line["held_out"] for line in lines)
+    return len(lines) - held_out, held_out
 
 
 def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), workers: int = 1,
-             progress: bool = True, pack_shards: bool = True) -> int:
-    """Make `count` examples under out (resuming), then pack them into shards unless told not to;
-    returns the examples on disk."""
+             progress: bool = True, pack_shards: bool = True, held_out_every: int = HELD_OUT_EVERY) -> int:
+    """Make `count` examples under out (resuming), then pack them into shards unless told not to
+    (every `held_out_every`-th seed into held_out_shards/, see `pack`); returns the examples on disk."""
     from tqdm import tqdm
 
     from .render import require_blender_python
@@ -174,5 +192,7 @@ def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), w
         LOGGER.info("made %d examples in %.0f s wall", len(jobs), time.perf_counter() - began)
     made = len(list((out / "scenes").glob("scene-*.npz")))
     if pack_shards:
-        LOGGER.info("packed %d examples into %s", pack(out, config), out / "shards")
+        trained, held_out = pack(out, config, held_out_every)
+        LOGGER.info("packed %d training examples into %s and %d held-out ones into %s",
+                    trained, out / "shards", held_out, out / "held_out_shards")
     return made
