@@ -3,8 +3,8 @@
 Renders seeds FIRST..FIRST+N-1 at 256x160 (16 samples, denoised, one Blender thread) one after
 another through the same code as `gid scenes` and prints, per example and on average: the CPU
 seconds of the Blender subprocess and of our own process (composing, volume), the wall time,
-and the disk per example: the compact record gid scenes keeps (scenes/*.npz) and the training
-shard it packs (shards/*.safetensors), with the figures for 2,000 examples.
+and the disk per example: the compact record gid scenes keeps (scenes/*.npz), which training
+reads, and the shard `gid scenes --pack` can add, with the figures for 2,000 examples.
 The issue's targets: <= 20 CPU-s per example; 2,000 examples <= 5 GB.
 
 Run: python benchmarks/scenes.py [N] [FIRST] [RECIPE]      (needs bpy, the `scenes` extra;
@@ -51,11 +51,12 @@ def main() -> None:
                   flush=True)
         size = sum(p.stat().st_size for p in (out / "scenes").glob("*.npz")) / count
         pack(out, config)
-        shard_size = sum(p.stat().st_size for p in (out / "shards").glob("shard-*.safetensors")) / count
+        shard_size = sum(p.stat().st_size for p in out.glob("*shards/shard-*.safetensors")) / count
     print(f"\nmean {sum(cpu) / count:.1f} CPU-s per example (target <= 20), {sum(wall) / count:.1f} s wall "
           f"at {config.width}x{config.height}, {config.samples} samples, recipe {config.recipe}")
     print(f"disk {size / 1e6:.2f} MB per example as records -> {2000 * size / 1e9:.1f} GB for 2,000 (target <= 5 GB); "
-          f"packed shards {shard_size / 1e6:.2f} MB per example -> {2000 * shard_size / 1e9:.1f} GB (a cache)")
+          f"as shards (gid scenes --pack, optional) {shard_size / 1e6:.2f} MB per example -> "
+          f"{2000 * shard_size / 1e9:.1f} GB")
 
 
 if __name__ == "__main__":

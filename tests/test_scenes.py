@@ -15,11 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from gid_models.spectral import spectral_to_trajectories
+from gid_models.spectral import MotionError, spectral_to_trajectories
+from gid_models.train import fit_normalization
 from gid_models.train.scenes.compose import compose, project
-from gid_models.train.scenes.engine import SceneConfig, generate, is_held_out, make_example, pack
+from gid_models.train.scenes.engine import SceneConfig, generate, make_example, pack, write_log, write_record
 from gid_models.train.scenes.motion import spectral_volume, wind_rng
 from gid_models.train.scenes.oscillators import CANTILEVER, mode_shape, part_forces
+from gid_models.train.scenes.records import is_held_out
 from gid_models.train.scenes.render import blender_python, render
 from gid_models.train.shards import SpectralShardDataset
 
@@ -42,11 +44,17 @@ def tiny():
     return scene, rendered, volume
 
 
+HELD_OUT_SEED = 9  # every tenth seed (9, 19, ...) is held out of training
+
+
 @pytest.fixture(scope="module")
-def shards(tmp_path_factory):
+def scenes_dir(tmp_path_factory):
+    """A gid scenes folder with seeds 3 and 4 (training) and 9 (held out)."""
     out = tmp_path_factory.mktemp("scenes")
     assert generate(out, 2, CONFIG, workers=1, progress=False) == 2
-    return out / "shards"
+    write_record(out, HELD_OUT_SEED, CONFIG, PYTHON)
+    assert write_log(out) == 3
+    return out
 
 
 def test_tiny_scene_renders(tiny):
@@ -58,12 +66,12 @@ def test_tiny_scene_renders(tiny):
     assert rendered.attributes["part"].max() < len(scene.parts["kind"])
 
 
-def test_same_seed_same_picture_and_volume(tiny, shards):
+def test_same_seed_same_picture_and_volume(tiny, scenes_dir):
     _, rendered, volume = tiny
     again = make_example(SEED, CONFIG, PYTHON)
     np.testing.assert_array_equal(again.image, rendered.image)
     torch.testing.assert_close(again.coeffs, volume.coeffs[0], rtol=0, atol=0)
-    stored = SpectralShardDataset(shards)[0]
+    stored = SpectralShardDataset(scenes_dir)[0]  # the record, as training reads it
     np.testing.assert_array_equal((stored["image"] * 255).round().byte().permute(1, 2, 0).numpy(), rendered.image)
     torch.testing.assert_close(stored["coeffs"], volume.coeffs[0], rtol=2e-3, atol=2e-3)  # 1/256 px steps, float16
 
@@ -137,26 +145,37 @@ def test_swaying_part_volume_matches_simulated_displacement(tiny):
     assert np.abs(from_volume - simulated).max() < 0.1
 
 
-def test_shards_load_in_the_training_loader(shards):
-    dataset = SpectralShardDataset(shards, augment=True)
-    assert len(dataset) == 2
+def test_scenes_folder_loads_in_the_training_loader_without_its_held_out_seeds(scenes_dir, tmp_path):
+    dataset = SpectralShardDataset(scenes_dir, augment=True)
+    assert [record["source"] for record in dataset.records] == [f"scene-{SEED}", f"scene-{SEED + 1}"]
     item = dataset[1]
     assert item["image"].shape == (3, HEIGHT, WIDTH) and item["coeffs"].shape == (16, 4, HEIGHT, WIDTH)
     assert item["mask"].shape == (1, HEIGHT, WIDTH) and item["num_frames"] == 150 and item["fps"] == 30.0
-    assert dataset.records[1]["source"] == f"scene-{SEED + 1}"
-    assert (shards / "spectrum.safetensors").is_file() and (shards.parent / "scenes_log.jsonl").read_text().count("\n") == 2
-
-
-def test_held_out_seeds_are_packed_apart_from_the_training_shards(shards, tmp_path):
-    """Every Nth seed goes to held_out_shards/ (for --val-shards), never into shards/ (training)."""
-    shutil.copytree(shards.parent / "scenes", tmp_path / "scenes")
-    assert pack(tmp_path, CONFIG, held_out_every=2) == (1, 1)  # seeds 3 (3 % 2 == 1: held out) and 4
-    assert [r["source"] for r in SpectralShardDataset(tmp_path / "shards").records] == [f"scene-{SEED + 1}"]
-    assert [r["source"] for r in SpectralShardDataset(tmp_path / "held_out_shards").records] == [f"scene-{SEED}"]
-    log = [json.loads(line) for line in (tmp_path / "scenes_log.jsonl").read_text().splitlines()]
-    assert [(line["seed"], line["held_out"]) for line in log] == [(SEED, True), (SEED + 1, False)]
-    assert pack(tmp_path, CONFIG) == (2, 0) and not (tmp_path / "held_out_shards").exists()  # default: seeds 9, 19, ...
+    held_out = SpectralShardDataset(scenes_dir, split="held_out")
+    assert [record["source"] for record in held_out.records] == [f"scene-{HELD_OUT_SEED}"]
+    assert len(SpectralShardDataset(scenes_dir, split="all")) == 3
+    log = [json.loads(line) for line in (scenes_dir / "scenes_log.jsonl").read_text().splitlines()]
+    assert [(line["seed"], line["held_out"]) for line in log] == [(SEED, False), (SEED + 1, False), (HELD_OUT_SEED, True)]
     assert [is_held_out(seed) for seed in (8, 9, 19, 20)] == [False, True, True, False]
+    fit_normalization.main(["--shards", str(scenes_dir), "--out", str(tmp_path / "normalization.safetensors")])
+    assert (tmp_path / "normalization.safetensors").is_file()  # a training command reads the folder itself
+    shutil.copytree(scenes_dir / "scenes", tmp_path / "no_held_out" / "scenes", ignore=shutil.ignore_patterns("*0009.npz"))
+    with pytest.raises(MotionError, match="holds no held_out records"):
+        SpectralShardDataset(tmp_path / "no_held_out", split="held_out")
+
+
+def test_packed_shards_hold_the_records_with_the_held_out_seeds_apart(scenes_dir, tmp_path):
+    shutil.copytree(scenes_dir / "scenes", tmp_path / "scenes")
+    assert pack(tmp_path, CONFIG) == (2, 1)
+    shards, held_out = SpectralShardDataset(tmp_path / "shards"), SpectralShardDataset(tmp_path / "held_out_shards")
+    assert [record["source"] for record in shards.records] == [f"scene-{SEED}", f"scene-{SEED + 1}"]
+    assert [record["source"] for record in held_out.records] == [f"scene-{HELD_OUT_SEED}"]
+    assert (tmp_path / "shards" / "spectrum.safetensors").is_file()
+    records = SpectralShardDataset(scenes_dir)
+    for i in range(2):
+        torch.testing.assert_close(shards[i]["coeffs"], records[i]["coeffs"], rtol=2e-3, atol=1e-3)  # float16
+        torch.testing.assert_close(shards[i]["image"], records[i]["image"], rtol=0, atol=0)
+        torch.testing.assert_close(shards[i]["mask"], records[i]["mask"], rtol=0, atol=0)
 
 
 def test_recipe_two_scenery_renders_still_and_its_grass_ground_sways():

@@ -3,7 +3,7 @@
     python -m tools.scenes_report --scenes DIR [--compare BBB_SHARDS] \
         [--sheet docs/scenes_contact_sheet.jpg] [--chart docs/scenes_vs_bbb.png] [--count 64]
 
-The contact sheet shows each picture above its motion-magnitude map (rms over bins 1..K-1 of the
+The contact sheet shows `--count` examples drawn at random (`--pick-seed`), each picture above its motion-magnitude map (rms over bins 1..K-1 of the
 x and y coefficients, px; black 0, white 2 px or more, the same scale for every tile). The
 statistics, printed as a Markdown table and drawn with matplotlib when given --chart: mean
 power per frequency bin (Hz, px^2) and the share of pixels that move (amplitude > 0.1 px).
@@ -27,40 +27,20 @@ MOVING_PX = 0.1
 SHEET_RANGE_PX = 2.0
 
 
-class SceneRecords:
-    """The compact records of a `gid scenes` folder (DIR/scenes/*.npz, first `limit` in seed order),
-    read like SpectralShardDataset items, so a run can be checked before it is packed."""
-
-    def __init__(self, folder: Path, limit: int | None = None):
-        self.paths = sorted((Path(folder) / "scenes").glob("scene-*.npz"))[:limit]
-
-    def __len__(self) -> int:
-        return len(self.paths)
-
-    def __getitem__(self, i: int) -> dict:
-        from gid_models.train.scenes.engine import read_record
-
-        with np.load(self.paths[i]) as data:
-            num_frames, fps = int(data["num_frames"]), float(data["fps"])
-        image, coeffs, _, _ = read_record(self.paths[i])
-        return {"image": torch.from_numpy(image).permute(2, 0, 1).float() / 255.0, "coeffs": coeffs,
-                "num_frames": num_frames, "fps": fps}
-
-
-def open_examples(folder: str, limit: int | None = None):
-    """A gid scenes folder (records) or a folder of shards."""
-    return SceneRecords(Path(folder), limit) if (Path(folder) / "scenes").is_dir() else SpectralShardDataset(folder)
-
-
 def amplitude(coeffs: torch.Tensor) -> torch.Tensor:
     """(H, W) px: rms over bins 1..K-1 of |S_x|^2 + |S_y|^2 (the oscillation's size)."""
     return coeffs[1:].square().sum(dim=(0, 1)).sqrt()
 
 
-def contact_sheet(dataset, count: int, columns: int = 8, tile_width: int = 128) -> np.ndarray:
-    """(H, W, 3) uint8 BGR: count examples, each picture over its motion map."""
+def random_examples(dataset, count: int, seed: int = 0) -> list[int]:
+    """count distinct example indices drawn at random (numpy, seed), in order."""
+    return sorted(np.random.default_rng(seed).choice(len(dataset), size=min(count, len(dataset)), replace=False).tolist())
+
+
+def contact_sheet(dataset, indices: Sequence[int], columns: int = 8, tile_width: int = 128) -> np.ndarray:
+    """(H, W, 3) uint8 BGR: the examples at indices, each picture over its motion map."""
     tiles = []
-    for i in range(min(count, len(dataset))):
+    for i in indices:
         item = dataset[i]
         image = (item["image"].permute(1, 2, 0).numpy() * 255).astype(np.uint8)[..., ::-1]
         magnitude = (amplitude(item["coeffs"]).numpy() / SHEET_RANGE_PX).clip(0, 1)
@@ -126,19 +106,22 @@ def chart(named: dict[str, dict[str, np.ndarray]], path: str) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.scenes_report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scenes", required=True, help="a gid scenes --out folder (its records) or a shard folder")
+    parser.add_argument("--scenes", required=True, help="a gid scenes --out folder (all its records) or a shard folder")
     parser.add_argument("--compare", help="another shard folder (e.g. gid prepare on the Big Buck Bunny clips)")
     parser.add_argument("--sheet", help="write the contact sheet here (.jpg)")
     parser.add_argument("--chart", help="write the statistics chart here (.png)")
-    parser.add_argument("--count", type=int, default=64, help="examples on the sheet")
+    parser.add_argument("--count", type=int, default=64, help="examples on the sheet, drawn at random")
+    parser.add_argument("--pick-seed", type=int, default=0, help="seed of that random draw")
     parser.add_argument("--limit", type=int, default=None, help="examples used for the statistics")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     torch.set_num_threads(1)
-    scenes = open_examples(args.scenes, args.limit)
+    scenes = SpectralShardDataset(args.scenes, split="all")
     if args.sheet:
-        cv2.imwrite(args.sheet, contact_sheet(scenes, args.count), [cv2.IMWRITE_JPEG_QUALITY, 82])
-        LOGGER.info("wrote %s (%.0f kB)", args.sheet, Path(args.sheet).stat().st_size / 1e3)
+        picked = random_examples(scenes, args.count, args.pick_seed)
+        cv2.imwrite(args.sheet, contact_sheet(scenes, picked), [cv2.IMWRITE_JPEG_QUALITY, 82])
+        LOGGER.info("wrote %s (%.0f kB): %s", args.sheet, Path(args.sheet).stat().st_size / 1e3,
+                    ", ".join(scenes.records[i]["source"] for i in picked))
     named = {"scenes": motion_statistics(scenes, args.limit)}
     if args.compare:
         named["Big Buck Bunny"] = motion_statistics(SpectralShardDataset(args.compare), args.limit)

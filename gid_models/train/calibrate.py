@@ -164,7 +164,8 @@ def format_table(record: dict) -> str:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gid calibrate", description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", required=True, help="model folder (the shipped layout); calibration.safetensors is written there")
-    parser.add_argument("--shards", required=True, nargs="+", help="training shard folders or files (never the validation split)")
+    parser.add_argument("--shards", required=True, nargs="+", help="training shard folders or files (never the validation split) and/or gid scenes "
+                        "folders (their training seeds)")
     parser.add_argument("--steps", type=int, default=DEFAULT_STEPS, help="DDIM steps per sample (default %(default)s)")
     parser.add_argument("--seeds", type=int, default=1, help="samples per example (default %(default)s)")
     parser.add_argument("--max-examples", type=int, default=None, help="use only the first N examples")

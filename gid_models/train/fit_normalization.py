@@ -32,7 +32,8 @@ def fit_dataset_normalization(dataset: Dataset, max_examples: int | None = None,
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
+    parser.add_argument("--shards", nargs="+", required=True,
+                        help="shard files or folders (gid prepare output) and/or gid scenes folders (their training seeds)")
     parser.add_argument("--out", required=True, help="normalization.safetensors to write")
     parser.add_argument("--max-examples", type=int, default=None, help="fit on at most this many examples")
     args = parser.parse_args(argv)

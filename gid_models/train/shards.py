@@ -9,6 +9,9 @@ and, in the file's metadata, a JSON list with each example's source clip, start 
 augmentation. Disk cost: a 256x160 K=16 example is 16*4*160*256*2 bytes = 5.2 MB of coefficients
 plus 0.12 MB of image; lower K or a smaller crop size scales it linearly.
 
+A `gid scenes` folder can stand wherever shards are read: SpectralShardDataset reads its compact
+records directly (scenes/records.py), leaving out every tenth seed unless asked for them.
+
 `spectrum.safetensors` next to the shards holds the mean power per frequency bin and axis over
 all examples (the mean-spectrum baseline of the evaluation).
 
@@ -188,34 +191,63 @@ def reverse_time(coeffs: torch.Tensor) -> torch.Tensor:
 
 
 class SpectralShardDataset(Dataset):
-    """Examples from shard files or folders.
+    """Examples from shard files or folders, and from `gid scenes` folders (their compact records,
+    scenes/scene-*.npz, read directly: scenes/records.py).
 
     Each item is {"image": (3, H, W) float32 0..1, "coeffs": (K, 4, H, W) float32 pixels,
     "mask": (1, H, W) float32 (1 = oscillation), "num_frames": int, "fps": float}.
     augment: draw a horizontal flip and a time reversal with probability 1/2 each (torch's RNG).
+    split: which seeds of a scenes folder to take: "train" (all but every tenth, the default),
+    "held_out" (every tenth: 9, 19, ...) or "all". Shards have no seeds and are always taken whole.
     """
 
-    def __init__(self, paths: str | Path | list, augment: bool = False):
-        self.paths = shard_paths(paths)
+    def __init__(self, paths: str | Path | list, augment: bool = False, split: str = "train"):
+        from .scenes.records import is_scenes_folder
+
+        items = [paths] if isinstance(paths, (str, Path)) else list(paths)
+        scene_folders = [Path(item) for item in items if is_scenes_folder(Path(item))]
+        shard_items = [item for item in items if not is_scenes_folder(Path(item))]
+        self.paths = shard_paths(shard_items) if shard_items else []
         self.augment = augment
         self.records: list[dict] = []
-        self.index: list[tuple[int, int]] = []
-        for shard, path in enumerate(self.paths):
+        self.index: list[tuple[Path, int | None]] = []  # (shard, row) or (scene record, None)
+        for path in self.paths:
             records = read_records(path)
             self.records.extend(records)
-            self.index.extend((shard, row) for row in range(len(records)))
+            self.index.extend((path, row) for row in range(len(records)))
+        for folder in scene_folders:
+            self._add_scenes(folder, split)
+        if not self.index:
+            raise MotionError(f"no training examples in {items} (split {split!r}); make them with `gid prepare` "
+                              "or `gid scenes`.")
+
+    def _add_scenes(self, folder: Path, split: str) -> None:
+        from .scenes.records import list_records, read_timing, seed_of
+
+        paths = list_records(folder, split)
+        if not paths:
+            raise MotionError(f"the scenes folder {folder} holds no {split} records (scenes/scene-*.npz); "
+                              "make them with `gid scenes`.")
+        num_frames, fps = read_timing(paths[0])  # one configuration per folder (gid scenes checks it)
+        for path in paths:
+            self.records.append({"num_frames": num_frames, "fps": fps, "source": f"scene-{seed_of(path)}",
+                                 "start_frame": 0, "augmentation": ""})
+            self.index.append((path, None))
 
     def __len__(self) -> int:
         return len(self.index)
 
     def __getitem__(self, i: int) -> dict:
-        from safetensors import safe_open
+        path, row = self.index[i]
+        if row is None:
+            image, coeffs, mask = self._read_scene(path)
+        else:
+            from safetensors import safe_open
 
-        shard, row = self.index[i]
-        with safe_open(str(self.paths[shard]), framework="pt") as handle:
-            image = handle.get_slice("images")[row : row + 1][0].float() / 255.0
-            coeffs = handle.get_slice("coeffs")[row : row + 1][0].float()
-            mask = handle.get_slice("masks")[row : row + 1][0].float()[None]
+            with safe_open(str(path), framework="pt") as handle:
+                image = handle.get_slice("images")[row : row + 1][0].float() / 255.0
+                coeffs = handle.get_slice("coeffs")[row : row + 1][0].float()
+                mask = handle.get_slice("masks")[row : row + 1][0].float()[None]
         if self.augment:
             if torch.rand(()) < 0.5:
                 image, coeffs, mask = flip_horizontal(image, coeffs, mask)
@@ -224,6 +256,14 @@ class SpectralShardDataset(Dataset):
         record = self.records[i]
         return {"image": image, "coeffs": coeffs, "mask": mask,
                 "num_frames": int(record["num_frames"]), "fps": float(record["fps"])}
+
+    @staticmethod
+    def _read_scene(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        from .scenes.records import read_record
+
+        image, coeffs, mask, _ = read_record(path)
+        return (torch.from_numpy(image).permute(2, 0, 1).float() / 255.0, coeffs,
+                torch.from_numpy(mask).float()[None])
 
     def volume(self, i: int) -> SpectralVolume:
         """Example i (never augmented) as a (1, K, 4, H, W) SpectralVolume in pixels with its T and fps."""

@@ -36,7 +36,7 @@ from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE
 from ..spectral import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
-from .shards import shard_paths
+from .shards import SpectralShardDataset
 from .train_denoiser import DenoiserTraining, add_conditioning_arguments
 from .train_stages import (
     MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, renderer_settings, stage_calibrate, stage_denoiser,
@@ -67,9 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--clips", nargs="+", default=[], metavar="DIR_OR_FILE", help="video files and/or folders: "
                         "prepared into MODEL_DIR/shards (reused when there) and used for the renderer")
     parser.add_argument("--shards", nargs="+", default=[], metavar="DIR_OR_FILE", help="shards from `gid prepare` "
-                        "instead (then the renderer stage also needs --clips)")
-    parser.add_argument("--val-shards", nargs="+", default=[], metavar="DIR_OR_FILE", help="held-out shards: the "
-                        "denoiser stages log a fixed-noise train/validation loss to denoiser_stage{1,2}_validation.csv")
+                        "instead, and/or `gid scenes` folders (their training seeds; every tenth seed is left out) "
+                        "(then the renderer stage also needs --clips)")
+    parser.add_argument("--val-shards", nargs="+", default=[], metavar="DIR_OR_FILE", help="held-out shards, and/or "
+                        "`gid scenes` folders (their held-out seeds: 9, 19, ...): the denoiser stages log a "
+                        "fixed-noise train/validation loss to denoiser_stage{1,2}_validation.csv")
     parser.add_argument("--init", default=None, metavar="shipped|scratch|FOLDER", help="shipped: fine-tune the "
                         "model in gid_models/weights (the default when it holds one); scratch: every stage fresh; "
                         "or a model FOLDER (this layout) to fine-tune")
@@ -164,7 +166,7 @@ def join_process_group(device: str | None) -> Runtime:
 def prepare_shards(job: Job) -> list[str]:
     """--shards as given, or MODEL_DIR/shards made from --clips by rank 0 (reused when complete)."""
     if job.args.shards:
-        shard_paths(job.args.shards)  # fails now, clearly, when there are none
+        SpectralShardDataset(job.args.shards)  # fails now, clearly, when there are no examples
         return list(job.args.shards)
     folder, partial = job.out / "shards", job.out / "shards.partial"
     if job.runtime.is_main and folder.is_dir():

@@ -36,7 +36,7 @@ from ..evaluation.photo_score import find_photo_pairs, load_mask, map_auc
 from ..networks.image_encoder import EfficientNetLite0Features, ImageFeatures
 from ..networks.motion_amplitude import CELL, MotionAmplitudeNet, cell_log_amplitude
 from ..spectral import MotionError
-from .scenes.engine import HELD_OUT_EVERY, is_held_out, read_record
+from .scenes.records import HELD_OUT_EVERY, is_held_out, read_record
 from .shards import SpectralShardDataset, shard_paths
 
 LOGGER = logging.getLogger(__name__)

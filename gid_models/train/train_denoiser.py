@@ -218,7 +218,8 @@ def add_conditioning_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
+    parser.add_argument("--shards", nargs="+", required=True,
+                        help="shard files or folders (gid prepare output) and/or gid scenes folders (their training seeds)")
     parser.add_argument("--out", required=True, help="model folder with normalization + motion VAE")
     defaults = DenoiserTraining()
     parser.add_argument("--stage", type=int, choices=[1, 2], default=1)
@@ -232,7 +233,8 @@ def main(argv: list[str] | None = None) -> None:
                         help="min-SNR-gamma loss weighting, e.g. 5 (default 0: plain noise MSE)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
     parser.add_argument("--val-shards", nargs="*", default=None,
-                        help="validation shards: fixed-noise loss on them and on training examples every --val-every steps")
+                        help="validation shards and/or gid scenes folders (their held-out seeds): fixed-noise loss on "
+                             "them and on training examples every --val-every steps")
     parser.add_argument("--val-every", type=int, default=defaults.val_every)
     parser.add_argument("--export", default=None, help="also write a single gid_motion_*.safetensors file (fp16)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -261,7 +263,7 @@ def main(argv: list[str] | None = None) -> None:
 
         dataset = LatentCacheDataset(SpectralShardDataset(args.shards), model.to(runtime.device), device=runtime.device)
     try:
-        val_dataset = SpectralShardDataset(args.val_shards) if args.val_shards else None
+        val_dataset = SpectralShardDataset(args.val_shards, split="held_out") if args.val_shards else None
         model = train_denoiser(dataset, model, settings, out, runtime, val_dataset=val_dataset,
                                train_eval_dataset=SpectralShardDataset(args.shards))
         if args.export and runtime.is_main:

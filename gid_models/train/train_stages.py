@@ -181,7 +181,7 @@ def stage_denoiser(job: Job, stage: int) -> dict:
             from .latent_cache import LatentCacheDataset
 
             dataset = LatentCacheDataset(job.dataset(augment=False), model.to(job.runtime.device), device=job.runtime.device)
-        val_dataset = SpectralShardDataset(job.args.val_shards) if job.args.val_shards else None
+        val_dataset = SpectralShardDataset(job.args.val_shards, split="held_out") if job.args.val_shards else None
         train_denoiser(dataset, model, settings, job.out, job.runtime, val_dataset=val_dataset,
                        train_eval_dataset=job.dataset(augment=False))
 

@@ -138,7 +138,8 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--shards", nargs="+", required=True, help="shard files or folders (gid prepare output)")
+    parser.add_argument("--shards", nargs="+", required=True,
+                        help="shard files or folders (gid prepare output) and/or gid scenes folders (their training seeds)")
     parser.add_argument("--out", required=True, help="model folder (holds normalization.safetensors)")
     defaults = VaeTraining()
     parser.add_argument("--steps", type=int, default=defaults.steps)

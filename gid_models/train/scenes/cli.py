@@ -1,13 +1,13 @@
-"""`gid scenes`: render procedural nature-in-wind scenes with exact motion into training shards.
+"""`gid scenes`: render procedural nature-in-wind scenes with exact motion into training records.
 
     gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 3]
 
-Writes one compact record per scene (DIR/scenes/), then packs them into DIR/shards/ for
-`gid train --shards DIR/shards`, every tenth seed into DIR/held_out_shards/ for
-`--val-shards DIR/held_out_shards` (skip packing with --no-pack; a later run packs everything),
-and DIR/scenes_log.jsonl. Resumable (run it again with the same options to finish an interrupted
-run), deterministic per seed. Needs Blender's Python module (the `scenes` extra); see
-gid_models/train/scenes/render.py.
+Writes one compact record per scene (DIR/scenes/, about 1 MB each) and DIR/scenes_log.jsonl.
+The training commands read DIR directly: `gid train --shards DIR` takes its training seeds,
+`--val-shards DIR` every tenth seed (9, 19, ...), which `gid train-amplitude` holds out too;
+`--pack` also writes them as shards for tools that read only shards. Resumable (run it again with
+the same options to finish an interrupted run), deterministic per seed. Needs Blender's Python
+module (the `scenes` extra); see gid_models/train/scenes/render.py.
 """
 
 from __future__ import annotations
@@ -17,14 +17,13 @@ import logging
 from typing import Sequence
 
 from ...spectral import MotionError
-from .engine import HELD_OUT_EVERY
 from .scenery import LATEST_RECIPE, RECIPES
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gid scenes", description=__doc__.split("\n\n")[0])
     parser.add_argument("--count", type=int, required=True, help="examples to have under --out")
-    parser.add_argument("--out", required=True, help="folder for scenes/ (records), shards/ and scenes_log.jsonl")
+    parser.add_argument("--out", required=True, help="folder for scenes/ (records) and scenes_log.jsonl")
     parser.add_argument("--workers", type=int, default=1, help="parallel processes (each renders with one thread)")
     parser.add_argument("--size", default="256x160", help="WIDTHxHEIGHT in pixels")
     parser.add_argument("--samples", type=int, default=16, help="Cycles samples of the picture (denoised)")
@@ -37,11 +36,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="scene recipe: 3 (default) adds visibly rippling lakes, streams and pale rock to 2; "
                         "2 adds textured still scenery and moving grass ground to 1; an earlier recipe rebuilds "
                         "data sets made with it, seed for seed (compose.py)")
-    parser.add_argument("--held-out-every", type=int, default=HELD_OUT_EVERY,
-                        help="pack every Nth seed (seeds N-1, 2N-1, ...) into DIR/held_out_shards/ instead of "
-                        "DIR/shards/, for `gid train --val-shards` (default 10, the slice `gid train-amplitude` "
-                        "holds out; 0: none)")
-    parser.add_argument("--no-pack", action="store_true", help="make the records only, do not (re)write DIR/shards/")
+    parser.add_argument("--pack", action="store_true",
+                        help="also write the records as shards, DIR/shards/ and DIR/held_out_shards/ (every tenth "
+                        "seed), for tools that read only shards (about 5.4 MB per 256x160 example; the training "
+                        "commands read DIR itself)")
+    parser.add_argument("--no-pack", action="store_true", help=argparse.SUPPRESS)  # the default now; kept for old commands
     parser.add_argument("--no-progress", action="store_true")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
@@ -57,9 +56,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError:
         logging.getLogger("gid").error("--size must be WIDTHxHEIGHT, e.g. 256x160, got %r", args.size)
         return 2
-    if args.count < 1 or args.workers < 1 or args.frames < 2 * args.frequencies - 1 or args.held_out_every < 0:
-        logging.getLogger("gid").error("--count and --workers must be >= 1, --held-out-every >= 0 and "
-                                       "--frames >= 2 * --frequencies - 1.")
+    if args.count < 1 or args.workers < 1 or args.frames < 2 * args.frequencies - 1:
+        logging.getLogger("gid").error("--count and --workers must be >= 1 and --frames >= 2 * --frequencies - 1.")
         return 2
     config = SceneConfig(width=width, height=height, num_frames=args.frames, fps=args.fps,
                          num_frequencies=args.frequencies, samples=args.samples,
@@ -67,7 +65,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          recipe=args.recipe)
     try:
         made = generate(args.out, args.count, config, workers=args.workers, progress=not args.no_progress,
-                        pack_shards=not args.no_pack, held_out_every=args.held_out_every)
+                        pack_shards=args.pack)
     except MotionError as error:
         logging.getLogger("gid").error("%s", error)
         return 2

@@ -1,15 +1,14 @@
-"""`gid scenes` engine: many seeds -> rendered scenes with exact motion -> training shards.
+"""`gid scenes` engine: many seeds -> rendered scenes with exact motion -> compact training records.
 
 Example i has seed `first_seed + i`. Each scene is written on its own as a compact record
-`scenes/scene-{seed:07d}.npz` (picture, spectral volume quantized to 1/256 px as int16, zlib;
-about 1 MB instead of the shard's 5.4 MB, so 2,000 examples keep within 5 GB), renamed into place
-when whole: an interrupted run resumes by skipping the seeds already on disk, and parallel
-workers never touch the same file. `pack` then writes every record, in seed order, into
-`shards/shard-*.safetensors` (the format `gid train` reads, train/shards.py) with their
-`spectrum.safetensors`, and `scenes_log.jsonl` (one line per scene: what it holds, CPU seconds,
-share of moving pixels, motion size). Every tenth seed (`is_held_out`, the same slice
-`gid train-amplitude` holds out) goes to `held_out_shards/` instead, for `gid train --val-shards`,
-so no training stage sees it. The shards are a cache: `gid scenes` rebuilds them.
+`scenes/scene-{seed:07d}.npz` (records.py: picture, spectral volume quantized to 1/256 px as
+int16, zlib; about 1 MB instead of a shard example's 5.4 MB, so 2,000 examples keep within
+5 GB), renamed into place when whole: an interrupted run resumes by skipping the seeds already
+on disk, and parallel workers never touch the same file. `scenes_log.jsonl` then lists every
+scene in seed order (what it holds, CPU seconds, share of moving pixels, motion size, whether it
+is held out). The training commands read the folder directly (`gid train --shards DIR`, the
+training seeds; `--val-shards DIR`, every tenth seed). `pack` (`gid scenes --pack`) also writes
+them as shards, `shards/` and `held_out_shards/`, for tools that read only shards.
 """
 
 from __future__ import annotations
@@ -28,14 +27,12 @@ import torch
 
 from ...spectral import MotionError
 from ..shards import ShardWriter
+from .records import STEP_PX, is_held_out, list_records, read_record, record_path, seed_of
 from .scenery import LATEST_RECIPE, RECIPES
 
 LOGGER = logging.getLogger(__name__)
 CONFIG_FILE = "scenes_config.json"
 LOG_FILE = "scenes_log.jsonl"
-HELD_OUT_EVERY = 10
-"""Every HELD_OUT_EVERY-th seed is held out of training (seeds 9, 19, 29, ... by default)."""
-STEP_PX = 1.0 / 256.0  # quantization step of the stored coefficients (error <= 0.002 px)
 
 
 @dataclass(frozen=True)
@@ -81,10 +78,6 @@ def make_example(seed: int, config: SceneConfig, python: str | None = None) -> E
     return Example(rendered.image, coeffs, valid, json.loads(json.dumps(record, default=float)))
 
 
-def record_path(out: Path, seed: int) -> Path:
-    return out / "scenes" / f"scene-{seed:07d}.npz"
-
-
 def write_record(out: Path, seed: int, config: SceneConfig, python: str | None = None) -> dict:
     """Render one seed into its compact record (atomically); returns its log line."""
     torch.set_num_threads(1)
@@ -97,13 +90,6 @@ def write_record(out: Path, seed: int, config: SceneConfig, python: str | None =
                         fps=config.fps, record=json.dumps(example.record))
     os.replace(staging, path)
     return example.record
-
-
-def read_record(path: Path) -> tuple[np.ndarray, torch.Tensor, np.ndarray, dict]:
-    """(image (H, W, 3) uint8, coeffs (K, 4, H, W) float32 px, mask (H, W) bool, log line) of one record."""
-    with np.load(path) as data:
-        coeffs = torch.from_numpy(data["coeffs"].astype(np.float32) * STEP_PX)
-        return data["image"], coeffs, data["mask"], json.loads(str(data["record"]))
 
 
 def _record_job(job: tuple) -> dict:
@@ -132,42 +118,46 @@ def check_config(out: Path, config: SceneConfig) -> None:
         path.write_text(json.dumps(asdict(config)))
 
 
-def is_held_out(seed: int, every: int = HELD_OUT_EVERY) -> bool:
-    """True for the seeds every training command keeps out (seed % every == every - 1); none when every is 0."""
-    return every > 0 and seed % every == every - 1
+def read_log_line(path: Path) -> dict:
+    """The log line a record stores (what the scene holds, CPU seconds, motion size), read without its volume."""
+    with np.load(path) as data:
+        return json.loads(str(data["record"]))
 
 
-def pack(out: str | Path, config: SceneConfig, held_out_every: int = HELD_OUT_EVERY) -> tuple[int, int]:
-    """(Re)write out/shards/ (training seeds), out/held_out_shards/ (`is_held_out` seeds; no folder
-    when there are none) and scenes_log.jsonl from every record; returns (training, held-out) examples."""
+def write_log(out: str | Path) -> int:
+    """(Re)write out/scenes_log.jsonl: every record's log line in seed order, marked held_out or not;
+    returns the lines written."""
     out = Path(out)
-    records = sorted((out / "scenes").glob("scene-*.npz"))
-    folders = {False: out / "shards", True: out / "held_out_shards"}
-    for folder in folders.values():
-        shutil.rmtree(folder, ignore_errors=True)
-    writers: dict[bool, ShardWriter] = {}
-    lines = []
-    for path in records:
-        image, coeffs, mask, line = read_record(path)
-        held = is_held_out(int(line["seed"]), held_out_every)
-        if held not in writers:
-            writers[held] = ShardWriter(folders[held], config.examples_per_shard)
-        writers[held].add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames,
-                          fps=config.fps, source=f"scene-{line['seed']}", start_frame=0, augmentation="",
-                          mask=torch.from_numpy(mask))
-        lines.append({**line, "held_out": held})
-    for writer in writers.values():
-        writer.close()
+    lines = [{**read_log_line(path), "held_out": is_held_out(seed_of(path))} for path in list_records(out, "all")]
     with open(out / LOG_FILE, "w", encoding="utf-8") as log:
         log.writelines(json.dumps(line) + "\n" for line in lines)
-    held_out = sum(line["held_out"] for line in lines)
-    return len(lines) - held_out, held_out
+    return len(lines)
+
+
+def pack(out: str | Path, config: SceneConfig) -> tuple[int, int]:
+    """(Re)write out/shards/ (training seeds) and out/held_out_shards/ (`is_held_out` seeds; no folder
+    when there are none) from every record, for tools that read only shards; returns (training,
+    held-out) examples. Training commands read the records directly and need no shards."""
+    out = Path(out)
+    written = []
+    for split, folder in (("train", out / "shards"), ("held_out", out / "held_out_shards")):
+        shutil.rmtree(folder, ignore_errors=True)
+        paths = list_records(out, split)
+        if paths:
+            with ShardWriter(folder, config.examples_per_shard) as writer:
+                for path in paths:
+                    image, coeffs, mask, _ = read_record(path)
+                    writer.add(torch.from_numpy(image).permute(2, 0, 1), coeffs, num_frames=config.num_frames,
+                               fps=config.fps, source=f"scene-{seed_of(path)}", start_frame=0, augmentation="",
+                               mask=torch.from_numpy(mask))
+        written.append(len(paths))
+    return written[0], written[1]
 
 
 def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), workers: int = 1,
-             progress: bool = True, pack_shards: bool = True, held_out_every: int = HELD_OUT_EVERY) -> int:
-    """Make `count` examples under out (resuming), then pack them into shards unless told not to
-    (every `held_out_every`-th seed into held_out_shards/, see `pack`); returns the examples on disk."""
+             progress: bool = True, pack_shards: bool = False) -> int:
+    """Make `count` examples under out (resuming) and write scenes_log.jsonl; with pack_shards, also
+    shards of them (`pack`); returns the examples on disk."""
     from tqdm import tqdm
 
     from .render import require_blender_python
@@ -190,9 +180,9 @@ def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), w
                     bar.update(1)
     if jobs:
         LOGGER.info("made %d examples in %.0f s wall", len(jobs), time.perf_counter() - began)
-    made = len(list((out / "scenes").glob("scene-*.npz")))
+    made = write_log(out)
     if pack_shards:
-        trained, held_out = pack(out, config, held_out_every)
+        trained, held_out = pack(out, config)
         LOGGER.info("packed %d training examples into %s and %d held-out ones into %s",
                     trained, out / "shards", held_out, out / "held_out_shards")
     return made
