@@ -6,12 +6,14 @@
 The contact sheet shows `--count` examples drawn at random (`--pick-seed`), each picture above its motion-magnitude map (rms over bins 1..K-1 of the
 x and y coefficients, px; black 0, white 2 px or more, the same scale for every tile). The
 statistics, printed as a Markdown table and drawn with matplotlib when given --chart: mean
-power per frequency bin (Hz, px^2) and the share of pixels that move (amplitude > 0.1 px).
+power per frequency bin (Hz, px^2) and the share of pixels that move (amplitude > 0.1 px); for a
+scenes folder also what its scenes hold and cost (from scenes_log.jsonl).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 from pathlib import Path
 from typing import Sequence
@@ -104,6 +106,38 @@ def chart(named: dict[str, dict[str, np.ndarray]], path: str) -> None:
     pyplot.close(figure)
 
 
+# scenes_log.jsonl keys counted as "present" when the scene holds at least one of the thing
+PRESENT = ("trees", "bushes", "flowers", "reeds", "rocks", "pale_boulders", "outcrops", "mountain_m", "snow",
+           "houses", "fence_posts", "wall_m", "cloud_cover", "stream_cells", "path")
+CATEGORIES = ("shot", "season", "sky", "ground", "trees")
+
+
+def content_table(log: Path) -> str:
+    """Markdown: what the scenes of a scenes_log.jsonl hold (shares of scenes) and what they cost."""
+    lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    count = len(lines)
+
+    def share(n: int) -> str:
+        return f"{100 * n / count:.0f} %"
+
+    rows = ["| what | share of scenes |", "|---|---|"]
+    for key in CATEGORIES:
+        counts: dict[str, int] = {}
+        for line in lines:
+            values = line.get(key) or ["none"]
+            for value in set(values if isinstance(values, list) else [values]):
+                counts[str(value)] = counts.get(str(value), 0) + 1
+        rows.append(f"| {key} | " + ", ".join(f"{name} {share(n)}" for name, n in sorted(counts.items(), key=lambda kv: -kv[1])) + " |")
+    present = ", ".join(f"{key} {share(sum(bool(line.get(key)) for line in lines))}" for key in PRESENT)
+    lakes = sum(line.get("water_cells", 0) > 0 for line in lines)
+    depth_of_field = sum(line.get("fstop", 0) > 0 for line in lines)
+    rows.append(f"| present | {present}, lake {share(lakes)}, depth of field {share(depth_of_field)} |")
+    cpu = np.array([line["cpu_s"] for line in lines])
+    rows.append(f"| CPU-s per example | mean {cpu.mean():.1f}, median {np.median(cpu):.1f}, max {cpu.max():.1f} "
+                f"({count} scenes, {sum(line.get('held_out', False) for line in lines)} held out) |")
+    return "\n".join(rows)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tools.scenes_report", description=__doc__.split("\n\n")[0])
     parser.add_argument("--scenes", required=True, help="a gid scenes --out folder (all its records) or a shard folder")
@@ -126,6 +160,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.compare:
         named["Big Buck Bunny"] = motion_statistics(SpectralShardDataset(args.compare), args.limit)
     print(markdown_table(named))
+    log = Path(args.scenes) / "scenes_log.jsonl"
+    if log.is_file():
+        print()
+        print(content_table(log))
     if args.chart:
         chart(named, args.chart)
         LOGGER.info("wrote %s", args.chart)
