@@ -27,7 +27,7 @@ import torch
 
 from ...spectral import MotionError
 from ..shards import ShardWriter
-from .records import STEP_PX, is_held_out, list_records, read_record, record_path, seed_of
+from .records import STEP_PX, is_held_out, list_records, read_log_line, read_record, record_path, seed_of
 from .scenery import LATEST_RECIPE, RECIPES
 
 LOGGER = logging.getLogger(__name__)
@@ -116,12 +116,6 @@ def check_config(out: Path, config: SceneConfig) -> None:
     else:
         out.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(config)))
-
-
-def read_log_line(path: Path) -> dict:
-    """The log line a record stores (what the scene holds, CPU seconds, motion size), read without its volume."""
-    with np.load(path) as data:
-        return json.loads(str(data["record"]))
 
 
 def write_log(out: str | Path) -> int:

@@ -65,6 +65,12 @@ def read_record(path: Path) -> tuple[np.ndarray, torch.Tensor, np.ndarray, dict]
         return data["image"], coeffs, data["mask"], json.loads(str(data["record"]))
 
 
+def read_log_line(path: Path) -> dict:
+    """The log line a record stores (what the scene holds, CPU seconds, motion size), read without its volume."""
+    with np.load(path) as data:
+        return json.loads(str(data["record"]))
+
+
 def read_timing(path: Path) -> tuple[int, float]:
     """(T frames, fps) of one record, without decompressing its volume."""
     with np.load(path) as data:
