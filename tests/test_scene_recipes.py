@@ -1,8 +1,9 @@
 """Scene recipes (compose.py, scenery.py): pure numpy, no Blender needed.
 
 Recipe 2 adds textured still scenery and a moving grass ground to recipe 1's scene without
-changing recipe 1, and recipe 3 adds visibly rippling water, streams and pale rock without
-changing either, so data sets made before each can still be rebuilt seed for seed.
+changing recipe 1, recipe 3 adds visibly rippling water, streams and pale rock without
+changing either, and recipe 4 adds rocky banks and weathered rock without changing recipe 3, so
+data sets made before each can still be rebuilt seed for seed.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from gid_models.train.scenes.oscillators import CANTILEVER
 SEED = 30  # recipe 2 gives this seed a snowy range, houses, clouds, a path and a meadow
 LAKE_SEED = 17  # and this one a lake
 STREAM_SEED = 69  # recipe 3 gives this seed a lake, a stream with boulders on its banks, and pale boulders
+BANKS_SEED = 21  # recipe 4 gives this seed rocky banks with thick moss
 
 
 @pytest.fixture(scope="module")
@@ -85,16 +87,16 @@ def test_recipe_two_lake_ripples_faster_and_smaller_than_grass():
 
 
 def test_recipes_are_deterministic_per_seed():
-    for recipe in (2, 3):
+    for recipe in (2, 3, 4):
         a, b = compose(SEED + 1, recipe), compose(SEED + 1, recipe)
-        assert a.description == b.description and a.sky == b.sky
+        assert a.description == b.description and a.sky == b.sky and a.looks == b.looks
         for name in a.meshes:
             for key in a.meshes[name]:
                 np.testing.assert_array_equal(a.meshes[name][key], b.meshes[name][key])
         for key in a.parts:
             np.testing.assert_array_equal(a.parts[key], b.parts[key])
     with pytest.raises(ValueError, match="recipe"):
-        compose(SEED, recipe=4)
+        compose(SEED, recipe=5)
 
 
 def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
@@ -106,7 +108,7 @@ def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
         check_config(tmp_path, SceneConfig())
     fresh = tmp_path / "fresh"
     with pytest.raises(MotionError, match="recipe must be one of"):
-        check_config(fresh, SceneConfig(recipe=4))
+        check_config(fresh, SceneConfig(recipe=5))
     assert not fresh.exists()
 
 
@@ -114,13 +116,13 @@ def test_cli_refuses_an_unknown_recipe_and_a_recipe_change(tmp_path, caplog):
     from gid_models.train.scenes.cli import main
 
     with pytest.raises(SystemExit) as error:
-        main(["--count", "1", "--out", str(tmp_path), "--recipe", "4"])
+        main(["--count", "1", "--out", str(tmp_path), "--recipe", "5"])
     assert error.value.code == 2
     earlier = SceneConfig(recipe=1).__dict__.copy()
     earlier.pop("recipe")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(earlier))
     assert main(["--count", "1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "'recipe': 1" in caplog.text and "'recipe': 3" in caplog.text
+    assert "'recipe': 1" in caplog.text and "'recipe': 4" in caplog.text
     assert not (tmp_path / "scenes").exists()
 
 
@@ -175,3 +177,37 @@ def test_recipe_three_water_moves_like_grass_where_recipe_two_water_barely_moved
     assert ratio.max() / ratio.min() < 10 and np.corrcoef(distance, third.parts["gain"][water_three])[0, 1] > 0.5
     stream = water_three[third.parts["frequency"][water_three] > 2.5]
     assert len(stream) > 0 and third.parts["frequency"][water_three].max() <= 4.0
+
+
+def test_recipe_four_keeps_recipe_three_scene_and_adds_still_rocky_banks():
+    third, fourth = compose(BANKS_SEED, recipe=3), compose(BANKS_SEED, recipe=4)
+    assert third.camera == fourth.camera and third.sun == fourth.sun and third.sky == fourth.sky
+    for name, mesh in third.meshes.items():
+        for key, value in mesh.items():
+            np.testing.assert_array_equal(fourth.meshes[name][key][:len(value)], value, err_msg=f"{name}/{key}")
+    count = len(third.parts["kind"])
+    for key, value in third.parts.items():
+        np.testing.assert_array_equal(fourth.parts[key][:count], value, err_msg=key)
+    assert third.looks == {} and set(fourth.looks) == {"rock"}
+    description = fourth.description
+    assert description["recipe"] == 4 and 6 <= description["bank_rocks"] <= 24
+    assert description["rock_look"]["moss"] > 0.5
+    rocks = fourth.meshes["rock"]
+    assert (rocks["part"] == STILL).all()
+    added = rocks["vertices"][len(third.meshes["rock"]["vertices"]):]
+    # big rocks close to the camera (filling much of the view), none reaching the lens
+    distance = np.linalg.norm(added[:, :2] - np.asarray(fourth.camera.location[:2]), axis=1)
+    assert added[:, 2].max() > 1.0 and distance.min() > 0.5 and np.percentile(distance, 10) < 8.0
+    # trees or bushes grow by the banks: more moving parts than recipe 3 had
+    assert len(fourth.parts["kind"]) > count
+
+
+def test_recipe_four_weathers_every_scene_rock_from_its_own_random_stream():
+    looks = [compose(seed, recipe=4).looks["rock"] for seed in range(12)]
+    assert len({json.dumps(look, sort_keys=True) for look in looks}) == len(looks)
+    for look in looks:
+        assert all(0.0 <= look[key] <= 1.0 for key in ("moss", "lichen", "litter", "crevices"))
+        assert len(look["moss_colour"]) == 3 and look["moss_colour"][1] > look["moss_colour"][2]
+    assert any(look["moss"] == 0 for look in looks) and any(look["moss"] > 0.5 for look in looks)
+    banks = [seed for seed in range(40) if "bank_rocks" in compose(seed, recipe=4).description]
+    assert 5 <= len(banks) <= 25, "rocky banks in about a third of the scenes"

@@ -216,3 +216,25 @@ def test_recipe_three_water_renders_and_ripples_visibly():
     water = np.isin(rendered.attributes["part"], np.unique(scene.meshes["water"]["part"])) & valid
     assert water.sum() >= 20, "the water is in view"
     assert (amplitude[water] > 0).all() and np.median(amplitude[water]) > 0.1
+
+
+def test_recipe_four_banks_render_still_and_weathered():
+    """Seed 21 (recipe 4): its mossy rocky banks fill part of the view and stay still; the moss
+    (rendered against the same scene with a bare rock look) greens the rock where it lies."""
+    scene = compose(21, recipe=4)
+    rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    amplitude = volume.coeffs[0, 1:].square().sum(dim=(0, 1)).sqrt().numpy()
+    bare_look = {**scene.looks["rock"], "moss": 0.0, "lichen": 0.0, "litter": 0.0, "crevices": 0.0}
+    bare = render(replace(scene, looks={"rock": bare_look}), WIDTH, HEIGHT, samples=4, python=PYTHON)
+    picture, plain = rendered.image.astype(np.float64), bare.image.astype(np.float64)
+    changed = np.abs(picture - plain).max(-1) > 4
+    still = rendered.attributes["part"] < 0
+    # Plants in front of the rock change a little too (light bounced off it, depth-of-field blur);
+    # almost every changed pixel must be still rock, and none of those may move.
+    assert still[changed].mean() >= 0.9, "the rock look changed moving plants, not the rock"
+    weathered = changed & still
+    assert weathered.mean() > 0.05, "the rock look changed too little of the picture"
+    assert amplitude[weathered].max() == 0, "weathered rock must stay still"
+    green = lambda image: image[..., 1] - 0.5 * (image[..., 0] + image[..., 2])
+    assert green(picture)[weathered].mean() > green(plain)[weathered].mean() + 2

@@ -2,8 +2,9 @@
 
 `compose(seed, recipe)` is pure numpy and deterministic: the same seed and recipe give the same
 Scene on any machine. Recipe 2 adds scenery.py's textured still things and moving grass ground
-to recipe 1's scene; recipe 3 (the default) adds water.py's visibly rippling lakes, streams and
-pale rock to that. Earlier recipes are kept so that earlier data sets can be rebuilt.
+to recipe 1's scene; recipe 3 adds water.py's visibly rippling lakes, streams and pale rock to
+that; recipe 4 (the default) adds gorge.py's rocky banks close to the lens and weathered rock.
+Earlier recipes are kept so that earlier data sets can be rebuilt.
 The Scene is everything the Blender script needs to build and render it (meshes per material,
 camera, sun, sky) and everything the motion needs (the PartTable and the Wind).
 """
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import plants, scenery, water
+from . import gorge, plants, scenery, water
 from .geometry import STILL, MeshBuilder, box, rock, terrain
 from .oscillators import PartTable, Wind
 
@@ -69,6 +70,7 @@ class Scene:
     parts: dict
     description: dict = field(default_factory=dict)
     recipe: int = 1
+    looks: dict = field(default_factory=dict)  # material -> settings of its look (recipe 4: "rock", gorge.rock_look)
 
 
 def _ground_points(rng, count: int, near: float, far: float, half_angle: float, yaw: float) -> np.ndarray:
@@ -192,28 +194,38 @@ def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
     wind = Wind(gust=float(rng.lognormal(np.log(1.2), 0.5)), direction=float(rng.uniform(0, 2 * np.pi)),
                 speed=float(rng.uniform(3.0, 9.0)), independence=float(rng.uniform(0.2, 0.5)),
                 flutter=float(rng.uniform(0.5, 1.5)))
+    stream = None
     if recipe >= 2:
-        kinds.update(_add_scenery(scenery.scenery_rng(seed), meshes, parts, sky, shot, season, ground_colour,
-                                  yaw, half_angle, near, water.water_rng(seed) if recipe >= 3 else None, camera.focal_mm))
+        added, stream = _add_scenery(scenery.scenery_rng(seed), meshes, parts, sky, shot, season, ground_colour,
+                                     yaw, half_angle, near, water.water_rng(seed) if recipe >= 3 else None, camera.focal_mm)
+        kinds.update(added)
+    looks = {}
+    if recipe >= 4:
+        recipe_four = gorge.gorge_rng(seed)
+        looks["rock"] = gorge.rock_look(recipe_four, season)
+        if recipe_four.uniform() < 0.35:
+            kinds.update(gorge.rock_banks(recipe_four, meshes, parts, stream, yaw, near, season))
+        kinds["rock_look"] = {key: round(value, 2) for key, value in looks["rock"].items() if isinstance(value, float)}
     description = {"seed": seed, "recipe": recipe, "shot": str(shot), "season": season, "camera_height_m": round(float(height), 2),
                    "focal_mm": round(float(focal), 1), "fstop": round(camera.fstop, 2), "sky": sky.get("name", "physical"),
                    "sun_elevation_deg": round(np.degrees(sun_elevation), 1), "gust_rms_m_s": round(wind.gust, 2),
                    "moving_parts": len(parts), **kinds}
     built = {name: m.arrays() for name, m in meshes.items() if m.vertices}
-    return Scene(seed, camera, sun, sky, wind, built, parts.arrays(), description, recipe)
+    return Scene(seed, camera, sun, sky, wind, built, parts.arrays(), description, recipe, looks)
 
 
 def _add_scenery(rng: np.random.Generator, meshes: dict, parts: PartTable, sky: dict, shot: str, season: str,
                  ground_colour: np.ndarray, yaw: float, half_angle: float, near: float,
-                 recipe_three: np.random.Generator | None, focal_mm: float) -> dict:
+                 recipe_three: np.random.Generator | None, focal_mm: float) -> tuple[dict, dict | None]:
     """Recipe 2's additions (scenery.py) and, given recipe 3's random stream, its water and pale
-    rock (water.py), each from its own random stream; returns what the log records."""
+    rock (water.py), each from its own random stream; returns what the log records and the
+    stream's course (water.stream_line; None without a stream)."""
     bare = 0.5 if season == "dry" else 0.15
     kind = str(rng.choice(scenery.GROUND_KINDS, p=[(1 - bare) * 0.45, (1 - bare) * 0.55, bare]))
     kinds = scenery.ground_field(rng, meshes["ground"], meshes["field"], meshes["water"], parts, ground_colour, yaw,
                                  half_angle, kind, near, recipe_three, focal_mm)
+    line = kinds.pop("stream_line", None)
     if recipe_three is not None:
-        line = kinds.pop("stream_line", None)
         if line is not None:
             kinds["bank_boulders"] = water.bank_boulders(recipe_three, meshes["rock"], line, yaw, near)
         if recipe_three.uniform() < 0.4:
@@ -236,4 +248,4 @@ def _add_scenery(rng: np.random.Generator, meshes: dict, parts: PartTable, sky: 
     if sky["kind"] == "sky" and rng.uniform() < 0.65:
         sky["clouds"] = scenery.clouds(rng)
         kinds["cloud_cover"] = round(sky["clouds"]["cover"], 2)
-    return kinds
+    return kinds, line

@@ -65,7 +65,7 @@ def render(scene: Scene, width: int, height: int, samples: int = 16, python: str
         "camera": {"location": list(scene.camera.location), "euler": list(scene.camera.euler()),
                    "focal_mm": scene.camera.focal_mm, "sensor_mm": scene.camera.sensor_mm,
                    "fstop": scene.camera.fstop, "focus_m": scene.camera.focus_m},
-        "sun": scene.sun, "sky": scene.sky,
+        "sun": scene.sun, "sky": scene.sky, "looks": scene.looks,
     }
     arrays = {f"{name}/{key}": value for name, mesh in scene.meshes.items() for key, value in mesh.items()}
     with tempfile.TemporaryDirectory(prefix="gid-scene-") as work:

@@ -44,9 +44,10 @@ def build_mesh(name: str, arrays: dict[str, np.ndarray]) -> bpy.types.Object:
     return obj
 
 
-def surface_material(name: str, recipe: int = 1) -> bpy.types.Material:
+def surface_material(name: str, recipe: int = 1, look: dict | None = None) -> bpy.types.Material:
     """Principled surface coloured by the `col` attribute; foliage lets light through, ground and
-    rock get a noise texture so they are not flat (recipe 2: textures in metres, see textured_colour)."""
+    rock get a noise texture so they are not flat (recipe 2: textures in metres, see textured_colour;
+    recipe 4: rock weathered by its `look`, see weathered)."""
     material = bpy.data.materials.new(name)
     material.use_nodes = True
     nodes, links = material.node_tree.nodes, material.node_tree.links
@@ -55,7 +56,7 @@ def surface_material(name: str, recipe: int = 1) -> bpy.types.Material:
     colour.attribute_name = "col"
     base = colour.outputs["Color"]
     if recipe >= 2 and name in TEXTURES:
-        base = textured_colour(nodes, links, name, base, bsdf)
+        base = textured_colour(nodes, links, name, base, bsdf, look)
     elif name in ("ground", "rock", "distant", "wood"):
         texture = nodes.new("ShaderNodeTexNoise")
         texture.inputs["Scale"].default_value = {"ground": 0.7, "rock": 4.0, "distant": 0.05, "wood": 8.0}[name]
@@ -127,8 +128,9 @@ TEXTURES = {
 }
 
 
-def textured_colour(nodes, links, name: str, colour, bsdf):
-    """Recipe 2's textures on object coordinates (metres; every object sits at the origin)."""
+def textured_colour(nodes, links, name: str, colour, bsdf, look: dict | None = None):
+    """Recipe 2's textures on object coordinates (metres; every object sits at the origin); rock
+    given a look (recipe 4) is weathered too."""
     fine_scale, coarse_scale, contrast, bump = TEXTURES[name]
     coords = nodes.new("ShaderNodeTexCoord").outputs["Object"]
     colour = scaled(nodes, links, colour, noise(nodes, links, coords, coarse_scale, 3.0), 0.75, 1.25)
@@ -158,12 +160,83 @@ def textured_colour(nodes, links, name: str, colour, bsdf):
         edge.inputs["From Max"].default_value = 0.08
         links.new(cracks.outputs["Distance"], edge.inputs["Value"])
         colour = scaled(nodes, links, colour, edge.outputs["Result"], 0.45, 1.0)
+    if name == "rock" and look:
+        colour = weathered(nodes, links, coords, colour, look)
     if bump > 0:
         node = nodes.new("ShaderNodeBump")
         node.inputs["Strength"].default_value = bump
         node.inputs["Distance"].default_value = 1.0 / fine_scale
         links.new(fine, node.inputs["Height"])
         links.new(node.outputs["Normal"], bsdf.inputs["Normal"])
+    return colour
+
+
+def colour_socket(nodes, rgb):
+    """A constant colour (linear RGB) as a socket."""
+    constant = nodes.new("ShaderNodeRGB")
+    constant.outputs["Color"].default_value = (*rgb, 1.0)
+    return constant.outputs["Color"]
+
+
+def mix_colours(nodes, links, a, b, factor):
+    """a + factor (b - a) for colour sockets (b may be an (r, g, b) tuple), factor a 0..1 socket."""
+    if isinstance(b, tuple):
+        b = colour_socket(nodes, b)
+    difference = nodes.new("ShaderNodeVectorMath")
+    difference.operation = "SUBTRACT"
+    links.new(b, difference.inputs[0])
+    links.new(a, difference.inputs[1])
+    step = nodes.new("ShaderNodeVectorMath")
+    step.operation = "SCALE"
+    links.new(difference.outputs["Vector"], step.inputs[0])
+    links.new(factor, step.inputs["Scale"])
+    total = nodes.new("ShaderNodeVectorMath")
+    total.operation = "ADD"
+    links.new(a, total.inputs[0])
+    links.new(step.outputs["Vector"], total.inputs[1])
+    return total.outputs["Vector"]
+
+
+def ramp(nodes, links, value, low: float, high: float):
+    """value mapped from [low, high] to [0, 1], clamped."""
+    node = nodes.new("ShaderNodeMapRange")
+    node.inputs["From Min"].default_value = low
+    node.inputs["From Max"].default_value = high
+    links.new(value, node.inputs["Value"])
+    return node.outputs["Result"]
+
+
+def weathered(nodes, links, coords, colour, look: dict):
+    """Recipe 4's rock (gorge.rock_look): darker fine crevices, lichen spots, moss on faces turned
+    up and fallen leaves on ledges, each as much as the look's amount (0..1) says; coordinates in
+    metres, so the detail is as fine as foliage's at the same distance."""
+    cracks = nodes.new("ShaderNodeTexVoronoi")
+    cracks.feature = "DISTANCE_TO_EDGE"
+    cracks.inputs["Scale"].default_value = 7.0
+    links.new(coords, cracks.inputs["Vector"])
+    colour = scaled(nodes, links, colour, ramp(nodes, links, cracks.outputs["Distance"], 0.0, 0.05),
+                    1.0 - 0.6 * look["crevices"], 1.0)
+    normal = nodes.new("ShaderNodeSeparateXYZ")
+    links.new(nodes.new("ShaderNodeNewGeometry").outputs["Normal"], normal.inputs["Vector"])
+    upward = ramp(nodes, links, normal.outputs["Z"], 0.1, 0.7)
+    if look["lichen"] > 0:
+        spots = ramp(nodes, links, noise(nodes, links, coords, 14.0, 3.0), 0.68 - 0.15 * look["lichen"], 0.7 - 0.15 * look["lichen"])
+        colour = mix_colours(nodes, links, colour, (0.5, 0.5, 0.42), math(nodes, links, "MULTIPLY", spots, 0.8))
+    if look["moss"] > 0:
+        patches = ramp(nodes, links, noise(nodes, links, coords, 1.2, 6.0), 0.62 - 0.3 * look["moss"], 0.7 - 0.3 * look["moss"])
+        where = math(nodes, links, "MULTIPLY", patches, upward)
+        moss = scaled(nodes, links, colour_socket(nodes, look["moss_colour"]), noise(nodes, links, coords, 45.0, 4.0), 0.55, 1.45)
+        colour = mix_colours(nodes, links, colour, moss, math(nodes, links, "MINIMUM", math(nodes, links, "MULTIPLY", where, 1.5), 1.0))
+    if look["litter"] > 0:
+        leaves = nodes.new("ShaderNodeTexVoronoi")
+        leaves.inputs["Scale"].default_value = 22.0
+        links.new(coords, leaves.inputs["Vector"])
+        chance = nodes.new("ShaderNodeSeparateXYZ")
+        links.new(leaves.outputs["Color"], chance.inputs["Vector"])
+        fallen = math(nodes, links, "GREATER_THAN", chance.outputs["X"], 1.0 - look["litter"])
+        fallen = math(nodes, links, "MULTIPLY", fallen, ramp(nodes, links, normal.outputs["Z"], 0.3, 0.6))
+        leaf = scaled(nodes, links, colour_socket(nodes, look["litter_colour"]), chance.outputs["Y"], 0.5, 1.5)
+        colour = mix_colours(nodes, links, colour, leaf, fallen)
     return colour
 
 
@@ -288,7 +361,7 @@ def setup(settings: dict, arrays: dict[str, np.ndarray]) -> bpy.types.Scene:
     scene.cycles.sample_clamp_indirect = 10.0
     for name in sorted({key.split("/")[0] for key in arrays}):
         obj = build_mesh(name, {key.split("/")[1]: arrays[key] for key in arrays if key.startswith(name + "/")})
-        obj.data.materials.append(surface_material(name, settings.get("recipe", 1)))
+        obj.data.materials.append(surface_material(name, settings.get("recipe", 1), settings.get("looks", {}).get(name)))
     cam = settings["camera"]
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
     scene.collection.objects.link(camera)
