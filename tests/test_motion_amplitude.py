@@ -13,7 +13,7 @@ from gid_models.sampling import sample_spectral_volume
 from gid_models.sampling.amplitude import MAX_RATIO, impose_amplitude
 from gid_models.spectral import MotionError, SpectralVolume, anchor_start_frame, spectral_to_trajectories
 from gid_models.train.shards import ShardWriter
-from gid_models.train.train_amplitude import AmplitudeTraining, total_log_amplitude, train_amplitude
+from gid_models.train.train_amplitude import AmplitudeTraining, one_cycle, total_log_amplitude, train_amplitude
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -179,3 +179,19 @@ def test_the_bundled_motion_model_sees_the_picture_and_starts_at_rest():
     picture = torch.rand(1, 3, 40, 64, generator=torch.Generator().manual_seed(0))
     volume, _ = sample_spectral_volume(model, picture, seed=0, steps=1, num_frames=150, fps=30.0)
     assert spectral_to_trajectories(volume, torch.zeros(1)).abs().max() < 1e-4
+
+
+@pytest.mark.parametrize("steps", [1, 3, 4, 20, 40, 1200])
+def test_learning_rate_schedule_fits_any_number_of_steps(steps):
+    """`gid train-amplitude --steps 20` once died in OneCycleLR (a warm-up of one step divides by zero)."""
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = one_cycle(optimizer, 2e-3, steps)
+    rates = []
+    for _ in range(steps):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert all(0 < rate <= 2e-3 * (1 + 1e-9) for rate in rates)
+    assert max(rates) > 1.9e-3, "the peak rate is reached"
+    if steps >= 20:
+        assert rates[-1] < rates[len(rates) // 2] < max(rates) * (1 + 1e-9), "it decays after the warm-up"

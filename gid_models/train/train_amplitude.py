@@ -252,6 +252,17 @@ def prepare_data(config: AmplitudeTraining) -> AmplitudeData:
     )
 
 
+def one_cycle(optimizer: torch.optim.Optimizer, peak: float, steps: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """One-cycle learning rate over `steps` optimizer steps, warming up for 5 % of them; a run too
+    short for a warm-up and a decay of at least 2 steps each (fewer than 4 steps) keeps `peak`."""
+    if steps < 4:
+        for group in optimizer.param_groups:
+            group["lr"] = peak
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+    # OneCycleLR divides by its warm-up's length in steps minus one: it must be at least 2 steps.
+    return torch.optim.lr_scheduler.OneCycleLR(optimizer, peak, total_steps=steps, pct_start=max(0.05, 2 / steps))
+
+
 def train_amplitude(config: AmplitudeTraining, progress: bool = True, data: AmplitudeData | None = None) -> MotionAmplitudeNet:
     """Train (or resume) the network in config.out; writes motion_amplitude.safetensors there.
     data: prepared by prepare_data (built from config when None)."""
@@ -269,8 +280,7 @@ def train_amplitude(config: AmplitudeTraining, progress: bool = True, data: Ampl
     network.attach_encoder(data.encoder)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config.learning_rate,
                                   weight_decay=config.weight_decay)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, config.learning_rate, total_steps=config.steps,
-                                                    pct_start=0.05)
+    scheduler = one_cycle(optimizer, config.learning_rate, config.steps)
     step = 0
     checkpoint = out / CHECKPOINT_FILE
     if checkpoint.is_file():
