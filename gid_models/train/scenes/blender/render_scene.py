@@ -265,6 +265,9 @@ def emission_material(what: str) -> bpy.types.Material:
     return material
 
 
+SKY_MAP_RESOLUTION = 256  # px, the sky's importance map (width; Cycles makes it half as high)
+
+
 def set_world(settings: dict) -> tuple[bpy.types.World, bpy.types.World]:
     """The sky (physical Nishita model or a CC0 HDRI shipped with Blender) and a black world."""
     sky, sun = settings["sky"], settings["sun"]
@@ -294,6 +297,12 @@ def set_world(settings: dict) -> tuple[bpy.types.World, bpy.types.World]:
     if "clouds" in sky:
         sky_colour = add_clouds(nodes, links, sky_colour, sky["clouds"])
     links.new(sky_colour, background.inputs["Color"])
+    # Cycles samples the sky for lighting from an importance map that it builds by evaluating the
+    # world shader on a grid (1024 x 512 by default). With the cloud noise that build cost more
+    # than the path tracing (about 5 of 10 CPU-seconds); 256 x 128 halves the render's cost and
+    # changes the picture by about noise (48.7 dB PSNR against the default, benchmarks/scenes.py).
+    world.cycles.sampling_method = "MANUAL"
+    world.cycles.sample_map_resolution = SKY_MAP_RESOLUTION
     black = bpy.data.worlds.new("black")
     black.use_nodes = True
     black.node_tree.nodes["Background"].inputs["Strength"].default_value = 0.0
