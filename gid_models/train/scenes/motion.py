@@ -29,7 +29,8 @@ def wind_rng(scene: Scene) -> np.random.Generator:
 
 
 def scene_spectra(scene: Scene, num_frames: int, fps: float, num_frequencies: int) -> tuple[np.ndarray, np.ndarray]:
-    """(own, base) part spectra (P, T/2+1, 3) complex of a scene; deterministic per seed."""
+    """(own, base) part spectra (P, K, 3) complex of a scene on its first K = num_frequencies bins
+    (the wind puts nothing above them); deterministic per seed."""
     return part_spectra(scene.parts, scene.wind, num_frames, fps, num_frequencies, wind_rng(scene))
 
 

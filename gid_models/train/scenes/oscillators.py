@@ -122,20 +122,26 @@ def _complex_normal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndar
 def part_forces(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: float, num_frequencies: int,
                 rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
     """Bin frequencies (F,) Hz and the forcing (P, F, 3) complex, m/s of gust, on each part's root
-    (leaves: along their normal), on the rfft bins of T = num_frames frames ('forward' norm)."""
+    (leaves: along their normal), on the first F = num_frequencies rfft bins of T = num_frames
+    frames ('forward' norm); the bins above carry no wind (gust_spectrum), so they are left out."""
     freqs, amplitude = gust_spectrum(num_frames, fps, num_frequencies)
     count, bins = len(parts["kind"]), len(freqs)
+    kept = min(num_frequencies, bins)
     along = np.array([np.cos(wind.direction), np.sin(wind.direction), 0.0])
     across = np.array([-along[1], along[0], 0.0])
     # coherent gusts: one random phase per bin, delayed by travel time to each root
+    # Every draw is made for all T/2 + 1 bins, as before the bins above K were left out, so that
+    # each seed keeps its motion; only the first K bins are used.
+    phase_along, phase_across = rng.uniform(size=bins)[:kept], rng.uniform(size=bins)[:kept]
+    own_along = _complex_normal(rng, (count, bins))[:, :kept]
+    own_across = _complex_normal(rng, (count, bins))[:, :kept]
+    flutter = _complex_normal(rng, (count, bins))[:, :kept]
+    freqs, amplitude = freqs[:kept], amplitude[:kept]
     delay = parts["root"] @ along / wind.speed  # (P,) s
     travel = np.exp(-2j * np.pi * freqs[None] * delay[:, None])  # (P, F)
-    coherent_along = np.exp(2j * np.pi * rng.uniform(size=bins))[None] * travel
-    coherent_across = np.exp(2j * np.pi * rng.uniform(size=bins))[None] * travel
+    coherent_along = np.exp(2j * np.pi * phase_along)[None] * travel
+    coherent_across = np.exp(2j * np.pi * phase_across)[None] * travel
     mix = np.sqrt(1.0 - wind.independence ** 2)
-    own_along = _complex_normal(rng, (count, bins))
-    own_across = _complex_normal(rng, (count, bins))
-    flutter = _complex_normal(rng, (count, bins))
     force_along = wind.gust * amplitude[None] * (mix * coherent_along + wind.independence * own_along)
     force_across = wind.cross * wind.gust * amplitude[None] * (mix * coherent_across + wind.independence * own_across)
     force = force_along[..., None] * along + force_across[..., None] * across  # (P, F, 3)
@@ -151,8 +157,9 @@ def frequency_response(freqs: np.ndarray, natural: np.ndarray, damping: np.ndarr
 
 def part_spectra(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: float, num_frequencies: int,
                  rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Own tip motion Q (P, F, 3) and inherited base motion Base (P, F, 3), complex, metres,
-    on the rfft bins of T = num_frames frames ('forward' norm: x(t) = irfft(X, norm='forward'))."""
+    """Own tip motion Q (P, F, 3) and inherited base motion Base (P, F, 3), complex, metres, on
+    the first F = num_frequencies rfft bins of T = num_frames frames ('forward' norm:
+    x(t) = irfft(X, n=T, norm='forward'), the bins above being zero)."""
     freqs, force = part_forces(parts, wind, num_frames, fps, num_frequencies, rng)
     count = len(parts["kind"])
     response = frequency_response(freqs, parts["frequency"], parts["damping"])  # (P, F)
