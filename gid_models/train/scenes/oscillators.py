@@ -129,7 +129,6 @@ def part_forces(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: 
     kept = min(num_frequencies, bins)
     along = np.array([np.cos(wind.direction), np.sin(wind.direction), 0.0])
     across = np.array([-along[1], along[0], 0.0])
-    # coherent gusts: one random phase per bin, delayed by travel time to each root
     # Every draw is made for all T/2 + 1 bins, as before the bins above K were left out, so that
     # each seed keeps its motion; only the first K bins are used.
     phase_along, phase_across = rng.uniform(size=bins)[:kept], rng.uniform(size=bins)[:kept]
@@ -137,6 +136,7 @@ def part_forces(parts: dict[str, np.ndarray], wind: Wind, num_frames: int, fps: 
     own_across = _complex_normal(rng, (count, bins))[:, :kept]
     flutter = _complex_normal(rng, (count, bins))[:, :kept]
     freqs, amplitude = freqs[:kept], amplitude[:kept]
+    # coherent gusts: one random phase per bin, delayed by travel time to each root
     delay = parts["root"] @ along / wind.speed  # (P,) s
     travel = np.exp(-2j * np.pi * freqs[None] * delay[:, None])  # (P, F)
     coherent_along = np.exp(2j * np.pi * phase_along)[None] * travel
