@@ -108,7 +108,7 @@ def chart(named: dict[str, dict[str, np.ndarray]], path: str) -> None:
 
 # scenes_log.jsonl keys counted as "present" when the scene holds at least one of the thing
 PRESENT = ("trees", "bushes", "flowers", "reeds", "rocks", "pale_boulders", "outcrops", "mountain_m", "snow",
-           "houses", "fence_posts", "wall_m", "cloud_cover", "stream_cells", "path")
+           "houses", "fence_posts", "wall_m", "cloud_cover", "stream_cells", "path", "bank_rocks")
 CATEGORIES = ("shot", "season", "sky", "ground", "trees")
 
 
