@@ -325,29 +325,42 @@ def spectral_to_motion(
 def fit_normalization(
     volumes: Iterable[SpectralVolume], quantile: float = 0.95, max_samples_per_frequency: int = 4_000_000
 ) -> FrequencyNormalization:
-    """Per-frequency quantile of |coefficient| over all channels and pixels of all volumes."""
-    per_frequency: list[list[torch.Tensor]] | None = None
+    """Per-frequency quantile of |coefficient| over all channels and pixels of all volumes.
+
+    Beyond max_samples_per_frequency values per bin, the quantile is taken over a uniform random
+    sample of that size, kept as the volumes stream in, so memory stays bounded (thousands of
+    256x160 volumes hold tens of GB of coefficients)."""
+    sample: torch.Tensor | None = None  # (K, <= max_samples_per_frequency) |coefficient| values
+    seen = 0
+    generator = torch.Generator().manual_seed(0)
     for volume in volumes:
         volume.require_physical("fit_normalization")
-        values = volume.coeffs.detach().float().abs().transpose(0, 1).reshape(volume.num_frequencies, -1)
-        if per_frequency is None:
-            per_frequency = [[] for _ in range(volume.num_frequencies)]
-        if len(per_frequency) != volume.num_frequencies:
+        values = volume.coeffs.detach().float().abs().transpose(0, 1).reshape(volume.num_frequencies, -1).cpu()
+        if sample is not None and sample.shape[0] != volume.num_frequencies:
             raise MotionError("all volumes given to fit_normalization must have the same K.")
-        for k in range(volume.num_frequencies):
-            per_frequency[k].append(values[k].cpu())
-    if per_frequency is None:
+        sample, seen = _merge_uniform_sample(sample, seen, values, max_samples_per_frequency, generator)
+    if sample is None:
         raise MotionError("fit_normalization needs at least one spectral volume.")
-    generator = torch.Generator().manual_seed(0)
-    scales = []
-    for chunks in per_frequency:
-        values = torch.cat(chunks)
-        if values.numel() > max_samples_per_frequency:
-            pick = torch.randint(values.numel(), (max_samples_per_frequency,), generator=generator)
-            values = values[pick]
-        scales.append(torch.quantile(values.double(), quantile).float())
-    scales_tensor = torch.stack(scales).clamp_min(1e-6)
-    return FrequencyNormalization(scales=scales_tensor, quantile=quantile)
+    scales = torch.stack([torch.quantile(row.double(), quantile).float() for row in sample]).clamp_min(1e-6)
+    return FrequencyNormalization(scales=scales, quantile=quantile)
+
+
+def _merge_uniform_sample(sample: torch.Tensor | None, seen: int, values: torch.Tensor, limit: int,
+                          generator: torch.Generator) -> tuple[torch.Tensor, int]:
+    """A uniform sample of at most `limit` columns of (sample's `seen` columns + values (K, n)),
+    and the new count seen. Each part keeps columns in proportion to how many it stands for."""
+    total = seen + values.shape[1]
+    if sample is None or total <= limit:
+        merged = values if sample is None else torch.cat([sample, values], dim=1)
+        if merged.shape[1] <= limit:
+            return merged, total
+        pick = torch.randperm(merged.shape[1], generator=generator)[:limit]
+        return merged[:, pick], total
+    keep_old = min(sample.shape[1], round(limit * seen / total))
+    keep_new = min(values.shape[1], limit - keep_old)
+    old = sample[:, torch.randperm(sample.shape[1], generator=generator)[:keep_old]]
+    new = values[:, torch.randperm(values.shape[1], generator=generator)[:keep_new]]
+    return torch.cat([old, new], dim=1), total
 
 
 def normalize(volume: SpectralVolume, stats: FrequencyNormalization) -> SpectralVolume:

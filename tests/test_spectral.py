@@ -147,3 +147,24 @@ def test_volume_file_round_trip_and_refusal(tmp_path, generator):
     (tmp_path / "bad.safetensors").write_bytes(b"not a safetensors file")
     with pytest.raises(MotionError, match="cannot read"):
         load_volume(str(tmp_path / "bad.safetensors"))
+
+
+def test_normalization_fit_keeps_a_bounded_uniform_sample_of_many_volumes():
+    from gid_models.spectral import _merge_uniform_sample
+
+    # 40 volumes, each of one value: volume i holds |S| = i + 1 everywhere, so a fit that kept
+    # mostly early or mostly late volumes would miss the 95th percentile of all of them
+    volumes = [SpectralVolume(torch.full((1, 2, 4, 8, 16), float(i + 1)), num_frames=30, fps=30.0) for i in range(40)]
+    full = fit_normalization(volumes)
+    bounded = fit_normalization(volumes, max_samples_per_frequency=2_000)
+    everything = torch.cat([v.coeffs[:, 0].abs().flatten() for v in volumes]).double()
+    assert full.scales[0].item() == pytest.approx(torch.quantile(everything, 0.95).item(), rel=1e-6)
+    assert bounded.scales[0].item() == pytest.approx(full.scales[0].item(), abs=1.5)
+
+    generator = torch.Generator().manual_seed(1)
+    sample, seen = None, 0
+    for value in (1.0, 2.0, 2.0, 2.0):  # one part of ones, three of twos
+        sample, seen = _merge_uniform_sample(sample, seen, torch.full((3, 5_000), value), 4_000, generator)
+        assert sample.shape[0] == 3 and sample.shape[1] <= 4_000
+    assert seen == 20_000 and sample.shape[1] == 4_000
+    assert (sample == 1.0).float().mean().item() == pytest.approx(0.25, abs=0.01)
