@@ -195,3 +195,14 @@ def test_learning_rate_schedule_fits_any_number_of_steps(steps):
     assert max(rates) > 1.9e-3, "the peak rate is reached"
     if steps >= 20:
         assert rates[-1] < rates[len(rates) // 2] < max(rates) * (1 + 1e-9), "it decays after the warm-up"
+
+
+def test_resuming_with_another_number_of_steps_is_refused_in_one_line(tmp_path):
+    _write_two_region_shards(tmp_path / "shards", torch.Generator().manual_seed(0), count=2)
+    config = AmplitudeTraining(out=tmp_path / "run", shards=[tmp_path / "shards"], steps=10, batch_size=2,
+                               width=4, colour_variants=0, log_every=5)
+    first = train_amplitude(config, progress=False)
+    again = train_amplitude(config, progress=False)  # finished: resumes at step 10 and trains nothing
+    torch.testing.assert_close(again.head.weight, first.head.weight)
+    with pytest.raises(MotionError, match="run of 10 steps.*resume it with --steps 10"):
+        train_amplitude(AmplitudeTraining(**{**config.__dict__, "steps": 20}), progress=False)

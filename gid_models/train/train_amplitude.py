@@ -285,6 +285,11 @@ def train_amplitude(config: AmplitudeTraining, progress: bool = True, data: Ampl
     checkpoint = out / CHECKPOINT_FILE
     if checkpoint.is_file():
         state = torch.load(checkpoint, weights_only=True)
+        planned = state["scheduler"].get("total_steps", config.steps)
+        if planned != config.steps:
+            raise MotionError(f"gid train-amplitude: {checkpoint} is a run of {planned} steps, whose one-cycle "
+                              f"learning rate cannot stretch to {config.steps}; resume it with --steps {planned} "
+                              "or start a new --out folder.")
         network.load_state_dict(state["network"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
