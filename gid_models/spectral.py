@@ -347,20 +347,20 @@ def fit_normalization(
 
 def _merge_uniform_sample(sample: torch.Tensor | None, seen: int, values: torch.Tensor, limit: int,
                           generator: torch.Generator) -> tuple[torch.Tensor, int]:
-    """A uniform sample of at most `limit` columns of (sample's `seen` columns + values (K, n)),
-    and the new count seen. Each part keeps columns in proportion to how many it stands for."""
-    total = seen + values.shape[1]
-    if sample is None or total <= limit:
-        merged = values if sample is None else torch.cat([sample, values], dim=1)
-        if merged.shape[1] <= limit:
-            return merged, total
-        pick = torch.randperm(merged.shape[1], generator=generator)[:limit]
-        return merged[:, pick], total
-    keep_old = min(sample.shape[1], round(limit * seen / total))
-    keep_new = min(values.shape[1], limit - keep_old)
-    old = sample[:, torch.randperm(sample.shape[1], generator=generator)[:keep_old]]
-    new = values[:, torch.randperm(values.shape[1], generator=generator)[:keep_new]]
-    return torch.cat([old, new], dim=1), total
+    """Reservoir sampling (Vitter's algorithm R) of columns: (sample, seen) is a uniform sample of
+    at most `limit` of the `seen` columns so far; returns it updated with values (K, n) and the new
+    count. Column i (0-based, over everything seen) replaces a random slot with probability
+    limit / (i + 1), which costs O(n), not O(limit), per call."""
+    fill = 0 if sample is not None and sample.shape[1] >= limit else min(values.shape[1], limit - seen)
+    if fill:
+        sample = values[:, :fill] if sample is None else torch.cat([sample, values[:, :fill]], dim=1)
+    rest = values[:, fill:]
+    if rest.shape[1]:
+        index = torch.arange(seen + fill, seen + values.shape[1], dtype=torch.float64)
+        slots = (torch.rand(rest.shape[1], generator=generator, dtype=torch.float64) * (index + 1)).long()
+        chosen = slots < limit
+        sample[:, slots[chosen]] = rest[:, chosen]
+    return sample, seen + values.shape[1]
 
 
 def normalize(volume: SpectralVolume, stats: FrequencyNormalization) -> SpectralVolume:
