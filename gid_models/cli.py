@@ -39,6 +39,7 @@ TOOL_MODULES = {
     "calibrate": ("gid_models.train.calibrate", "fit a model's per-frequency output gains and limits on training shards"),
     "eval": ("gid_models.evaluation.run", "evaluate motion prediction on unseen clips"),
     "train-amplitude": ("gid_models.train.amplitude_cli", "train motion model v2's motion-amplitude network (where a picture moves)"),
+    "merge-amplitude": ("gid_models.train.merge_amplitude", "merge motion-amplitude networks into one that predicts their mean"),
     "scenes": ("gid_models.train.scenes.cli", "render procedural plants-in-wind scenes with exact motion into training shards"),
 }
 USER_ERRORS = (MotionError, ValueError, FileNotFoundError, MemoryError)

@@ -206,3 +206,44 @@ def test_resuming_with_another_number_of_steps_is_refused_in_one_line(tmp_path):
     torch.testing.assert_close(again.head.weight, first.head.weight)
     with pytest.raises(MotionError, match="run of 10 steps.*resume it with --steps 10"):
         train_amplitude(AmplitudeTraining(**{**config.__dict__, "steps": 20}), progress=False)
+
+
+def test_merged_network_predicts_the_mean_of_its_members(tmp_path, generator):
+    from gid_models.train.merge_amplitude import main as merge_main, merge_networks
+
+    a = _random_net(seed=1)
+    b = MotionAmplitudeNet(num_frequencies=4, width=4).attach_encoder()
+    for parameter in b.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    b.eval()
+    picture = torch.rand(2, 3, 32, 48, generator=generator)
+    expected = (a(picture) + b(picture)) / 2
+    merged = merge_networks([a, b]).attach_encoder()
+    assert merged.config.width == 12
+    torch.testing.assert_close(merged(picture), expected, atol=1e-5, rtol=1e-5)
+
+    a.save(tmp_path / "a.safetensors")
+    b.save(tmp_path / "b.safetensors")
+    out = tmp_path / "merged" / "motion_amplitude.safetensors"
+    assert merge_main([str(tmp_path / "a.safetensors"), str(tmp_path / "b.safetensors"), "--out", str(out)]) == 0
+    loaded = MotionAmplitudeNet.load(out).attach_encoder()
+    members = [MotionAmplitudeNet.load(tmp_path / name).attach_encoder() for name in ("a.safetensors", "b.safetensors")]
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(picture), (members[0](picture) + members[1](picture)) / 2, atol=2e-3, rtol=0)
+    assert out.with_suffix(".json").is_file()
+
+
+def test_merge_refuses_mismatched_networks_and_overwriting_an_input(tmp_path, caplog):
+    from gid_models.train.merge_amplitude import main as merge_main
+
+    _random_net(num_frequencies=4).save(tmp_path / "k4.safetensors")
+    _random_net(num_frequencies=3).save(tmp_path / "k3.safetensors")
+    k4, k3 = str(tmp_path / "k4.safetensors"), str(tmp_path / "k3.safetensors")
+    assert merge_main([k4, k3, "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "num_frequencies" in caplog.text
+    assert merge_main([k4, k4, "--out", k4]) == 2
+    assert "would overwrite the input" in caplog.text
+    assert merge_main([k4, "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert "at least two" in caplog.text
+    assert merge_main([k4, str(tmp_path / "none.safetensors"), "--out", str(tmp_path / "m.safetensors")]) == 2
+    assert not (tmp_path / "m.safetensors").exists()
