@@ -2,6 +2,7 @@
 
     python -m gid_models.evaluation.run CLIPS... [--train-shards DIR] [--seeds 4] [--steps N]
     gid eval [CLIPS...] --photos DIR --masks DIR   (also the real-photo score, photo_score.py)
+    gid eval --scenes SCENES_DIR [--scene-count 40]  (held-out generated scenes, scene_score.py)
     python benchmarks/eval_motion.py CLIPS...   (the same)
 
 For each clip: its first T frames, centre-cropped to 1.6:1 and resized to 256x160, give the
@@ -293,12 +294,29 @@ def evaluate_photos(photos: str, masks: str, config: EvalConfig, model_path: str
     return format_photo_table(results, config.seeds, config.steps, note)
 
 
+def evaluate_scenes(folder: str, count: int, config: EvalConfig, model_path: str | None, per_scene: bool) -> str:
+    """The held-out generated-scene table (scene_score.py) of the model and the mean spectrum."""
+    from .scene_score import format_scene_table, held_out_records, score_scenes
+
+    records = held_out_records(folder, count)
+    model, why = load_motion_model(model_path, config.device)
+    if model is None:
+        raise MotionError(f"--scenes needs a motion model: {why}.")
+    began = time.perf_counter()
+    results, baseline = score_scenes(records, model, config.seeds, config.steps, config.device,
+                                     progress=lambda done, total: LOGGER.info("scene %d of %d scored", done, total))
+    note = f"scored in {time.perf_counter() - began:.1f} s on {config.device}; the mean spectrum is that of the scored scenes"
+    return format_scene_table(Path(folder), results, baseline, config.seeds, config.steps, note, per_scene)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gid eval", description="Score motion prediction and rendering on unseen clips.")
     parser.add_argument("clips", nargs="*", help="video files and/or folders of clips the model never saw")
     parser.add_argument("--photos", help="folder of photographs to score where the model puts motion (needs --masks)")
     parser.add_argument("--masks", help="folder of should-move (255) / still (0) / unlabelled (128) PNG masks, "
                         "named as the --photos pictures")
+    parser.add_argument("--scenes", help="a `gid scenes` folder: score the model on its held-out seeds (9, 19, ...)")
+    parser.add_argument("--scene-count", type=int, default=40, help="held-out scenes to score, in seed order (default 40)")
     parser.add_argument("--train-shards", help="folder of training shards (its spectrum.safetensors feeds the mean-spectrum baseline)")
     parser.add_argument("--model", help="motion model to evaluate (default: the bundled one)")
     parser.add_argument("--renderer", help="neural renderer weights (default: the bundled one)")
@@ -312,7 +330,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--flow-method", default="dis")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--keep-drift", action="store_true", help="keep drifting motion (characters, clouds) in the ground truth")
-    parser.add_argument("--per-clip", action="store_true", help="also print every clip's scores")
+    parser.add_argument("--per-clip", action="store_true", help="also print every clip's (and scene's) scores")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
 
@@ -328,13 +346,19 @@ def main(argv: Sequence[str] | None = None) -> None:
                         seeds=tuple(range(args.seeds)), steps=args.steps or (10 if on_cpu else 50),
                         flow_method=args.flow_method, device=args.device, zero_drift=not args.keep_drift,
                         loop_recurrence=guidance.recurrence, loop_through_denoiser=guidance.through_denoiser)
-    if not args.clips and not args.photos:
-        raise ValueError("gid eval: give clips to evaluate, or --photos DIR --masks DIR, or both.")
+    if not args.clips and not args.photos and not args.scenes:
+        raise ValueError("gid eval: give clips to evaluate, --photos DIR --masks DIR, --scenes DIR, or several.")
     if bool(args.photos) != bool(args.masks):
         raise ValueError("gid eval: --photos and --masks go together (pictures and their masks of the same name).")
     tables = []
+    if args.scenes:
+        from .scene_score import held_out_records
+
+        held_out_records(args.scenes, args.scene_count)  # a bad folder fails before any slow step
     if args.photos:
         tables.append(evaluate_photos(args.photos, args.masks, config, args.model))
+    if args.scenes:
+        tables.append(evaluate_scenes(args.scenes, args.scene_count, config, args.model, args.per_clip))
     if args.clips:
         began = time.perf_counter()
         results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
