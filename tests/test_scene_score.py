@@ -1,9 +1,6 @@
 """`gid eval --scenes`: the sampled motion scored on a scenes folder's held-out seeds
 (gid_models.evaluation.scene_score), with a tiny model that sees which half of the picture moves."""
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -12,26 +9,10 @@ from gid_models.evaluation.run import main
 from gid_models.evaluation.scene_score import held_out_records
 from gid_models.networks import MotionModel
 from gid_models.spectral import MotionError
-from gid_models.train.scenes.records import STEP_PX, record_path
 from gid_models.train.train_amplitude import AmplitudeTraining, train_amplitude
+from scene_records import HEIGHT, K, WIDTH, write_scene_record
 
 pytestmark = pytest.mark.usefixtures("one_thread")
-
-HEIGHT, WIDTH, K = 32, 48, 4
-
-
-def _write_record(folder: Path, seed: int, moving_right: bool, generator) -> None:
-    """A picture whose green half sways (about 0.5 px per bin) and whose grey half is still."""
-    image = np.full((HEIGHT, WIDTH, 3), 128, np.uint8)
-    columns = slice(WIDTH // 2, WIDTH) if moving_right else slice(0, WIDTH // 2)
-    image[:, columns] = (50, 180, 50)
-    coeffs = torch.zeros(K, 4, HEIGHT, WIDTH)
-    coeffs[1:, :, :, columns] = 0.5 * torch.randn(K - 1, 4, HEIGHT, WIDTH // 2, generator=generator)
-    quantized = torch.round(coeffs / STEP_PX).to(torch.int16).numpy()
-    path = record_path(folder, seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, image=image, coeffs=quantized, mask=np.ones((HEIGHT, WIDTH), bool), num_frames=30,
-                        fps=30.0, record=json.dumps({"seed": seed}))
 
 
 @pytest.fixture(scope="module")
@@ -41,7 +22,7 @@ def scenes(tmp_path_factory):
     root = tmp_path_factory.mktemp("scene_score")
     generator = torch.Generator().manual_seed(0)
     for seed in [*range(9), 9, 19, 29]:
-        _write_record(root / "scenes_dir", seed, moving_right=bool(seed % 2), generator=generator)
+        write_scene_record(root / "scenes_dir", seed, moving_right=bool(seed % 2), generator=generator)
     amplitude = train_amplitude(AmplitudeTraining(out=root / "amplitude", scenes=[root / "scenes_dir"], steps=120,
                                                   batch_size=4, learning_rate=5e-3, width=8, colour_variants=0,
                                                   log_every=120), progress=False)
@@ -82,7 +63,7 @@ def test_a_model_that_sees_the_moving_half_ranks_it_and_the_baseline_ranks_nothi
 def test_scene_score_refuses_a_folder_without_held_out_records_before_sampling(tmp_path, scenes, caplog):
     assert main(["--scenes", str(tmp_path)]) == 2
     assert "is not a `gid scenes` output folder" in caplog.text
-    _write_record(tmp_path / "few", 3, True, torch.Generator().manual_seed(0))
+    write_scene_record(tmp_path / "few", 3, True, torch.Generator().manual_seed(0))
     assert main(["--scenes", str(tmp_path / "few"), "--model", str(scenes / "plain")]) == 2
     assert "holds no held-out records" in caplog.text
     assert main(["--scenes", str(scenes / "scenes_dir"), "--scene-count", "0"]) == 2
