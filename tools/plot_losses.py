@@ -13,6 +13,8 @@ Reads, from the log folder, whichever of these exist (a missing one is skipped w
                                  (train_renderer writes it as losses.csv)
   amplitude_losses.csv           step, train_loss, held_out_loss, held_out_spearman, photo_auc_*
                                                                                    train_amplitude
+  amplitude_member2_losses.csv   the same, for the second network merged into the shipped one
+                                 (gid merge-amplitude)
 One panel per stage in a grid: every loss column as a curve, validation figures as markers (the
 denoiser's fixed-noise loss on training and validation examples; the renderer's validation l1,
 neural and pixel renderer, under its train loss and l1 curves). Lines are the raw values (thin,
@@ -191,7 +193,8 @@ STAGES: list[tuple[str, str, Callable[[Path, str], Panel]]] = [
     ("denoiser_stage1_losses.csv", "Denoiser stage 1: 2D U-Net", denoiser_panel),
     ("denoiser_stage2_losses.csv", "Denoiser stage 2: frequency attention", denoiser_panel),
     ("renderer_losses.csv", "Neural renderer", renderer_panel),
-    ("amplitude_losses.csv", "Motion amplitude network (v2)", amplitude_panel),
+    ("amplitude_losses.csv", "Amplitude v2, member 1", amplitude_panel),
+    ("amplitude_member2_losses.csv", "Amplitude v2, member 2", amplitude_panel),
 ]
 
 
