@@ -338,3 +338,23 @@ def test_two_process_ddp_training_on_cpu(tmp_path):
     mp.spawn(_ddp_worker, args=(2, port, str(tmp_path)), nprocs=2, join=True)
     assert (tmp_path / "motion_vae.safetensors").is_file()  # written once, by rank 0
     assert len(list(csv.DictReader(open(tmp_path / "vae_losses.csv")))) >= 1
+
+
+def test_vae_mse_loss_logs_its_own_column_and_unknown_losses_are_refused(dataset, tmp_path):
+    from gid_models.networks.vae import vae_loss
+
+    target = torch.randn(2, 4, 8, 8)
+    reconstruction = target + 0.5
+    mean, logvar = torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 2, 2)
+    _, l1_parts = vae_loss(reconstruction, target, mean, logvar)
+    _, mse_parts = vae_loss(reconstruction, target, mean, logvar, "mse")
+    assert l1_parts["l1"] == pytest.approx(0.5) and mse_parts["mse"] == pytest.approx(0.25)
+    with pytest.raises(ValueError, match="reconstruction_loss"):
+        vae_loss(reconstruction, target, mean, logvar, "l2")
+    normalization = fit_dataset_normalization(dataset)
+    train_vae(dataset, normalization, VaeTraining(steps=2, batch_size=4, size="tiny", log_every=1, loss="mse"),
+              out_dir=tmp_path, runtime=Runtime())
+    rows = list(csv.DictReader(open(tmp_path / "vae_losses.csv")))
+    assert len(rows) == 2 and "mse" in rows[0] and "l1" not in rows[0]
+    with pytest.raises(ValueError, match="VAE loss must be one of"):
+        train_vae(dataset, normalization, VaeTraining(steps=1, size="tiny", loss="huber"), runtime=Runtime())

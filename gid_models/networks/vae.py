@@ -130,12 +130,24 @@ def kl_loss(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return 0.5 * (mean.square() + logvar.exp() - 1.0 - logvar).mean()
 
 
+RECONSTRUCTION_LOSSES = ("l1", "mse")
+
+
 def vae_loss(
-    reconstruction: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor
+    reconstruction: torch.Tensor, target: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor,
+    reconstruction_loss: str = "l1",
 ) -> tuple[torch.Tensor, dict[str, float]]:
-    """L1 + 0.2 multi-scale gradient + 1e-6 KL (paper notes, section 3). Returns (loss, parts)."""
-    l1 = (reconstruction - target).abs().mean()
+    """L1 + 0.2 multi-scale gradient + 1e-6 KL (paper notes, section 3). Returns (loss, parts).
+
+    reconstruction_loss "mse" puts the mean squared error in place of L1 (part "mse"). On the
+    scene engine's exact, per-pixel volumes an L1 decoder outputs zero for a channel it cannot
+    yet predict and learns the channels one after another; MSE learned them faster (MODEL_CARD.md,
+    "The motion VAE on the scene data")."""
+    if reconstruction_loss not in RECONSTRUCTION_LOSSES:
+        raise ValueError(f"reconstruction_loss must be one of {RECONSTRUCTION_LOSSES}, got {reconstruction_loss!r}.")
+    error = reconstruction - target
+    reconstruction_term = error.abs().mean() if reconstruction_loss == "l1" else error.square().mean()
     gradient = gradient_loss(reconstruction, target)
     kl = kl_loss(mean, logvar)
-    loss = l1 + 0.2 * gradient + 1e-6 * kl
-    return loss, {"l1": l1.item(), "gradient": gradient.item(), "kl": kl.item()}
+    loss = reconstruction_term + 0.2 * gradient + 1e-6 * kl
+    return loss, {reconstruction_loss: reconstruction_term.item(), "gradient": gradient.item(), "kl": kl.item()}

@@ -91,6 +91,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"renderer {RENDERER_BATCH})")
     parser.add_argument("--vae-crop", type=int, default=0, metavar="PX", help="train the VAE on random PXxPX "
                         "windows (0 = whole examples, the default)")
+    parser.add_argument("--vae-loss", choices=["l1", "mse"], default="l1",
+                        help="the VAE's reconstruction term: l1 (the paper's, default) or mse")
     parser.add_argument("--renderer-crop", type=int, default=256, metavar="PX",
                         help="renderer training crop for --renderer-args='--pairs flow' (default 256); the "
                         "default window pairs use whole 256x160 frames")

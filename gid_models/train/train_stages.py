@@ -141,7 +141,8 @@ def stage_normalization(job: Job) -> dict:
 def stage_vae(job: Job) -> dict:
     require(job.out / NORMALIZATION_FILE, "the normalization", "vae")
     settings = VaeTraining(steps=job.args.vae_steps, batch_size=job.batch_size(VaeTraining.batch_size),
-                           size=job.args.size or "cpu", crop=job.args.vae_crop)
+                           size=job.args.size or "cpu", crop=job.args.vae_crop,
+                           loss=job.args.vae_loss)
 
     def train() -> None:
         normalization = FrequencyNormalization.load(str(job.out / NORMALIZATION_FILE))

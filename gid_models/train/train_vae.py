@@ -26,7 +26,7 @@ from einops import rearrange
 from torch.utils.data import Dataset
 
 from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, load_network, save_network, size_configs
-from ..networks.vae import MotionVAE, vae_loss
+from ..networks.vae import RECONSTRUCTION_LOSSES, MotionVAE, vae_loss
 from ..spectral import FrequencyNormalization, normalize_tensor
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 
@@ -47,6 +47,7 @@ class VaeTraining:
     size: str = "cpu"
     crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
     decoder_only: bool = False  # freeze the encoder (keeps the latent space): needs a trained vae
+    loss: str = "l1"  # reconstruction term: "l1" (the paper's) or "mse" (see networks/vae.py vae_loss)
 
 
 def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -86,6 +87,8 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
     """Train (or continue) a MotionVAE; saves it into out_dir when given. Returns it in eval mode."""
     runtime = runtime or setup_runtime()
     torch.manual_seed(settings.seed)
+    if settings.loss not in RECONSTRUCTION_LOSSES:
+        raise ValueError(f"VAE loss must be one of {RECONSTRUCTION_LOSSES}, got {settings.loss!r}.")
     if vae is None and settings.decoder_only:
         raise ValueError("decoder-only training fine-tunes a trained VAE: give one (MODEL_DIR/motion_vae.*).")
     if vae is None:
@@ -114,14 +117,14 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         target = random_slices(normalize_tensor(coeffs, normalization.scales), settings.slices_per_example, generator)
         with autocast(runtime.device):
             reconstruction, mean, logvar = network(target)
-        loss, parts = vae_loss(reconstruction.float(), target, mean.float(), logvar.float())
+        loss, parts = vae_loss(reconstruction.float(), target, mean.float(), logvar.float(), settings.loss)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(trainable, 1.0)
         optimizer.step()
         if log is not None and (step % settings.log_every == 0 or step == settings.steps - 1):
             log.write(step=step, loss=loss.item(), **parts)
-            LOGGER.info("vae step %d loss %.4f (l1 %.4f)", step, loss.item(), parts["l1"])
+            LOGGER.info("vae step %d loss %.4f (%s %.4f)", step, loss.item(), settings.loss, parts[settings.loss])
         if checkpoint is not None and runtime.is_main and (step + 1) % settings.save_every == 0:
             save_checkpoint(checkpoint, vae, optimizer, step + 1)
     vae.eval()
@@ -148,6 +151,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", choices=["default", "cpu", "tiny"], default=defaults.size)
     parser.add_argument("--crop", type=int, default=defaults.crop, help="train on random CROPxCROP windows (pixels; 0 = whole slices)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
+    parser.add_argument("--loss", choices=RECONSTRUCTION_LOSSES, default=defaults.loss,
+                        help="reconstruction term: l1 (the paper's, default) or mse")
     parser.add_argument("--decoder-only", action="store_true", help="fine-tune only the decoder of MODEL_DIR's "
                         "trained VAE (its encoder and latent space stay; a denoiser trained on them stays valid)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -157,7 +162,8 @@ def main(argv: list[str] | None = None) -> None:
 
     runtime = setup_runtime(args.device)
     settings = VaeTraining(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
-                           size=args.size, save_every=args.save_every, crop=args.crop, decoder_only=args.decoder_only)
+                           size=args.size, save_every=args.save_every, crop=args.crop, decoder_only=args.decoder_only,
+                           loss=args.loss)
     normalization = FrequencyNormalization.load(str(Path(args.out) / NORMALIZATION_FILE))
     vae = load_network(MotionVAE, args.out, VAE_FILE) if args.decoder_only else None
     try:
