@@ -194,5 +194,6 @@ def test_vae_loss_flag_reaches_the_vae_stage(trained, tmp_path):
     assert cli.main(argv) == 0
     header = (tmp_path / "m" / "vae_losses.csv").read_text().splitlines()[0].split(",")
     assert "mse" in header and "l1" not in header
+    assert train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "balanced"]).vae_loss == "balanced"
     with pytest.raises(SystemExit):
         train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "l2"])

@@ -351,6 +351,24 @@ def test_vae_mse_loss_logs_its_own_column_and_unknown_losses_are_refused(dataset
     assert l1_parts["l1"] == pytest.approx(0.5) and mse_parts["mse"] == pytest.approx(0.25)
     with pytest.raises(ValueError, match="reconstruction_loss"):
         vae_loss(reconstruction, target, mean, logvar, "l2")
+    # balanced: a channel with a tenth of the others' amplitude weighs the same when it is wrong
+    quiet = target.clone()
+    quiet[:, 3] *= 0.1
+    missing_quiet, missing_loud = quiet.clone(), quiet.clone()
+    missing_quiet[:, 3] = 0
+    missing_loud[:, 0] = 0
+    _, quiet_parts = vae_loss(missing_quiet, quiet, mean, logvar, "balanced")
+    _, loud_parts = vae_loss(missing_loud, quiet, mean, logvar, "balanced")
+    assert quiet_parts["balanced"] == pytest.approx(0.25) and loud_parts["balanced"] == pytest.approx(0.25)
+    _, mse_quiet = vae_loss(missing_quiet, quiet, mean, logvar, "mse")
+    _, mse_loud = vae_loss(missing_loud, quiet, mean, logvar, "mse")
+    assert mse_quiet["mse"] < 0.02 * mse_loud["mse"]  # what MSE does instead
+    still = quiet.clone()
+    still[:, 3] = 0  # a channel with no motion in the batch: its term stays bounded
+    off = still.clone()
+    off[:, 3] = 1e-3
+    _, still_parts = vae_loss(off, still, mean, logvar, "balanced")
+    assert math.isfinite(still_parts["balanced"]) and still_parts["balanced"] < 1.0
     normalization = fit_dataset_normalization(dataset)
     train_vae(dataset, normalization, VaeTraining(steps=2, batch_size=4, size="tiny", log_every=1, loss="mse"),
               out_dir=tmp_path, runtime=Runtime())

@@ -32,3 +32,40 @@ def test_roundtrip_needs_held_out_records(tmp_path, capsys):
     write_scene_record(tmp_path / "scenes", 3, moving_right=True, generator=torch.Generator().manual_seed(0))
     assert vae_roundtrip.main(["--scenes", str(tmp_path / "scenes")]) == 2
     assert "no held-out scene records" in capsys.readouterr().err
+
+
+def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, capsys):
+    from gid_models.spectral import FrequencyNormalization
+    from gid_models.train.common import save_checkpoint
+
+    write_scene_record(tmp_path / "scenes", 9, moving_right=True, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=4, sample_size=(HEIGHT, WIDTH)).eval()
+    model.save(tmp_path / "model")
+    torch.manual_seed(1)
+    trained = MotionModel.create("tiny", num_frequencies=4, sample_size=(HEIGHT, WIDTH)).eval()
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoints" / "vae", trained.vae, torch.optim.AdamW(trained.vae.parameters()), 700)
+    FrequencyNormalization(torch.linspace(1.0, 0.2, 4)).save(str(run / "normalization.safetensors"))
+    scenes = ["--scenes", str(tmp_path / "scenes")]
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run), "--normalized"] + scenes) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "VAE step 700" in lines[0] and "normalized units" in lines[0]
+    printed = [float(line.split()[3]) for line in lines[2:]]
+    trained.set_normalization(FrequencyNormalization(torch.linspace(1.0, 0.2, 4)))
+    from gid_models.train.scenes.records import list_records, read_record
+    coeffs = read_record(list_records(tmp_path / "scenes", "held_out")[0])[1]
+    expected = vae_roundtrip.channel_roundtrip(trained, coeffs, normalized=True)[1]
+    assert printed == pytest.approx(expected.tolist(), abs=1e-3)
+    # the pixel round trip differs from the normalized one (the normalization is not linear)
+    assert not torch.allclose(vae_roundtrip.channel_roundtrip(trained, coeffs)[1], expected)
+
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(tmp_path / "nothing")] + scenes) == 2
+    (run / "checkpoints" / "vae" / "weights.safetensors").write_bytes(b"not a safetensors file")
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run)] + scenes) == 2
+    from gid_models.networks.vae import MotionVAE
+    other = MotionVAE(latent_channels=2, block_out_channels=(16, 16), norm_num_groups=8)
+    save_checkpoint(run / "checkpoints" / "vae", other, torch.optim.AdamW(other.parameters()), 800)
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run)] + scenes) == 2
+    err = capsys.readouterr().err
+    assert "no VAE checkpoint" in err and err.count("cannot use the VAE checkpoint") == 3

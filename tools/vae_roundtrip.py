@@ -2,6 +2,7 @@
 
     python -m tools.vae_roundtrip --model MODEL_DIR --scenes SCENES_DIR [--count 20]
     python -m tools.vae_roundtrip --scenes SCENES_DIR        # the bundled model
+    python -m tools.vae_roundtrip --run RUN_DIR --scenes SCENES_DIR [--normalized]
 
 For the first `count` held-out records of a `gid scenes` folder (exact motion, never trained on),
 each volume is normalized with the model's own scales (paper Eq. 4), encoded to the posterior
@@ -9,33 +10,57 @@ mean, decoded and denormalized: exactly the codec the sampler decodes through. P
 channel (Re x, Im x, Re y, Im y), as medians over the records, for bins 1..K-1:
 - power kept: decoded power over true power (1 is right; the v1 VAE kept about 1 % of x);
 - relative error: squared error over true power (0 is right, 1 is "nothing kept").
+
+--run: a `gid train --out` folder mid-training: its latest VAE checkpoint (checkpoints/vae/) and
+its normalization take the place of the model's. --normalized: compare in normalized units (what
+the VAE is trained on) instead of pixels.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file
 
 from gid_models.networks import MotionModel
-from gid_models.spectral import denormalize_tensor, normalize_tensor
+from gid_models.spectral import FrequencyNormalization, denormalize_tensor, normalize_tensor
 from gid_models.train.scenes.records import list_records, read_record
 
 CHANNELS = ("Re x", "Im x", "Re y", "Im y")
 
 
 @torch.no_grad()
-def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """coeffs (K, 4, H, W) px -> (power kept (4,), relative squared error (4,)) over bins 1..K-1."""
+def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor,
+                      normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """coeffs (K, 4, H, W) px -> (power kept (4,), relative squared error (4,)) over bins 1..K-1,
+    in pixels or (normalized=True) in the model's normalized units."""
     scales = model.normalization_scales
-    truth = coeffs.float()[None]
-    decoded = denormalize_tensor(model.decode(model.encode(normalize_tensor(truth, scales))), scales)[0]
+    truth = normalize_tensor(coeffs.float()[None], scales)
+    decoded = model.decode(model.encode(truth))[0]
+    if not normalized:
+        truth, decoded = denormalize_tensor(truth, scales), denormalize_tensor(decoded, scales)
     power = truth[0, 1:].square().mean(dim=(0, 2, 3)).clamp_min(1e-12)
     kept = decoded[1:].square().mean(dim=(0, 2, 3)) / power
     error = (decoded[1:] - truth[0, 1:]).square().mean(dim=(0, 2, 3)) / power
     return kept, error
+
+
+def use_run_checkpoint(model: MotionModel, run: Path) -> int:
+    """Put RUN/checkpoints/vae/weights.safetensors and RUN/normalization.safetensors into model.
+    Returns the checkpoint's step; OSError / RuntimeError / ValueError / SafetensorError when they
+    are missing, corrupt or do not fit the model's VAE."""
+    checkpoint = run / "checkpoints" / "vae"
+    if not (checkpoint / "state.json").is_file():
+        raise ValueError(f"{checkpoint} holds no VAE checkpoint (state.json)")
+    model.vae.load_state_dict(load_file(str(checkpoint / "weights.safetensors")))
+    model.set_normalization(FrequencyNormalization.load(str(run / "normalization.safetensors")))
+    return int(json.loads((checkpoint / "state.json").read_text())["step"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,16 +68,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", help="motion model folder or file (default: the bundled one)")
     parser.add_argument("--scenes", required=True, help="a `gid scenes` folder; its held-out records are used")
     parser.add_argument("--count", type=int, default=20, help="held-out records to use (default 20)")
+    parser.add_argument("--run", help="a `gid train --out` folder: use its latest VAE checkpoint and normalization")
+    parser.add_argument("--normalized", action="store_true", help="compare in normalized units, not pixels")
     args = parser.parse_args(argv)
     records = list_records(args.scenes, "held_out")[: args.count]
     if not records:
         sys.stderr.write(f"vae_roundtrip: {args.scenes} holds no held-out scene records.\n")
         return 2
     model = (MotionModel.load(args.model) if args.model else MotionModel.from_bundled()).eval()
-    rows = [channel_roundtrip(model, read_record(path)[1]) for path in records]
+    source = args.model or "bundled model"
+    if args.run:
+        try:
+            step = use_run_checkpoint(model, Path(args.run))
+        except (OSError, RuntimeError, ValueError, SafetensorError) as error:
+            sys.stderr.write(f"vae_roundtrip: cannot use the VAE checkpoint of --run {args.run}: {error}\n")
+            return 2
+        source = f"{args.run}, VAE step {step}"
+    rows = [channel_roundtrip(model, read_record(path)[1], args.normalized) for path in records]
     kept = np.median(np.stack([r[0].numpy() for r in rows]), axis=0)
     error = np.median(np.stack([r[1].numpy() for r in rows]), axis=0)
-    print(f"VAE round trip of {len(records)} held-out scenes ({args.model or 'bundled model'}); medians, bins 1..K-1")
+    units = "normalized units" if args.normalized else "pixels"
+    print(f"VAE round trip of {len(records)} held-out scenes ({source}); medians, bins 1..K-1, {units}")
     print(f"{'channel':<10}{'power kept':>12}{'relative error':>16}")
     for name, k, e in zip(CHANNELS, kept, error):
         print(f"{name:<10}{k:>12.3f}{e:>16.3f}")

@@ -33,6 +33,7 @@ import torch.distributed as dist
 
 from ..cli import entry_point
 from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE_PREFIX, MotionModel
+from ..networks.vae import RECONSTRUCTION_LOSSES
 from ..spectral import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
@@ -91,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"renderer {RENDERER_BATCH})")
     parser.add_argument("--vae-crop", type=int, default=0, metavar="PX", help="train the VAE on random PXxPX "
                         "windows (0 = whole examples, the default)")
-    parser.add_argument("--vae-loss", choices=["l1", "mse"], default="l1",
-                        help="the VAE's reconstruction term: l1 (the paper's, default) or mse")
+    parser.add_argument("--vae-loss", choices=list(RECONSTRUCTION_LOSSES), default="l1",
+                        help="the VAE's reconstruction term: l1 (the paper's, default), mse, or balanced "
+                        "(each channel's squared error over its own power)")
     parser.add_argument("--renderer-crop", type=int, default=256, metavar="PX",
                         help="renderer training crop for --renderer-args='--pairs flow' (default 256); the "
                         "default window pairs use whole 256x160 frames")

@@ -47,7 +47,7 @@ class VaeTraining:
     size: str = "cpu"
     crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
     decoder_only: bool = False  # freeze the encoder (keeps the latent space): needs a trained vae
-    loss: str = "l1"  # reconstruction term: "l1" (the paper's) or "mse" (see networks/vae.py vae_loss)
+    loss: str = "l1"  # reconstruction term: "l1" (the paper's), "mse" or "balanced" (networks/vae.py vae_loss)
 
 
 def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
