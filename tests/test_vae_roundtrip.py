@@ -50,13 +50,17 @@ def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, 
     scenes = ["--scenes", str(tmp_path / "scenes")]
     assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run), "--normalized"] + scenes) == 0
     lines = capsys.readouterr().out.splitlines()
-    assert "VAE step 700" in lines[0] and "normalized units" in lines[0]
+    assert "vae step 700" in lines[0] and "normalized units" in lines[0]
     printed = [float(line.split()[3]) for line in lines[2:]]
     trained.set_normalization(FrequencyNormalization(torch.linspace(1.0, 0.2, 4)))
     from gid_models.train.scenes.records import list_records, read_record
     coeffs = read_record(list_records(tmp_path / "scenes", "held_out")[0])[1]
     expected = vae_roundtrip.channel_roundtrip(trained, coeffs, normalized=True)[1]
     assert printed == pytest.approx(expected.tolist(), abs=1e-3)
+    save_checkpoint(run / "checkpoints" / "vae_decoder", model.vae, torch.optim.AdamW(model.vae.parameters()), 50)
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run), "--checkpoint", "vae_decoder"]
+                              + scenes) == 0
+    assert "vae_decoder step 50" in capsys.readouterr().out
     # the pixel round trip differs from the normalized one (the normalization is not linear)
     assert not torch.allclose(vae_roundtrip.channel_roundtrip(trained, coeffs)[1], expected)
 

@@ -11,9 +11,9 @@ channel (Re x, Im x, Re y, Im y), as medians over the records, for bins 1..K-1:
 - power kept: decoded power over true power (1 is right; the v1 VAE kept about 1 % of x);
 - relative error: squared error over true power (0 is right, 1 is "nothing kept").
 
---run: a `gid train --out` folder mid-training: its latest VAE checkpoint (checkpoints/vae/) and
-its normalization take the place of the model's. --normalized: compare in normalized units (what
-the VAE is trained on) instead of pixels.
+--run: a `gid train --out` folder mid-training: its latest VAE checkpoint (checkpoints/vae/, or
+with --checkpoint vae_decoder a decoder-only fine-tune's) and its normalization take the place of
+the model's. --normalized: compare in normalized units (what the VAE is trained on), not pixels.
 """
 
 from __future__ import annotations
@@ -51,11 +51,12 @@ def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor,
     return kept, error
 
 
-def use_run_checkpoint(model: MotionModel, run: Path) -> int:
-    """Put RUN/checkpoints/vae/weights.safetensors and RUN/normalization.safetensors into model.
+def use_run_checkpoint(model: MotionModel, run: Path, name: str = "vae") -> int:
+    """Put RUN/checkpoints/NAME/weights.safetensors and RUN/normalization.safetensors into model
+    (NAME "vae", or "vae_decoder" for a decoder-only fine-tune).
     Returns the checkpoint's step; OSError / RuntimeError / ValueError / SafetensorError when they
     are missing, corrupt or do not fit the model's VAE."""
-    checkpoint = run / "checkpoints" / "vae"
+    checkpoint = run / "checkpoints" / name
     if not (checkpoint / "state.json").is_file():
         raise ValueError(f"{checkpoint} holds no VAE checkpoint (state.json)")
     model.vae.load_state_dict(load_file(str(checkpoint / "weights.safetensors")))
@@ -69,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scenes", required=True, help="a `gid scenes` folder; its held-out records are used")
     parser.add_argument("--count", type=int, default=20, help="held-out records to use (default 20)")
     parser.add_argument("--run", help="a `gid train --out` folder: use its latest VAE checkpoint and normalization")
+    parser.add_argument("--checkpoint", choices=["vae", "vae_decoder"], default="vae",
+                        help="with --run: the VAE's checkpoint (default) or a decoder-only fine-tune's")
     parser.add_argument("--normalized", action="store_true", help="compare in normalized units, not pixels")
     args = parser.parse_args(argv)
     records = list_records(args.scenes, "held_out")[: args.count]
@@ -79,11 +82,11 @@ def main(argv: list[str] | None = None) -> int:
     source = args.model or "bundled model"
     if args.run:
         try:
-            step = use_run_checkpoint(model, Path(args.run))
+            step = use_run_checkpoint(model, Path(args.run), args.checkpoint)
         except (OSError, RuntimeError, ValueError, SafetensorError) as error:
             sys.stderr.write(f"vae_roundtrip: cannot use the VAE checkpoint of --run {args.run}: {error}\n")
             return 2
-        source = f"{args.run}, VAE step {step}"
+        source = f"{args.run}, {args.checkpoint} step {step}"
     rows = [channel_roundtrip(model, read_record(path)[1], args.normalized) for path in records]
     kept = np.median(np.stack([r[0].numpy() for r in rows]), axis=0)
     error = np.median(np.stack([r[1].numpy() for r in rows]), axis=0)
