@@ -186,14 +186,15 @@ def test_stage_settings_are_gid_train_flags_then_the_option_strings():
 
 
 
-def test_vae_loss_flag_reaches_the_vae_stage(trained, tmp_path):
+def test_vae_loss_and_smoothing_flags_reach_the_vae_stage(trained, tmp_path):
     shards = str(trained[0] / "shards")
     argv = ["train", "--out", str(tmp_path / "m"), "--shards", shards, "--init", "scratch", "--size", "tiny",
             "--stages", "normalization,vae", "--vae-steps", "2", "--batch-size", "2", "--device", "cpu",
-            "--vae-loss", "mse"]
+            "--vae-loss", "mse", "--vae-smooth", "1.5"]
     assert cli.main(argv) == 0
     header = (tmp_path / "m" / "vae_losses.csv").read_text().splitlines()[0].split(",")
     assert "mse" in header and "l1" not in header
+    assert json.loads((tmp_path / "m" / "motion_vae.json").read_text())["training_smoothing_px"] == 1.5
     assert train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "balanced"]).vae_loss == "balanced"
     with pytest.raises(SystemExit):
         train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "l2"])

@@ -26,6 +26,8 @@ class MotionVAE(ModelMixin, ConfigMixin):
     block_out_channels: channels per level; len - 1 downsamplings (3 levels: 4x).
     scaling_factor: multiplies latents before diffusion (1 / std of training latents, set by the
         VAE trainer) so the denoiser sees roughly unit-variance latents.
+    training_smoothing_px: the Gaussian sigma (pixels) its training volumes were blurred with
+        before normalization (0: none); the denoiser's training latents are made the same way.
     """
 
     @register_to_config
@@ -37,6 +39,7 @@ class MotionVAE(ModelMixin, ConfigMixin):
         layers_per_block: int = 1,
         norm_num_groups: int = 16,
         scaling_factor: float = 1.0,
+        training_smoothing_px: float = 0.0,
     ):
         super().__init__()
         channels = list(block_out_channels)

@@ -22,9 +22,9 @@ import logging
 import torch
 from torch.utils.data import Dataset
 
-from ..spectral import normalize_tensor
 from .conditioned import picture_features
 from .shards import flip_horizontal, reverse_time
+from .volume_smoothing import training_slices
 
 LOGGER = logging.getLogger(__name__)
 
@@ -43,7 +43,6 @@ class LatentCacheDataset(Dataset):
         self.latents: list[list[torch.Tensor]] = []
         self.features: list[list[tuple[torch.Tensor, ...]]] = []
         factor = model.downsample_factor
-        scales = model.normalization_scales
         with torch.no_grad():
             for index in range(len(examples)):
                 item = examples[index]
@@ -57,7 +56,7 @@ class LatentCacheDataset(Dataset):
                         image, coeffs, mask = flip_horizontal(image, coeffs, mask)
                     if reverse:
                         coeffs = reverse_time(coeffs)
-                    normalized = normalize_tensor(coeffs[None, ..., rows, cols].float().to(device), scales)
+                    normalized = training_slices(model, coeffs[None, ..., rows, cols].float().to(device))
                     latents.append(model.encode(normalized)[0].cpu())
                     images.append(image[..., rows, cols].float().contiguous())
                     if model.denoiser.image_conditioning is not None:

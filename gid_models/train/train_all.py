@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--vae-loss", choices=list(RECONSTRUCTION_LOSSES), default="l1",
                         help="the VAE's reconstruction term: l1 (the paper's, default), mse, or balanced "
                         "(each channel's squared error over its own power)")
+    parser.add_argument("--vae-smooth", type=float, default=0.0, metavar="PX",
+                        help="blur every volume by a Gaussian of PX pixels (sigma) for the VAE; the denoiser's "
+                        "latents are made the same way (default 0: none)")
     parser.add_argument("--renderer-crop", type=int, default=256, metavar="PX",
                         help="renderer training crop for --renderer-args='--pairs flow' (default 256); the "
                         "default window pairs use whole 256x160 frames")

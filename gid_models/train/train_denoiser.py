@@ -33,10 +33,11 @@ from ..networks.motion_model import (
 )
 from ..networks.vae import MotionVAE
 from ..sampling.ddim import make_scheduler
-from ..spectral import FrequencyNormalization, normalize_tensor
+from ..spectral import FrequencyNormalization
 from .conditioned import optimizer_groups, use_cached_features, with_image_conditioning
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 from .validation import fixed_noise_loss
+from .volume_smoothing import training_slices
 
 LOGGER = logging.getLogger(__name__)
 
@@ -90,7 +91,7 @@ def denoiser_step_loss(model: MotionModel, network: torch.nn.Module, batch: dict
         raise ValueError(f"training examples of {width}x{height} are smaller than the model factor {factor}.")
     coeffs = batch["coeffs"].float().to(device)[..., :crop_h, :crop_w]
     image = batch["image"].float().to(device)[..., :crop_h, :crop_w]
-    normalized, bins = _stage_bins(normalize_tensor(coeffs, model.normalization_scales), settings, generator)
+    normalized, bins = _stage_bins(training_slices(model, coeffs), settings, generator)
     with torch.no_grad():
         latents = model.encode(normalized)
     return _noise_prediction_loss(network, latents, image, bins, settings, generator, device)

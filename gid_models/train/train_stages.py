@@ -142,7 +142,7 @@ def stage_vae(job: Job) -> dict:
     require(job.out / NORMALIZATION_FILE, "the normalization", "vae")
     settings = VaeTraining(steps=job.args.vae_steps, batch_size=job.batch_size(VaeTraining.batch_size),
                            size=job.args.size or "cpu", crop=job.args.vae_crop,
-                           loss=job.args.vae_loss)
+                           loss=job.args.vae_loss, smoothing_px=job.args.vae_smooth)
 
     def train() -> None:
         normalization = FrequencyNormalization.load(str(job.out / NORMALIZATION_FILE))

@@ -29,6 +29,7 @@ from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, load_network, 
 from ..networks.vae import RECONSTRUCTION_LOSSES, MotionVAE, vae_loss
 from ..spectral import FrequencyNormalization, normalize_tensor
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
+from .volume_smoothing import smooth_volume
 
 LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class VaeTraining:
     crop: int = 0  # train on random crop x crop windows (pixels, a multiple of the VAE factor); 0 = whole slices
     decoder_only: bool = False  # freeze the encoder (keeps the latent space): needs a trained vae
     loss: str = "l1"  # reconstruction term: "l1" (the paper's), "mse" or "balanced" (networks/vae.py vae_loss)
+    smoothing_px: float = 0.0  # blur each volume by a Gaussian of this sigma (pixels) first (volume_smoothing.py)
 
 
 def random_slices(normalized: torch.Tensor, count: int, generator: torch.Generator) -> torch.Tensor:
@@ -71,11 +73,12 @@ def random_crop(coeffs: torch.Tensor, crop: int, generator: torch.Generator) -> 
 
 @torch.no_grad()
 def latent_scaling_factor(vae: MotionVAE, dataset: Dataset, normalization: FrequencyNormalization,
-                          device: torch.device, max_examples: int = 64) -> float:
-    """1 / std of the posterior means over up to max_examples examples (all bins)."""
+                          device: torch.device, max_examples: int = 64, smoothing_px: float = 0.0) -> float:
+    """1 / std of the posterior means over up to max_examples examples (all bins), each volume
+    blurred by smoothing_px (pixels) as in training."""
     means = []
     for index in range(min(len(dataset), max_examples)):
-        coeffs = dataset[index]["coeffs"][None].float().to(device)
+        coeffs = smooth_volume(dataset[index]["coeffs"][None].float().to(device), smoothing_px)
         flat = rearrange(normalize_tensor(coeffs, normalization.scales), "b k c h w -> (b k) c h w")
         means.append(vae.encode(flat)[0].float().flatten())
     return float(1.0 / torch.cat(means).std().clamp_min(1e-6))
@@ -91,6 +94,9 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         raise ValueError(f"VAE loss must be one of {RECONSTRUCTION_LOSSES}, got {settings.loss!r}.")
     if vae is None and settings.decoder_only:
         raise ValueError("decoder-only training fine-tunes a trained VAE: give one (MODEL_DIR/motion_vae.*).")
+    if settings.decoder_only and settings.smoothing_px != float(vae.config.training_smoothing_px):
+        raise ValueError(f"decoder-only training keeps the encoder, trained on volumes smoothed by "
+                         f"{vae.config.training_smoothing_px} px: use that smoothing, not {settings.smoothing_px} px.")
     if vae is None:
         vae = MotionVAE(**size_configs(settings.size)[0])
     vae = vae.to(runtime.device).train()
@@ -114,6 +120,7 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
         coeffs = coeffs[..., : height - height % factor, : width - width % factor]
         if settings.crop:
             coeffs = random_crop(coeffs, settings.crop, generator)
+        coeffs = smooth_volume(coeffs, settings.smoothing_px)
         target = random_slices(normalize_tensor(coeffs, normalization.scales), settings.slices_per_example, generator)
         with autocast(runtime.device):
             reconstruction, mean, logvar = network(target)
@@ -131,7 +138,8 @@ def train_vae(dataset: Dataset, normalization: FrequencyNormalization, settings:
     for parameter in vae.parameters():
         parameter.requires_grad_(True)
     if not settings.decoder_only:  # a frozen encoder keeps its latents, and so their scale
-        vae.register_to_config(scaling_factor=latent_scaling_factor(vae, dataset, normalization, runtime.device))
+        factor = latent_scaling_factor(vae, dataset, normalization, runtime.device, smoothing_px=settings.smoothing_px)
+        vae.register_to_config(scaling_factor=factor, training_smoothing_px=float(settings.smoothing_px))
     if out_dir is not None and runtime.is_main:
         if checkpoint is not None and settings.steps > start:
             save_checkpoint(checkpoint, vae, optimizer, settings.steps)
@@ -152,7 +160,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--crop", type=int, default=defaults.crop, help="train on random CROPxCROP windows (pixels; 0 = whole slices)")
     parser.add_argument("--save-every", type=int, default=defaults.save_every)
     parser.add_argument("--loss", choices=RECONSTRUCTION_LOSSES, default=defaults.loss,
-                        help="reconstruction term: l1 (the paper's, default) or mse")
+                        help="reconstruction term: l1 (the paper's, default), mse or balanced")
+    parser.add_argument("--smooth", type=float, default=defaults.smoothing_px, metavar="PX",
+                        help="blur every volume by a Gaussian of PX pixels (sigma) before training (default 0)")
     parser.add_argument("--decoder-only", action="store_true", help="fine-tune only the decoder of MODEL_DIR's "
                         "trained VAE (its encoder and latent space stay; a denoiser trained on them stays valid)")
     parser.add_argument("--device", default=None, help="cpu or cuda (default: cuda when present)")
@@ -163,7 +173,7 @@ def main(argv: list[str] | None = None) -> None:
     runtime = setup_runtime(args.device)
     settings = VaeTraining(steps=args.steps, batch_size=args.batch_size, learning_rate=args.lr,
                            size=args.size, save_every=args.save_every, crop=args.crop, decoder_only=args.decoder_only,
-                           loss=args.loss)
+                           loss=args.loss, smoothing_px=args.smooth)
     normalization = FrequencyNormalization.load(str(Path(args.out) / NORMALIZATION_FILE))
     vae = load_network(MotionVAE, args.out, VAE_FILE) if args.decoder_only else None
     try:

@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..sampling.ddim import make_scheduler
-from ..spectral import normalize_tensor
+from .volume_smoothing import training_slices
 
 DEFAULT_TIMESTEPS = (50, 200, 400, 600, 800, 950)
 
@@ -42,7 +42,7 @@ def fixed_noise_loss(model, dataset: Dataset, *, stage: int, max_examples: int =
             crop_h, crop_w = height - height % factor, width - width % factor
             coeffs = coeffs[None, ..., :crop_h, :crop_w].to(device)
             condition = image[None, :, :crop_h, :crop_w].to(device) * 2 - 1
-            latents = model.encode(normalize_tensor(coeffs, model.normalization_scales))
+            latents = model.encode(training_slices(model, coeffs))
             bins = torch.arange(latents.shape[1], device=device)[None]
             for timestep in timesteps:
                 noise = torch.randn(latents.shape, generator=generator).to(device)
