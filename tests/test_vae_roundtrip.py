@@ -73,3 +73,23 @@ def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, 
     assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run)] + scenes) == 2
     err = capsys.readouterr().err
     assert "no VAE checkpoint" in err and err.count("cannot use the VAE checkpoint") == 3
+
+
+def test_a_vae_trained_on_smoothed_volumes_is_scored_against_the_smoothed_truth(tmp_path, capsys):
+    from gid_models.spectral import normalize_tensor
+    from gid_models.train.volume_smoothing import smooth_volume
+
+    write_scene_record(tmp_path / "scenes", 9, moving_right=True, generator=torch.Generator().manual_seed(0))
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=4, sample_size=(HEIGHT, WIDTH)).eval()
+    model.vae.register_to_config(training_smoothing_px=1.5)
+    model.save(tmp_path / "model")
+    coeffs = torch.randn(4, 4, HEIGHT, WIDTH, generator=torch.Generator().manual_seed(2))
+    kept, error = vae_roundtrip.channel_roundtrip(model, coeffs, normalized=True)
+    truth = normalize_tensor(smooth_volume(coeffs[None], 1.5), model.normalization_scales)
+    with torch.no_grad():
+        decoded = model.decode(model.encode(truth))[0]
+    power = truth[0, 1:].square().mean(dim=(0, 2, 3))
+    assert torch.allclose(error, (decoded[1:] - truth[0, 1:]).square().mean(dim=(0, 2, 3)) / power, rtol=1e-4)
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--scenes", str(tmp_path / "scenes")]) == 0
+    assert "blurred by 1.5 px" in capsys.readouterr().out

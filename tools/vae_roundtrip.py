@@ -29,8 +29,9 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from gid_models.networks import MotionModel
-from gid_models.spectral import FrequencyNormalization, denormalize_tensor, normalize_tensor
+from gid_models.spectral import FrequencyNormalization, denormalize_tensor
 from gid_models.train.scenes.records import list_records, read_record
+from gid_models.train.volume_smoothing import training_slices
 
 CHANNELS = ("Re x", "Im x", "Re y", "Im y")
 
@@ -39,9 +40,10 @@ CHANNELS = ("Re x", "Im x", "Re y", "Im y")
 def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor,
                       normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """coeffs (K, 4, H, W) px -> (power kept (4,), relative squared error (4,)) over bins 1..K-1,
-    in pixels or (normalized=True) in the model's normalized units."""
+    in pixels or (normalized=True) in the model's normalized units. A VAE trained on smoothed
+    volumes is scored against the volume blurred the same way (what it was taught to give back)."""
     scales = model.normalization_scales
-    truth = normalize_tensor(coeffs.float()[None], scales)
+    truth = training_slices(model, coeffs.float()[None])
     decoded = model.decode(model.encode(truth))[0]
     if not normalized:
         truth, decoded = denormalize_tensor(truth, scales), denormalize_tensor(decoded, scales)
@@ -91,6 +93,9 @@ def main(argv: list[str] | None = None) -> int:
     kept = np.median(np.stack([r[0].numpy() for r in rows]), axis=0)
     error = np.median(np.stack([r[1].numpy() for r in rows]), axis=0)
     units = "normalized units" if args.normalized else "pixels"
+    smoothing = float(model.vae.config.training_smoothing_px)
+    if smoothing:
+        units += f", against the volumes blurred by {smoothing:g} px as in its training"
     print(f"VAE round trip of {len(records)} held-out scenes ({source}); medians, bins 1..K-1, {units}")
     print(f"{'channel':<10}{'power kept':>12}{'relative error':>16}")
     for name, k, e in zip(CHANNELS, kept, error):
