@@ -73,6 +73,11 @@ def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, 
     assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run)] + scenes) == 2
     err = capsys.readouterr().err
     assert "no VAE checkpoint" in err and err.count("cannot use the VAE checkpoint") == 3
+    save_checkpoint(run / "checkpoints" / "vae", trained.vae, torch.optim.AdamW(trained.vae.parameters()), 900)
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--run", str(run), "--smooth", "2"] + scenes) == 0
+    assert "blurred by 2 px as in its training" in capsys.readouterr().out
+    assert vae_roundtrip.main(["--smooth", "2"] + scenes) == 2
+    assert vae_roundtrip.main(["--run", str(run), "--smooth", "-1"] + scenes) == 2
 
 
 def test_a_vae_trained_on_smoothed_volumes_is_scored_against_the_smoothed_truth(tmp_path, capsys):
@@ -92,4 +97,11 @@ def test_a_vae_trained_on_smoothed_volumes_is_scored_against_the_smoothed_truth(
     power = truth[0, 1:].square().mean(dim=(0, 2, 3))
     assert torch.allclose(error, (decoded[1:] - truth[0, 1:]).square().mean(dim=(0, 2, 3)) / power, rtol=1e-4)
     assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--scenes", str(tmp_path / "scenes")]) == 0
-    assert "blurred by 1.5 px" in capsys.readouterr().out
+    assert "scored against the blurred ones" in capsys.readouterr().out
+    raw = normalize_tensor(coeffs[None], model.normalization_scales)
+    _, raw_error = vae_roundtrip.channel_roundtrip(model, coeffs, normalized=True, raw_truth=True)
+    power = raw[0, 1:].square().mean(dim=(0, 2, 3))
+    assert torch.allclose(raw_error, (decoded[1:] - raw[0, 1:]).square().mean(dim=(0, 2, 3)) / power, rtol=1e-4)
+    assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--scenes", str(tmp_path / "scenes"),
+                               "--raw-truth"]) == 0
+    assert "scored against the exact volumes" in capsys.readouterr().out

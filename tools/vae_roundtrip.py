@@ -13,7 +13,8 @@ channel (Re x, Im x, Re y, Im y), as medians over the records, for bins 1..K-1:
 
 --run: a `gid train --out` folder mid-training: its latest VAE checkpoint (checkpoints/vae/, or
 with --checkpoint vae_decoder a decoder-only fine-tune's) and its normalization take the place of
-the model's. --normalized: compare in normalized units (what the VAE is trained on), not pixels.
+the model's; give its --vae-smooth as --smooth. --raw-truth: score such a smoothing VAE against
+the exact volumes instead (the blur's loss and the VAE's together). --normalized: compare in normalized units (what the VAE is trained on), not pixels.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from gid_models.networks import MotionModel
-from gid_models.spectral import FrequencyNormalization, denormalize_tensor
+from gid_models.spectral import FrequencyNormalization, denormalize_tensor, normalize_tensor
 from gid_models.train.scenes.records import list_records, read_record
 from gid_models.train.volume_smoothing import training_slices
 
@@ -37,14 +38,17 @@ CHANNELS = ("Re x", "Im x", "Re y", "Im y")
 
 
 @torch.no_grad()
-def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor,
-                      normalized: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+def channel_roundtrip(model: MotionModel, coeffs: torch.Tensor, normalized: bool = False,
+                      raw_truth: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """coeffs (K, 4, H, W) px -> (power kept (4,), relative squared error (4,)) over bins 1..K-1,
     in pixels or (normalized=True) in the model's normalized units. A VAE trained on smoothed
-    volumes is scored against the volume blurred the same way (what it was taught to give back)."""
+    volumes gets the blurred volume and is scored against it (what it was taught to give back),
+    or with raw_truth against the exact volume (the blur's loss and the VAE's together)."""
     scales = model.normalization_scales
     truth = training_slices(model, coeffs.float()[None])
     decoded = model.decode(model.encode(truth))[0]
+    if raw_truth:
+        truth = normalize_tensor(coeffs.float()[None], scales)
     if not normalized:
         truth, decoded = denormalize_tensor(truth, scales), denormalize_tensor(decoded, scales)
     power = truth[0, 1:].square().mean(dim=(0, 2, 3)).clamp_min(1e-12)
@@ -74,8 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", help="a `gid train --out` folder: use its latest VAE checkpoint and normalization")
     parser.add_argument("--checkpoint", choices=["vae", "vae_decoder"], default="vae",
                         help="with --run: the VAE's checkpoint (default) or a decoder-only fine-tune's")
+    parser.add_argument("--smooth", type=float, default=None, metavar="PX",
+                        help="with --run: the run's --vae-smooth (a checkpoint does not record it; default 0)")
+    parser.add_argument("--raw-truth", action="store_true",
+                        help="score a smoothing VAE against the exact volumes, not the blurred ones")
     parser.add_argument("--normalized", action="store_true", help="compare in normalized units, not pixels")
     args = parser.parse_args(argv)
+    if args.smooth is not None and (not args.run or not args.smooth >= 0):
+        sys.stderr.write("vae_roundtrip: --smooth goes with --run and is a number of pixels >= 0.\n")
+        return 2
     records = list_records(args.scenes, "held_out")[: args.count]
     if not records:
         sys.stderr.write(f"vae_roundtrip: {args.scenes} holds no held-out scene records.\n")
@@ -85,17 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     if args.run:
         try:
             step = use_run_checkpoint(model, Path(args.run), args.checkpoint)
+            model.vae.register_to_config(training_smoothing_px=float(args.smooth or 0.0))
         except (OSError, RuntimeError, ValueError, SafetensorError) as error:
             sys.stderr.write(f"vae_roundtrip: cannot use the VAE checkpoint of --run {args.run}: {error}\n")
             return 2
         source = f"{args.run}, {args.checkpoint} step {step}"
-    rows = [channel_roundtrip(model, read_record(path)[1], args.normalized) for path in records]
+    rows = [channel_roundtrip(model, read_record(path)[1], args.normalized, args.raw_truth) for path in records]
     kept = np.median(np.stack([r[0].numpy() for r in rows]), axis=0)
     error = np.median(np.stack([r[1].numpy() for r in rows]), axis=0)
     units = "normalized units" if args.normalized else "pixels"
     smoothing = float(model.vae.config.training_smoothing_px)
     if smoothing:
-        units += f", against the volumes blurred by {smoothing:g} px as in its training"
+        units += (f", fed the volumes blurred by {smoothing:g} px as in its training, scored against the "
+                  + ("exact volumes" if args.raw_truth else "blurred ones"))
     print(f"VAE round trip of {len(records)} held-out scenes ({source}); medians, bins 1..K-1, {units}")
     print(f"{'channel':<10}{'power kept':>12}{'relative error':>16}")
     for name, k, e in zip(CHANNELS, kept, error):
