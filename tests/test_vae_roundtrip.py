@@ -1,5 +1,7 @@
 """tools/vae_roundtrip: the motion VAE's round trip per channel on held-out scene records."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -105,3 +107,23 @@ def test_a_vae_trained_on_smoothed_volumes_is_scored_against_the_smoothed_truth(
     assert vae_roundtrip.main(["--model", str(tmp_path / "model"), "--scenes", str(tmp_path / "scenes"),
                                "--raw-truth"]) == 0
     assert "scored against the exact volumes" in capsys.readouterr().out
+
+
+def test_clips_motion_goes_through_the_vae_and_missing_clips_are_refused(tmp_path, capsys):
+    from synthetic_clips import write_sway_clip
+
+    clip = tmp_path / "sway.mp4"
+    write_sway_clip(clip, seed=0)
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=4, sample_size=(HEIGHT, WIDTH)).eval()
+    model.save(tmp_path / "model")
+    args = ["--model", str(tmp_path / "model"), "--size", "80x48", "--frames", "36"]
+    assert vae_roundtrip.main(args + ["--clips", str(clip)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert "1 clips' measured motion" in lines[0]
+    assert all(math.isfinite(float(v)) for line in lines[2:] for v in line.split()[2:])
+    assert vae_roundtrip.main(args + ["--clips", str(tmp_path / "none.mp4")]) == 2
+    assert vae_roundtrip.main(["--clips", str(clip), "--size", "big"]) == 2
+    assert "no such clip" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        vae_roundtrip.main(["--clips", str(clip), "--scenes", str(tmp_path)])

@@ -3,9 +3,11 @@
     python -m tools.vae_roundtrip --model MODEL_DIR --scenes SCENES_DIR [--count 20]
     python -m tools.vae_roundtrip --scenes SCENES_DIR        # the bundled model
     python -m tools.vae_roundtrip --run RUN_DIR --scenes SCENES_DIR [--normalized]
+    python -m tools.vae_roundtrip --clips CLIP [CLIP ...]   # flow-measured motion of video clips
 
 For the first `count` held-out records of a `gid scenes` folder (exact motion, never trained on),
-each volume is normalized with the model's own scales (paper Eq. 4), encoded to the posterior
+or for clips (their motion measured by optical flow from frame 0 as `gid eval` measures it), each
+volume is normalized with the model's own scales (paper Eq. 4), encoded to the posterior
 mean, decoded and denormalized: exactly the codec the sampler decodes through. Printed per
 channel (Re x, Im x, Re y, Im y), as medians over the records, for bins 1..K-1:
 - power kept: decoded power over true power (1 is right; the v1 VAE kept about 1 % of x);
@@ -14,7 +16,8 @@ channel (Re x, Im x, Re y, Im y), as medians over the records, for bins 1..K-1:
 --run: a `gid train --out` folder mid-training: its latest VAE checkpoint (checkpoints/vae/, or
 with --checkpoint vae_decoder a decoder-only fine-tune's) and its normalization take the place of
 the model's; give its --vae-smooth as --smooth. --raw-truth: score such a smoothing VAE against
-the exact volumes instead (the blur's loss and the VAE's together). --normalized: compare in normalized units (what the VAE is trained on), not pixels.
+the exact volumes instead (the blur's loss and the VAE's together). --normalized: compare in
+normalized units (what the VAE is trained on), not pixels.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from gid_models.networks import MotionModel
 from gid_models.spectral import FrequencyNormalization, denormalize_tensor, normalize_tensor
 from gid_models.train.scenes.records import list_records, read_record
 from gid_models.train.volume_smoothing import training_slices
+from tools.amplitude_on_clips import clip_truth
 
 CHANNELS = ("Re x", "Im x", "Re y", "Im y")
 
@@ -73,7 +77,12 @@ def use_run_checkpoint(model: MotionModel, run: Path, name: str = "vae") -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help="motion model folder or file (default: the bundled one)")
-    parser.add_argument("--scenes", required=True, help="a `gid scenes` folder; its held-out records are used")
+    source_group = parser.add_mutually_exclusive_group(required=True)
+    source_group.add_argument("--scenes", help="a `gid scenes` folder; its held-out records are used")
+    source_group.add_argument("--clips", nargs="+", metavar="CLIP",
+                              help="video clips; their motion measured as `gid eval` measures it")
+    parser.add_argument("--size", default="256x160", help="with --clips: WIDTHxHEIGHT crop (default 256x160)")
+    parser.add_argument("--frames", type=int, default=150, help="with --clips: frames measured (default 150)")
     parser.add_argument("--count", type=int, default=20, help="held-out records to use (default 20)")
     parser.add_argument("--run", help="a `gid train --out` folder: use its latest VAE checkpoint and normalization")
     parser.add_argument("--checkpoint", choices=["vae", "vae_decoder"], default="vae",
@@ -87,10 +96,21 @@ def main(argv: list[str] | None = None) -> int:
     if args.smooth is not None and (not args.run or not args.smooth >= 0):
         sys.stderr.write("vae_roundtrip: --smooth goes with --run and is a number of pixels >= 0.\n")
         return 2
-    records = list_records(args.scenes, "held_out")[: args.count]
-    if not records:
-        sys.stderr.write(f"vae_roundtrip: {args.scenes} holds no held-out scene records.\n")
-        return 2
+    if args.scenes:
+        records = list_records(args.scenes, "held_out")[: args.count]
+        if not records:
+            sys.stderr.write(f"vae_roundtrip: {args.scenes} holds no held-out scene records.\n")
+            return 2
+    else:
+        missing = [clip for clip in args.clips if not Path(clip).is_file()]
+        if missing:
+            sys.stderr.write(f"vae_roundtrip: no such clip: {', '.join(missing)}.\n")
+            return 2
+        try:
+            width, height = (int(v) for v in args.size.lower().split("x"))
+        except ValueError:
+            sys.stderr.write(f"vae_roundtrip: --size {args.size} must be WIDTHxHEIGHT, e.g. 256x160.\n")
+            return 2
     model = (MotionModel.load(args.model) if args.model else MotionModel.from_bundled()).eval()
     source = args.model or "bundled model"
     if args.run:
@@ -101,7 +121,14 @@ def main(argv: list[str] | None = None) -> int:
             sys.stderr.write(f"vae_roundtrip: cannot use the VAE checkpoint of --run {args.run}: {error}\n")
             return 2
         source = f"{args.run}, {args.checkpoint} step {step}"
-    rows = [channel_roundtrip(model, read_record(path)[1], args.normalized, args.raw_truth) for path in records]
+    if args.scenes:
+        volumes = [read_record(path)[1] for path in records]
+        what = f"{len(records)} held-out scenes"
+    else:
+        volumes = [clip_truth(Path(clip), width, height, args.frames, model.num_frequencies)[1][0]
+                   for clip in args.clips]
+        what = f"{len(volumes)} clips' measured motion"
+    rows = [channel_roundtrip(model, volume, args.normalized, args.raw_truth) for volume in volumes]
     kept = np.median(np.stack([r[0].numpy() for r in rows]), axis=0)
     error = np.median(np.stack([r[1].numpy() for r in rows]), axis=0)
     units = "normalized units" if args.normalized else "pixels"
@@ -109,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     if smoothing:
         units += (f", fed the volumes blurred by {smoothing:g} px as in its training, scored against the "
                   + ("exact volumes" if args.raw_truth else "blurred ones"))
-    print(f"VAE round trip of {len(records)} held-out scenes ({source}); medians, bins 1..K-1, {units}")
+    print(f"VAE round trip of {what} ({source}); medians, bins 1..K-1, {units}")
     print(f"{'channel':<10}{'power kept':>12}{'relative error':>16}")
     for name, k, e in zip(CHANNELS, kept, error):
         print(f"{name:<10}{k:>12.3f}{e:>16.3f}")
