@@ -5,7 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .spectral import FrequencyNormalization, MotionError, SpectralVolume, _check_finite
+from .normalization import FrequencyNormalization
+from .spectral import MotionError, SpectralVolume, _check_finite
 
 
 def save_volume(volume: SpectralVolume, path: str) -> None:

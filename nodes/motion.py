@@ -9,15 +9,12 @@ import torch
 from ..gid_models.job_checks import check_extraction_job, check_motion_job
 from ..gid_models.motion_style import match_motion_statistics
 from ..gid_models.flow import DEFAULT_METHOD, FLOW_METHODS, spectral_volume_from_video
+from ..gid_models.normalization import FrequencyNormalization, denormalize, fit_normalization, normalize
 from ..gid_models.spectral import (
     DEFAULT_FPS,
     DEFAULT_NUM_FRAMES,
     DEFAULT_NUM_FREQUENCIES,
-    FrequencyNormalization,
     SpectralVolume,
-    denormalize,
-    fit_normalization,
-    normalize,
     spectral_to_motion,
 )
 from . import _comfy, types

@@ -119,13 +119,13 @@ def make_tiny_model(models_package):
     """Builds a fresh untrained tiny MotionModel (K = 4 frequencies, 16x16 samples), seeded, in eval
     mode: for a test that changes its model (output gains, limits)."""
     networks = importlib.import_module(f"{models_package.__name__}.networks")
-    spectral = importlib.import_module(f"{models_package.__name__}.spectral")
+    normalization = importlib.import_module(f"{models_package.__name__}.normalization")
 
     def make():
         torch.manual_seed(0)
-        normalization = spectral.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+        stats = normalization.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
         return networks.MotionModel.create("tiny", num_frequencies=4, sample_size=(16, 16),
-                                           normalization=normalization).eval()
+                                           normalization=stats).eval()
 
     return make
 

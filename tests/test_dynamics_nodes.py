@@ -123,7 +123,8 @@ def test_bad_volumes_and_settings_name_the_node(pack, spectral, generator):
     with pytest.raises(ValueError, match=r"^\[GIDModalSimulation\].*no motion above f_0"):
         run(pack, still, drags_json())
     vol = volume(spectral, generator)
-    normalized = spectral.normalize(vol, spectral.fit_normalization([vol]))
+    normalization = importlib.import_module("comfyui_gid.gid_models.normalization")
+    normalized = normalization.normalize(vol, normalization.fit_normalization([vol]))
     with pytest.raises(ValueError, match=r"^\[GIDModalSimulation\].*normalized"):
         run(pack, normalized, drags_json())
     with pytest.raises(ValueError, match=r"^\[GIDModalSimulation\].*GID_SPECTRAL_VOLUME"):

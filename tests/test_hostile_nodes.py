@@ -27,9 +27,9 @@ def models(pack_models):
 
 @pytest.fixture
 def tiny_model(pack_models):
-    spectral = importlib.import_module("comfyui_gid.gid_models.spectral")
+    normalization = importlib.import_module("comfyui_gid.gid_models.normalization")
     torch.manual_seed(0)
-    stats = spectral.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
+    stats = normalization.FrequencyNormalization(torch.tensor([0.5, 1.0, 0.5, 0.25]))
     return pack_models.networks.MotionModel.create("tiny", num_frequencies=4, sample_size=(16, 16),
                                                    normalization=stats).eval()
 

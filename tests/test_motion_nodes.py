@@ -123,7 +123,8 @@ def test_normalize_round_trip_and_refusals(pack, spectral, generator, comfy_shim
     folder_paths = importlib.import_module("folder_paths")
     folder = os.path.join(folder_paths.models_dir, "gid")
     os.makedirs(folder, exist_ok=True)
-    spectral.FrequencyNormalization(torch.linspace(2.0, 0.1, 16)).save(os.path.join(folder, "normalization_test.safetensors"))
+    normalization = importlib.import_module("comfyui_gid.gid_models.normalization")
+    normalization.FrequencyNormalization(torch.linspace(2.0, 0.1, 16)).save(os.path.join(folder, "normalization_test.safetensors"))
     choices = normalize_node.INPUT_TYPES()["required"]["statistics"][0]
     assert choices == sorted(bundled + ["normalization_test.safetensors"]) + ["fit to this volume"]
     (from_file,) = normalize_node.normalize(volume, "normalization_test.safetensors")

@@ -141,7 +141,8 @@ def test_match_motion_statistics_node(pack, spectral, style, generator, comfy_sh
     clip_power = style.motion_statistics(reference).mean_power()
     assert int(clip_power[1:].argmax()) + 1 == 3
     assert volume.frequencies_hz()[int(power[1:].argmax()) + 1].item() == pytest.approx(1.8, abs=0.3)
-    normalized = spectral.normalize(reference, spectral.fit_normalization([reference]))
+    normalization = importlib.import_module("comfyui_gid.gid_models.normalization")
+    normalized = normalization.normalize(reference, normalization.fit_normalization([reference]))
     with pytest.raises(ValueError, match="GIDMatchMotionStatistics.*Denormalize"):
         node(pack, "GIDMatchMotionStatistics").match(volume, normalized, 1.0)
     with pytest.raises(ValueError, match="GIDMatchMotionStatistics.*GID_SPECTRAL_VOLUME"):

@@ -5,16 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
+from gid_models.normalization import denormalize, denormalize_tensor
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
     amplitude_bound, loop_seam_loss, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
 )
-from gid_models.spectral import (
-    anchor_start_frame,
-    MotionError, SpectralVolume, denormalize, denormalize_tensor,
-    spectral_to_trajectories,
-)
+from gid_models.spectral import anchor_start_frame, MotionError, SpectralVolume, spectral_to_trajectories
 
 K, T = 4, 30  # K: frequencies of the conftest's tiny_model
 pytestmark = pytest.mark.usefixtures("one_thread")

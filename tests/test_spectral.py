@@ -5,16 +5,18 @@ import math
 import pytest
 import torch
 
-from gid_models.spectral import (
+from gid_models.normalization import (
     FrequencyNormalization,
-    MotionError,
-    MotionTexture,
-    SpectralVolume,
     denormalize,
     denormalize_tensor,
     fit_normalization,
     normalize,
     normalize_tensor,
+)
+from gid_models.spectral import (
+    MotionError,
+    MotionTexture,
+    SpectralVolume,
     spectral_to_motion,
     spectral_to_trajectories,
     trajectories_to_spectral,
@@ -150,7 +152,7 @@ def test_volume_file_round_trip_and_refusal(tmp_path, generator):
 
 
 def test_normalization_fit_keeps_a_bounded_uniform_sample_of_many_volumes():
-    from gid_models.spectral import _merge_uniform_sample
+    from gid_models.normalization import _merge_uniform_sample
 
     # 40 volumes, each of one value: volume i holds |S| = i + 1 everywhere, so a fit that kept
     # mostly early or mostly late volumes would miss the 95th percentile of all of them

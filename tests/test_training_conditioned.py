@@ -13,7 +13,7 @@ from gid_models.networks import MotionModel
 from gid_models.networks.denoiser import MotionDenoiser
 from gid_models.networks.motion_model import TINY_DENOISER, TINY_VAE
 from gid_models.networks.vae import MotionVAE
-from gid_models.spectral import FrequencyNormalization
+from gid_models.normalization import FrequencyNormalization
 from gid_models.train.common import Runtime
 from gid_models.train.conditioned import NEW_LAYERS, optimizer_groups, use_cached_features, with_image_conditioning
 from gid_models.train.latent_cache import LatentCacheDataset

@@ -37,7 +37,7 @@ def test_roundtrip_needs_held_out_records(tmp_path, capsys):
 
 
 def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, capsys):
-    from gid_models.spectral import FrequencyNormalization
+    from gid_models.normalization import FrequencyNormalization
     from gid_models.train.common import save_checkpoint
 
     write_scene_record(tmp_path / "scenes", 9, moving_right=True, generator=torch.Generator().manual_seed(0))
@@ -83,7 +83,7 @@ def test_a_training_runs_checkpoint_takes_the_place_of_the_models_vae(tmp_path, 
 
 
 def test_a_vae_trained_on_smoothed_volumes_is_scored_against_the_smoothed_truth(tmp_path, capsys):
-    from gid_models.spectral import normalize_tensor
+    from gid_models.normalization import normalize_tensor
     from gid_models.train.volume_smoothing import smooth_volume
 
     write_scene_record(tmp_path / "scenes", 9, moving_right=True, generator=torch.Generator().manual_seed(0))

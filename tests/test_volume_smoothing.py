@@ -13,7 +13,7 @@ from gid_models.networks import MotionModel
 from gid_models.networks.denoiser import MotionDenoiser
 from gid_models.networks.motion_model import TINY_DENOISER, TINY_VAE
 from gid_models.networks.vae import MotionVAE
-from gid_models.spectral import FrequencyNormalization, normalize_tensor
+from gid_models.normalization import FrequencyNormalization, normalize_tensor
 from gid_models.train.common import Runtime
 from gid_models.train.latent_cache import LatentCacheDataset
 from gid_models.train.train_vae import VaeTraining, train_vae

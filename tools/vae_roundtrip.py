@@ -33,7 +33,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from gid_models.networks import MotionModel
-from gid_models.spectral import FrequencyNormalization, denormalize_tensor, normalize_tensor
+from gid_models.normalization import FrequencyNormalization, denormalize_tensor, normalize_tensor
 from gid_models.train.scenes.records import list_records, read_record
 from gid_models.train.volume_smoothing import training_slices
 from tools.amplitude_on_clips import clip_truth

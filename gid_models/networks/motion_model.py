@@ -25,7 +25,8 @@ import torch
 from einops import rearrange
 from torch import nn
 
-from ..spectral import FrequencyNormalization, MotionError
+from ..normalization import FrequencyNormalization
+from ..spectral import MotionError
 from .denoiser import MotionDenoiser
 from .motion_amplitude import FILE_NAME as AMPLITUDE_FILE
 from .motion_amplitude import MotionAmplitudeNet

@@ -15,7 +15,8 @@ import torch
 import torch.nn.functional as F
 
 from ..networks.motion_amplitude import CELL
-from ..spectral import MotionError, SpectralVolume, anchor_start_frame, normalize
+from ..normalization import normalize
+from ..spectral import MotionError, SpectralVolume, anchor_start_frame
 from .amplitude import impose_amplitude
 from .cuda_graph import GraphedNoise, cuda_graphs_enabled
 from .ddim import make_scheduler, randn, sample_ddim

@@ -12,7 +12,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from ..spectral import MotionError, SpectralVolume, denormalize_tensor, spectral_to_trajectories
+from ..normalization import denormalize_tensor
+from ..spectral import MotionError, SpectralVolume, spectral_to_trajectories
 
 MASK_GUIDANCE_WEIGHT = 200.0
 """u of the mask term: same scale as the loop term's default."""

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from ..spectral import FrequencyNormalization, SpectralVolume, fit_normalization
+from ..normalization import FrequencyNormalization, fit_normalization
+from ..spectral import SpectralVolume
 
 LOGGER = logging.getLogger(__name__)
 

@@ -34,7 +34,7 @@ import torch.distributed as dist
 from ..cli import entry_point
 from ..networks.motion_model import BUNDLED_DIR, NORMALIZATION_FILE, SINGLE_FILE_PREFIX, MotionModel
 from ..networks.vae import RECONSTRUCTION_LOSSES
-from ..spectral import FrequencyNormalization
+from ..normalization import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
 from .shards import SpectralShardDataset

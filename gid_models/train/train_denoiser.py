@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset
 
 from ..networks.denoiser import MotionDenoiser
@@ -32,8 +31,8 @@ from ..networks.motion_model import (
     DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network, save_network, size_configs,
 )
 from ..networks.vae import MotionVAE
+from ..normalization import FrequencyNormalization
 from ..sampling.ddim import make_scheduler
-from ..spectral import FrequencyNormalization
 from .conditioned import optimizer_groups, use_cached_features, with_image_conditioning
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 from .validation import fixed_noise_loss

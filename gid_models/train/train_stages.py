@@ -22,7 +22,7 @@ from ..networks.motion_model import (
     CALIBRATION_FILE, DENOISER_FILE, NORMALIZATION_FILE, VAE_FILE, MotionModel, load_network,
 )
 from ..networks.vae import MotionVAE
-from ..spectral import FrequencyNormalization
+from ..normalization import FrequencyNormalization
 from .calibrate import fit_calibration, format_table, write_calibration
 from .common import Runtime
 from .conditioned import with_image_conditioning

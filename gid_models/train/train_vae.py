@@ -27,7 +27,7 @@ from torch.utils.data import Dataset
 
 from ..networks.motion_model import NORMALIZATION_FILE, VAE_FILE, load_network, save_network, size_configs
 from ..networks.vae import RECONSTRUCTION_LOSSES, MotionVAE, vae_loss
-from ..spectral import FrequencyNormalization, normalize_tensor
+from ..normalization import FrequencyNormalization, normalize_tensor
 from .common import CsvLog, Runtime, autocast, batches, cleanup, load_checkpoint, save_checkpoint, setup_runtime, wrap_ddp
 from .volume_smoothing import smooth_volume
 

@@ -13,7 +13,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from ..spectral import normalize_tensor
+from ..normalization import normalize_tensor
 
 
 def gaussian_kernel_1d(sigma_px: float) -> torch.Tensor:
