@@ -86,7 +86,7 @@ def test_mismatched_or_damaged_files_are_refused(tmp_path):
 
 from gid_models.networks import MotionDenoiser, MotionModel, MotionVAE  # noqa: E402
 from gid_models.networks.motion_model import TINY_DENOISER, TINY_VAE  # noqa: E402
-from gid_models.spectral import FrequencyNormalization  # noqa: E402
+from gid_models.normalization import FrequencyNormalization  # noqa: E402
 
 K = 4
 
@@ -109,19 +109,28 @@ def predict(denoiser, picture, generator_seed=1):
         return denoiser(z, torch.tensor([400]), picture, torch.arange(K))
 
 
-def test_shipped_v1_denoiser_has_no_image_features_and_predicts_as_before():
+def test_shipped_v2_denoiser_reads_the_picture_through_the_encoder_and_predicts_as_before():
+    """The shipped denoiser (motion model v2, session 21) has FiLM picture conditioning; its
+    prediction on a fixed input is pinned, and it depends on the encoder path."""
     model = MotionModel.from_bundled()
-    assert model.denoiser.image_conditioning is None
-    assert not any("image_conditioning" in name for name in model.denoiser.state_dict())
+    assert model.denoiser.image_conditioning is not None
+    assert model.denoiser.image_conditioning.injection == "film"
     g = torch.Generator().manual_seed(0)
     z = torch.randn(1, 16, 4, 8, 12, generator=g)
     picture = torch.rand(1, 3, 32, 48, generator=g) * 2 - 1
     with torch.no_grad():
         eps = model.denoiser(z, torch.tensor([500]), picture, torch.arange(16))
-    # printed by the code before image conditioning existed (commit f503307)
-    assert eps.double().mean().item() == pytest.approx(0.013557375373541921, abs=1e-6)
-    assert eps.double().abs().mean().item() == pytest.approx(0.7560365323673371, rel=1e-5)
-    assert eps[0, 3, 1, 4, 5].item() == pytest.approx(-1.2757084369659424, abs=1e-5)
+        mirrored = model.denoiser(z, torch.tensor([500]), picture.flip(-1), torch.arange(16))
+        for head in model.denoiser.image_conditioning.heads:  # the encoder path off
+            head.weight.zero_()
+            head.bias.zero_()
+        without_features = model.denoiser(z, torch.tensor([500]), picture, torch.arange(16))
+    # printed by the code that shipped v2 (session 21)
+    assert eps.double().mean().item() == pytest.approx(-0.0018941047958378476, abs=1e-6)
+    assert eps.double().abs().mean().item() == pytest.approx(0.6758023901177239, rel=1e-5)
+    assert eps[0, 3, 1, 4, 5].item() == pytest.approx(-0.6087112426757812, abs=1e-5)
+    assert (eps - mirrored).abs().mean() > 0.1  # measured 0.43
+    assert (eps - without_features).abs().mean() > 0.1  # measured 0.34
 
 
 @pytest.mark.parametrize("injection", ["film", "add"])

@@ -220,8 +220,9 @@ def test_other_safetensors_file_is_refused(tmp_path):
 
 
 def test_shipped_files_load_unchanged_and_round_trip_through_both_layouts(tmp_path):
-    """gid_models/weights/ was written before configs went into the file metadata: it loads as it
-    is, exports to one gid_motion_*.safetensors file and re-saves in the current layout, all equal."""
+    """gid_models/weights/ (motion model v2: configs in the file metadata and in the .json beside
+    each file) loads as it is, exports to one gid_motion_*.safetensors file and re-saves in the
+    current layout, all equal."""
     from safetensors import safe_open
 
     from gid_models.networks.motion_model import BUNDLED_DIR
@@ -237,9 +238,11 @@ def test_shipped_files_load_unchanged_and_round_trip_through_both_layouts(tmp_pa
         assert config_dict(other.denoiser) == config_dict(shipped.denoiser)
     with safe_open(str(tmp_path / "resaved" / "denoiser.safetensors"), framework="pt") as handle:
         written = json.loads(handle.metadata()["config"])
-    # the shipped .json predates the image-conditioning options; the re-saved config adds their defaults
-    assert written == {**json.loads((BUNDLED_DIR / "denoiser.json").read_text()), **written}
-    assert written == config_dict(shipped.denoiser) and written["image_features"] is None
+    assert written == json.loads((BUNDLED_DIR / "denoiser.json").read_text()) == config_dict(shipped.denoiser)
+    # v2's denoiser sees the picture through the bundled encoder's features, injected by FiLM
+    assert written["image_features"] == "efficientnet-lite0" and written["image_feature_injection"] == "film"
+    with safe_open(str(BUNDLED_DIR / "denoiser.safetensors"), framework="pt") as handle:
+        assert json.loads(handle.metadata()["config"]) == written
     renderer = NeuralRenderer.load(BUNDLED_DIR / "renderer.safetensors")
     renderer.save(tmp_path / "renderer_shipped.safetensors")
     again = NeuralRenderer.load(tmp_path / "renderer_shipped.safetensors")
@@ -266,11 +269,16 @@ def test_shipped_model_carries_its_calibration_gains_and_limits():
     assert [round(float(v), 4) for v in model.output_limits] == record["limits_px"]
 
 
+@pytest.mark.parametrize("layout", ["metadata", "json"])
 @pytest.mark.parametrize("edit", ["huge", "recursive", "long"])
-def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path, edit):
+def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path, edit, layout):
     """A model folder whose denoiser config asks for a giant network, nests without end or is
-    megabytes long is refused with a MotionError, not built (or a RecursionError)."""
+    megabytes long is refused with a MotionError, not built (or a RecursionError): whether the
+    config is in the file's metadata (the current layout) or only in the .json beside it."""
     import shutil
+
+    from safetensors import safe_open
+    from safetensors.torch import save_file
 
     from gid_models.networks.motion_model import BUNDLED_DIR
 
@@ -284,6 +292,14 @@ def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path
         text, match = json.dumps(config)[:-1] + ', "x": ' + "[" * 20_000 + "]" * 20_000 + "}", "not valid JSON"
     else:
         text, match = json.dumps({**config, "padding": "x" * 100_000}), "characters long"
-    (folder / "denoiser.json").write_text(text)
+    weights = folder / "denoiser.safetensors"
+    with safe_open(str(weights), framework="pt") as handle:
+        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
+    metadata.pop("config", None)
+    if layout == "metadata":
+        metadata["config"] = text
+    else:
+        (folder / "denoiser.json").write_text(text)
+    save_file(tensors, str(weights), metadata=metadata)
     with pytest.raises(MotionError, match=match):
         MotionModel.load(folder)
