@@ -171,15 +171,18 @@ def test_corrupt_file_is_refused(tiny_model, tmp_path):
         MotionModel.load(path)
 
 
-def rewrite_config(weights, config: dict | None) -> None:
-    """Rewrite a network file's metadata config (None: drop it, as files written before it went there)."""
+def rewrite_config(weights, config: dict | str | None) -> None:
+    """Rewrite a network file's metadata config: a dict (as JSON), raw text, or None (drop it, as files
+    written before it went there)."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
     with safe_open(str(weights), framework="pt") as handle:
         metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
-    metadata.pop("config")
-    save_file(tensors, str(weights), metadata=metadata if config is None else {**metadata, "config": json.dumps(config)})
+    metadata.pop("config", None)
+    if config is not None:
+        metadata["config"] = config if isinstance(config, str) else json.dumps(config)
+    save_file(tensors, str(weights), metadata=metadata)
 
 
 def test_wrong_config_is_refused(tiny_model, tmp_path):
@@ -277,9 +280,6 @@ def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path
     config is in the file's metadata (the current layout) or only in the .json beside it."""
     import shutil
 
-    from safetensors import safe_open
-    from safetensors.torch import save_file
-
     from gid_models.networks.motion_model import BUNDLED_DIR
 
     folder = tmp_path / "model"
@@ -292,14 +292,8 @@ def test_hostile_model_configs_are_refused_before_anything_is_allocated(tmp_path
         text, match = json.dumps(config)[:-1] + ', "x": ' + "[" * 20_000 + "]" * 20_000 + "}", "not valid JSON"
     else:
         text, match = json.dumps({**config, "padding": "x" * 100_000}), "characters long"
-    weights = folder / "denoiser.safetensors"
-    with safe_open(str(weights), framework="pt") as handle:
-        metadata, tensors = handle.metadata(), {name: handle.get_tensor(name) for name in handle.keys()}
-    metadata.pop("config", None)
-    if layout == "metadata":
-        metadata["config"] = text
-    else:
+    rewrite_config(folder / "denoiser.safetensors", text if layout == "metadata" else None)
+    if layout == "json":
         (folder / "denoiser.json").write_text(text)
-    save_file(tensors, str(weights), metadata=metadata)
     with pytest.raises(MotionError, match=match):
         MotionModel.load(folder)
