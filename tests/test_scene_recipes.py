@@ -2,19 +2,22 @@
 
 Recipe 2 adds textured still scenery and a moving grass ground to recipe 1's scene without
 changing recipe 1, recipe 3 adds visibly rippling water, streams and pale rock without
-changing either, and recipe 4 adds rocky banks and weathered rock without changing recipe 3, so
-data sets made before each can still be rebuilt seed for seed.
+changing either, recipe 4 adds rocky banks and weathered rock without changing recipe 3, and
+recipe 5 adds big flower and seed heads close to the lens (moving only the sun and the focus of
+recipe 4's scene, when it backlights them), so data sets made before each can still be rebuilt
+seed for seed.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
 
 from gid_models.spectral import MotionError
-from gid_models.train.scenes.compose import compose
+from gid_models.train.scenes.compose import compose, project
 from gid_models.train.scenes.engine import CONFIG_FILE, SceneConfig, check_config
 from gid_models.train.scenes.motion import scene_spectra
 from gid_models.train.scenes.geometry import STILL, rock
@@ -24,6 +27,7 @@ SEED = 30  # recipe 2 gives this seed a snowy range, houses, clouds, a path and 
 LAKE_SEED = 17  # and this one a lake
 STREAM_SEED = 69  # recipe 3 gives this seed a lake, a stream with boulders on its banks, and pale boulders
 BANKS_SEED = 21  # recipe 4 gives this seed rocky banks with thick moss
+BLOOM_SEED = 33  # recipe 5 gives this seed a backlit dandelion clock about 95 px across and a daisy
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +91,7 @@ def test_recipe_two_lake_ripples_faster_and_smaller_than_grass():
 
 
 def test_recipes_are_deterministic_per_seed():
-    for recipe in (2, 3, 4):
+    for recipe in (2, 3, 4, 5):
         a, b = compose(SEED + 1, recipe), compose(SEED + 1, recipe)
         assert a.description == b.description and a.sky == b.sky and a.looks == b.looks
         for name in a.meshes:
@@ -96,7 +100,7 @@ def test_recipes_are_deterministic_per_seed():
         for key in a.parts:
             np.testing.assert_array_equal(a.parts[key], b.parts[key])
     with pytest.raises(ValueError, match="recipe"):
-        compose(SEED, recipe=5)
+        compose(SEED, recipe=6)
 
 
 def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
@@ -108,7 +112,7 @@ def test_folder_made_before_recipes_resumes_only_as_recipe_one(tmp_path):
         check_config(tmp_path, SceneConfig())
     fresh = tmp_path / "fresh"
     with pytest.raises(MotionError, match="recipe must be one of"):
-        check_config(fresh, SceneConfig(recipe=5))
+        check_config(fresh, SceneConfig(recipe=6))
     assert not fresh.exists()
 
 
@@ -116,13 +120,13 @@ def test_cli_refuses_an_unknown_recipe_and_a_recipe_change(tmp_path, caplog):
     from gid_models.train.scenes.cli import main
 
     with pytest.raises(SystemExit) as error:
-        main(["--count", "1", "--out", str(tmp_path), "--recipe", "5"])
+        main(["--count", "1", "--out", str(tmp_path), "--recipe", "6"])
     assert error.value.code == 2
     earlier = SceneConfig(recipe=1).__dict__.copy()
     earlier.pop("recipe")
     (tmp_path / CONFIG_FILE).write_text(json.dumps(earlier))
     assert main(["--count", "1", "--out", str(tmp_path), "--no-progress"]) == 2
-    assert "'recipe': 1" in caplog.text and "'recipe': 4" in caplog.text
+    assert "'recipe': 1" in caplog.text and "'recipe': 5" in caplog.text
     assert not (tmp_path / "scenes").exists()
 
 
@@ -211,3 +215,55 @@ def test_recipe_four_weathers_every_scene_rock_from_its_own_random_stream():
     assert any(look["moss"] == 0 for look in looks) and any(look["moss"] > 0.5 for look in looks)
     banks = [seed for seed in range(40) if "bank_rocks" in compose(seed, recipe=4).description]
     assert 5 <= len(banks) <= 25, "rocky banks in about a third of the scenes"
+
+
+def _recipe_five_heroes(seed: int):
+    """Recipe 4's and 5's scene of a seed and the parts (stems with their heads) recipe 5 added."""
+    fourth, fifth = compose(seed, recipe=4), compose(seed, recipe=5)
+    return fourth, fifth, np.arange(len(fourth.parts["kind"]), len(fifth.parts["kind"]))
+
+
+def test_recipe_five_keeps_recipe_four_scene_and_adds_big_swaying_flower_heads():
+    fourth, fifth, heroes = _recipe_five_heroes(BLOOM_SEED)
+    assert fourth.sky == fifth.sky and fourth.wind == fifth.wind and fourth.looks == fifth.looks
+    assert replace(fifth.camera, fstop=fourth.camera.fstop, focus_m=fourth.camera.focus_m) == fourth.camera
+    assert fifth.sun["angle"] == fourth.sun["angle"]
+    for name, mesh in fourth.meshes.items():
+        for key, value in mesh.items():
+            np.testing.assert_array_equal(fifth.meshes[name][key][:len(value)], value, err_msg=f"{name}/{key}")
+    for key, value in fourth.parts.items():
+        np.testing.assert_array_equal(fifth.parts[key][:len(value)], value, err_msg=key)
+    description = fifth.description
+    assert description["recipe"] == 5 and description["hero_heads"] == ["clock", "daisy"]
+    assert len(heroes) == 2 and (fifth.parts["kind"][heroes] == CANTILEVER).all()
+    heads = fifth.meshes["heads"]
+    first_new = len(fourth.meshes["heads"]["vertices"]) if "heads" in fourth.meshes else 0
+    for part, logged_px in zip(heroes, description["hero_head_px"]):
+        on_head = np.arange(len(heads["part"])) >= first_new
+        on_head &= heads["part"] == part
+        assert on_head.sum() > 50 and (heads["s"][on_head] == 1.0).all(), "a head rides its stem's tip"
+        pixels = project(heads["vertices"][on_head].astype(np.float64), fifth.camera, 256, 160)
+        directions = np.stack([np.cos(np.linspace(0, np.pi, 36)), np.sin(np.linspace(0, np.pi, 36))], 1)
+        extent = pixels @ directions.T
+        across = (extent.max(0) - extent.min(0)).max()  # a tilted daisy's long axis is its diameter
+        assert 0.7 * logged_px < across < 1.3 * logged_px, "the head is as big in the picture as the log says"
+        centre = np.median(pixels, axis=0)
+        assert 0 < centre[0] < 256 and 0 < centre[1] < 160, "the head is in view"
+    # each head sways visibly, by a fraction of its own size (rms of the tip, pixels at 256 px wide)
+    rms = _rms_image_motion(fifth, heroes)
+    assert (rms > 0.2).all() and (rms < 0.5 * np.asarray(description["hero_head_px"])).all(), rms
+
+
+def test_recipe_five_backlight_puts_the_sun_before_the_lens_and_focuses_on_the_nearest_head():
+    fourth, fifth, heroes = _recipe_five_heroes(BLOOM_SEED)
+    assert fifth.description["backlit"] and fifth.sun != fourth.sun
+    # render_scene's lamp shines along the heading azimuth + pi/2; into the lens is yaw + pi
+    assert np.cos(fifth.sun["azimuth"] + np.pi / 2 - (fifth.camera.yaw + np.pi)) > np.cos(0.6)
+    assert 0.04 <= fifth.sun["elevation"] <= 0.3 and 1.8 <= fifth.camera.fstop <= 4.0
+    tips = [fifth.meshes["heads"]["vertices"][fifth.meshes["heads"]["part"] == part].mean(0) for part in heroes]
+    nearest = min(np.linalg.norm(tip - np.asarray(fifth.camera.location)) for tip in tips)
+    assert fifth.camera.focus_m == pytest.approx(nearest, rel=0.1)
+    with_heroes = [seed for seed in range(60) if "hero_heads" in compose(seed, recipe=5).description]
+    assert 8 <= len(with_heroes) <= 30, "big heads in about 30 % of the scenes"
+    plain = next(seed for seed in range(60) if seed not in with_heroes)
+    assert compose(plain, recipe=5).sun == compose(plain, recipe=4).sun

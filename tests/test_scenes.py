@@ -238,3 +238,21 @@ def test_recipe_four_banks_render_still_and_weathered():
     assert amplitude[weathered].max() == 0, "weathered rock must stay still"
     green = lambda image: image[..., 1] - 0.5 * (image[..., 0] + image[..., 2])
     assert green(picture)[weathered].mean() > green(plain)[weathered].mean() + 2
+
+
+def test_recipe_five_heads_render_bright_and_sway_with_their_stems():
+    """Seed 33 (recipe 5): its backlit dandelion clock and daisy cover a good share of the frame,
+    are kept by the motion (not dropped as too near or too fast), all of them move, and the clock
+    is brighter than the rest of the picture."""
+    scene, fourth = compose(33, recipe=5), compose(33, recipe=4)
+    heroes = np.arange(len(fourth.parts["kind"]), len(scene.parts["kind"]))
+    rendered = render(scene, WIDTH, HEIGHT, samples=4, python=PYTHON)
+    volume, valid = spectral_volume(scene, rendered.attributes, CONFIG.num_frames, CONFIG.fps, CONFIG.num_frequencies)
+    amplitude = volume.coeffs[0, 1:].square().sum(dim=(0, 1)).sqrt().numpy()
+    part = rendered.attributes["part"]
+    on_heroes = np.isin(part, heroes)
+    assert on_heroes.mean() > 0.05, "the big heads should cover a good share of the frame"
+    assert valid[on_heroes].mean() > 0.95 and (amplitude[on_heroes] > 0.01).mean() > 0.95
+    clock = part == heroes[scene.description["hero_heads"].index("clock")]
+    brightness = rendered.image.astype(np.float64).mean(-1)
+    assert brightness[clock].mean() > brightness[~on_heroes].mean() + 10

@@ -1,6 +1,6 @@
 """`gid scenes`: render procedural nature-in-wind scenes with exact motion into training records.
 
-    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 4]
+    gid scenes --count 2000 --out DIR [--workers 2] [--size 256x160] [--samples 16] [--first-seed 0] [--recipe 5]
 
 Writes one compact record per scene (DIR/scenes/, about 1 MB each) and DIR/scenes_log.jsonl.
 The training commands read DIR directly: `gid train --shards DIR` takes its training seeds,
@@ -33,8 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--examples-per-shard", type=int, default=8)
     parser.add_argument("--first-seed", type=int, default=0, help="example i uses seed first_seed + i")
     parser.add_argument("--recipe", type=int, default=LATEST_RECIPE, choices=RECIPES,
-                        help="scene recipe: 4 (default) adds rocky banks close to the lens and weathered (mossy) "
-                        "rock to 3; 3 adds visibly rippling lakes, streams and pale rock to 2; "
+                        help="scene recipe: 5 (default) adds big flower and seed heads close to the lens, some "
+                        "backlit, to 4; 4 adds rocky banks close to the lens and weathered (mossy) rock to 3; 3 adds visibly rippling lakes, streams and pale rock to 2; "
                         "2 adds textured still scenery and moving grass ground to 1; an earlier recipe rebuilds "
                         "data sets made with it, seed for seed (compose.py)")
     parser.add_argument("--pack", action="store_true",

@@ -3,7 +3,8 @@
 `compose(seed, recipe)` is pure numpy and deterministic: the same seed and recipe give the same
 Scene on any machine. Recipe 2 adds scenery.py's textured still things and moving grass ground
 to recipe 1's scene; recipe 3 adds water.py's visibly rippling lakes, streams and pale rock to
-that; recipe 4 (the default) adds gorge.py's rocky banks close to the lens and weathered rock.
+that; recipe 4 adds gorge.py's rocky banks close to the lens and weathered rock; recipe 5 (the
+default) adds bloom.py's big flower and seed heads close to the lens, some of them backlit.
 Earlier recipes are kept so that earlier data sets can be rebuilt.
 The Scene is everything the Blender script needs to build and render it (meshes per material,
 camera, sun, sky) and everything the motion needs (the PartTable and the Wind).
@@ -15,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import gorge, plants, scenery, water
+from . import bloom, gorge, plants, scenery, water
 from .geometry import STILL, MeshBuilder, box, rock, terrain
 from .oscillators import PartTable, Wind
 
@@ -206,9 +207,17 @@ def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
         if recipe_four.uniform() < 0.35:
             kinds.update(gorge.rock_banks(recipe_four, meshes, parts, stream, yaw, near, season))
         kinds["rock_look"] = {key: round(value, 2) for key, value in looks["rock"].items() if isinstance(value, float)}
+    if recipe >= 5:
+        recipe_five = bloom.bloom_rng(seed)
+        if recipe_five.uniform() < 0.6:
+            record, nearest = bloom.hero_flowers(recipe_five, meshes, parts, camera, near, plants.PETAL_COLOURS,
+                                                   wind.gust)
+            kinds.update(record)
+            if nearest is not None and bloom.backlight(recipe_five, sun, camera, nearest):
+                kinds["backlit"] = True
     description = {"seed": seed, "recipe": recipe, "shot": str(shot), "season": season, "camera_height_m": round(float(height), 2),
                    "focal_mm": round(float(focal), 1), "fstop": round(camera.fstop, 2), "sky": sky.get("name", "physical"),
-                   "sun_elevation_deg": round(np.degrees(sun_elevation), 1), "gust_rms_m_s": round(wind.gust, 2),
+                   "sun_elevation_deg": round(np.degrees(sun["elevation"]), 1), "gust_rms_m_s": round(wind.gust, 2),
                    "moving_parts": len(parts), **kinds}
     built = {name: m.arrays() for name, m in meshes.items() if m.vertices}
     return Scene(seed, camera, sun, sky, wind, built, parts.arrays(), description, recipe, looks)

@@ -24,7 +24,7 @@ from .geometry import STILL, MeshBuilder, box, rock, view_axes, winding_line
 from .oscillators import CANTILEVER, PartTable
 from .plants import blade_frequency
 
-RECIPES = (1, 2, 3, 4)
+RECIPES = (1, 2, 3, 4, 5)
 LATEST_RECIPE = RECIPES[-1]
 FIELD_ROWS, FIELD_COLUMNS = 48, 56  # cells from the camera to the horizon, and across the view
 GROUND_KINDS = ("lawn", "meadow", "bare")
