@@ -15,12 +15,12 @@ the real-server test holds the two conversions equal). Sizes are what a user wou
 at its size, 150 frames at 30 fps); tests shrink them in memory, never on disk.
 
 The seeds of the bundled model's examples were picked by what each shows, under motion model v1,
-which placed its motion almost at random (model card). Loop, seed 7: of seeds 0, 2, 4 and 7, one of the two loops
-most dominated by low frequencies (a sway rather than a jitter), with the smaller extreme
-displacements. Poke, seed 13 (picked for model v1, whose modes moved the big dandelion head
-sideways at 3 of 24 seeds); since motion model v2 that head barely moves at any seed (0.07-0.14 of the
-drag at seeds 0-16, session 22), so the drag pulls the seed head in the middle and the poke flicks
-the one at the lower right, which answer in full.
+which placed its motion almost at random (model card). Loop, seed 7: of seeds 0, 2, 4 and 7, one
+of the two loops most dominated by low frequencies (a sway rather than a jitter), with the smaller
+extreme displacements. Poke, seed 13 (picked for model v1, whose modes moved the big dandelion
+head sideways at 3 of 24 seeds); since motion model v2 that head barely moves at any seed
+(0.07-0.14 of the drag at seeds 0-16, session 22), so the drag pulls the seed head in the middle
+and the poke flicks the one at the lower right, which answer in full.
 """
 
 from __future__ import annotations

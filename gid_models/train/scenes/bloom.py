@@ -26,6 +26,7 @@ import numpy as np
 
 from .geometry import MeshBuilder, blades, sphere
 from .oscillators import CANTILEVER, PartTable
+from .plants import PETAL_COLOURS
 
 CLOCK_WHITE = np.array([0.78, 0.78, 0.72])
 CLOCK_CORE = np.array([0.2, 0.14, 0.07])
@@ -84,11 +85,12 @@ def daisy(rng: np.random.Generator, radius: float, petal: np.ndarray) -> tuple[n
 
 
 def hero_flowers(rng: np.random.Generator, meshes: dict[str, MeshBuilder], parts: PartTable, camera, near: float,
-                 petal_colours, gust: float) -> tuple[dict, float | None]:
+                 gust: float) -> tuple[dict, float | None]:
     """1-4 big flower heads on stems where the camera sees them (none when every draw falls out
     of reach), in a wind of `gust` m/s rms; returns what the log records and the nearest head's
     distance (m) or None."""
     focal = camera.focal_mm / camera.sensor_mm
+    closest = max(0.25, 0.5 * near)  # half the other plants' distance: the head sways by a fraction of its size
     added, kinds, distances = [], [], []
     wanted = int(rng.integers(1, 5))
     for _ in range(6 * wanted):  # draws that fall out of reach are drawn again, a few times
@@ -97,7 +99,6 @@ def hero_flowers(rng: np.random.Generator, meshes: dict[str, MeshBuilder], parts
         radius = rng.uniform(0.015, 0.045)
         across_px = rng.uniform(25.0, 120.0)  # head diameter in pixels at 256 wide
         distance = 2 * radius * focal * 256.0 / across_px
-        closest = max(0.25, 0.5 * near)  # half the other plants' distance: the head sways by a fraction of its size
         if distance < closest:
             distance, across_px = closest, 2 * radius * focal * 256.0 / closest
         ray = view_ray(camera, rng.uniform(0.08, 0.92), rng.uniform(0.12, 0.75))
@@ -121,7 +122,7 @@ def hero_flowers(rng: np.random.Generator, meshes: dict[str, MeshBuilder], parts
             shape, shape_faces, colours = dandelion_clock(rng, radius)
             kinds.append("clock")
         else:
-            petal = np.asarray(petal_colours[rng.integers(len(petal_colours))])
+            petal = np.asarray(PETAL_COLOURS[rng.integers(len(PETAL_COLOURS))])
             shape, shape_faces, colours = daisy(rng, radius, petal)
             kinds.append("daisy")
         meshes["heads"].add(shape + tip, shape_faces, part, 1.0, colours * rng.uniform(0.9, 1.1))

@@ -34,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--first-seed", type=int, default=0, help="example i uses seed first_seed + i")
     parser.add_argument("--recipe", type=int, default=LATEST_RECIPE, choices=RECIPES,
                         help="scene recipe: 5 (default) adds big flower and seed heads close to the lens, some "
-                        "backlit, to 4; 4 adds rocky banks close to the lens and weathered (mossy) rock to 3; 3 adds visibly rippling lakes, streams and pale rock to 2; "
+                        "backlit, to 4; 4 adds rocky banks close to the lens and weathered (mossy) rock to 3; "
+                        "3 adds visibly rippling lakes, streams and pale rock to 2; "
                         "2 adds textured still scenery and moving grass ground to 1; an earlier recipe rebuilds "
                         "data sets made with it, seed for seed (compose.py)")
     parser.add_argument("--pack", action="store_true",

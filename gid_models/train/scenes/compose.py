@@ -210,8 +210,7 @@ def compose(seed: int, recipe: int = scenery.LATEST_RECIPE) -> Scene:
     if recipe >= 5:
         recipe_five = bloom.bloom_rng(seed)
         if recipe_five.uniform() < 0.6:
-            record, nearest = bloom.hero_flowers(recipe_five, meshes, parts, camera, near, plants.PETAL_COLOURS,
-                                                   wind.gust)
+            record, nearest = bloom.hero_flowers(recipe_five, meshes, parts, camera, near, wind.gust)
             kinds.update(record)
             if nearest is not None and bloom.backlight(recipe_five, sun, camera, nearest):
                 kinds["backlit"] = True
