@@ -57,7 +57,7 @@ def run(device: torch.device, measured_steps: int, size: str, unguided_only: boo
     print(f"device: {name}; model size {size!r}; picture {WIDTH}x{HEIGHT}, K={model.num_frequencies}, cfg on, batch 1")
     cases = [("no guidance", None)]
     if not unguided_only:
-        cases.append(("loop guidance u=200 r=2", LoopGuidance()))
+        cases.append((f"loop guidance u={LoopGuidance().u:g} r=2", LoopGuidance()))
     for label, guidance in cases:
         if measured_steps:
             per_step = seconds(model, picture, measured_steps, guidance) / measured_steps

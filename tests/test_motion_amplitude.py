@@ -9,7 +9,8 @@ from safetensors.torch import load_file, save_file
 
 from gid_models.networks import MotionModel
 from gid_models.networks.motion_amplitude import FORMAT_TAG, MotionAmplitudeNet, cell_log_amplitude
-from gid_models.sampling import sample_spectral_volume
+from gid_models.evaluation.metrics import seam_error
+from gid_models.sampling import LoopGuidance, sample_spectral_volume
 from gid_models.sampling.amplitude import MAX_RATIO, impose_amplitude
 from gid_models.spectral import MotionError, SpectralVolume, anchor_start_frame, spectral_to_trajectories
 from gid_models.train.shards import ShardWriter
@@ -152,6 +153,20 @@ def test_sampler_puts_motion_where_the_network_says_and_starts_at_rest(trained):
     assert magnitude[:, 30:].mean() > 3 * magnitude[:, :18].mean()
     for volume in (plain, placed):
         assert spectral_to_trajectories(volume, torch.zeros(1)).abs().max() < 1e-4
+
+
+def test_loop_guidance_lowers_the_seam_of_the_placed_motion(generator):
+    """The sampler returns motion rescaled per cell by the amplitude network; loop guidance must
+    lower the seam of that motion (the CUDA check found it raised it when guidance scored the
+    motion before placing)."""
+    torch.manual_seed(0)
+    model = MotionModel.create("tiny", num_frequencies=4, sample_size=(32, 48)).eval()
+    model.amplitude = _random_net()
+    picture = torch.rand(1, 3, 32, 48, generator=generator)
+    settings = dict(seed=5, steps=4, cfg=0.0, num_frames=30, fps=30.0)
+    plain, _ = sample_spectral_volume(model, picture, **settings)
+    guided, _ = sample_spectral_volume(model, picture, guidance=LoopGuidance(u=20000.0, recurrence=1), **settings)
+    assert float(seam_error(guided)) < 0.8 * float(seam_error(plain))
 
 
 def test_train_amplitude_command_refuses_bad_arguments_in_one_line(tmp_path, caplog):

@@ -154,6 +154,23 @@ def test_loop_guidance_gradient_reaches_the_latent(tiny_model):
     assert loss.shape == (1,) and gradient.abs().sum() > 0
 
 
+def test_loop_guidance_scores_the_placed_motion_and_mask_guidance_the_decoded(tiny_model):
+    """With a placing step (the motion-amplitude network) the loop loss is taken on the motion the
+    sampler returns, not on the decoded motion that placing rescales; the mask loss stays on the
+    decoded motion. Both losses are linear in the coefficients' scale, so placing x3 triples the first."""
+    latents = torch.randn(1, K, 4, 8, 8, generator=torch.Generator().manual_seed(4))
+    outside = torch.zeros(1, 16, 16)
+    outside[:, :, :8] = 1
+    triple = lambda pixels: 3.0 * pixels  # noqa: E731
+    loop = make_guidance_loss(tiny_model, LoopGuidance(), None, T, 30.0)(latents)
+    loop_placed = make_guidance_loss(tiny_model, LoopGuidance(), None, T, 30.0, place=triple)(latents)
+    torch.testing.assert_close(loop_placed, 3.0 * loop, rtol=1e-4, atol=1e-7)
+    assert float(loop.detach()) > 0
+    mask = make_guidance_loss(tiny_model, None, outside, T, 30.0)(latents)
+    mask_placed = make_guidance_loss(tiny_model, None, outside, T, 30.0, place=triple)(latents)
+    torch.testing.assert_close(mask_placed, mask)
+
+
 def test_mask_guidance_steers_sampling_not_just_the_output(tiny_model):
     """Motion decoded straight from the sampler (before the final hard zero) is much smaller
     outside the mask with mask guidance than without."""

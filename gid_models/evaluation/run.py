@@ -362,8 +362,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.clips:
         began = time.perf_counter()
         results, notes = evaluate(find_clips(args.clips), config, args.model, args.renderer, args.train_shards)
-        loop = "paper settings" if guidance.through_denoiser else "1 recurrence, gradient past the denoiser (CPU approximation)"
-        notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u=200, {loop}")
+        loop = "2 recurrences, gradient through the denoiser" if guidance.through_denoiser else "1 recurrence, gradient past the denoiser (CPU approximation)"
+        notes.append(f"model: {config.steps} DDIM steps per sample; loop guidance u={guidance.u:g}, {loop}")
         notes.append(f"evaluated in {time.perf_counter() - began:.1f} s on {config.device}")
         tables.append(format_table(results, config, notes))
         if args.per_clip:

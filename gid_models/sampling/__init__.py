@@ -97,17 +97,20 @@ def _require_autograd(model) -> None:
         )
 
 
-def place_motion(model, pixels: torch.Tensor, picture: torch.Tensor) -> torch.Tensor:
-    """pixels (B, K, 4, h, w) with each bin's amplitude per 8 x 8 cell set by the model's
-    motion-amplitude network from picture (B, 3, h, w) 0..1 (sampling/amplitude.py); unchanged
-    when the model has none (v1)."""
+def motion_placer(model, picture: torch.Tensor) -> Callable[[torch.Tensor], torch.Tensor] | None:
+    """The model's motion-amplitude network applied to picture (B, 3, h, w) 0..1, as a function that
+    sets each bin's amplitude per 8 x 8 cell of coefficients (B, K, 4, h, w) (sampling/amplitude.py;
+    differentiable in the coefficients); None when the model has no such network (v1). The network
+    runs once, here, so loop guidance can call the function at every step for free."""
     if getattr(model, "amplitude", None) is None:
-        return pixels
+        return None
     h, w = picture.shape[-2:]
     size = (max(CELL, round(h / CELL) * CELL), max(CELL, round(w / CELL) * CELL))
     if size != (h, w):
         picture = F.interpolate(picture, size=size, mode="bilinear", align_corners=False, antialias=True)
-    return impose_amplitude(pixels, model.amplitude(picture.float()))
+    with torch.no_grad():
+        log_amplitude = model.amplitude(picture.float())
+    return lambda pixels: impose_amplitude(pixels, log_amplitude)
 
 
 def sample_spectral_volume(
@@ -191,7 +194,8 @@ def sample_spectral_volume(
         eps_conditional, eps_empty = eps.chunk(2)
         return (1 + cfg) * eps_conditional - cfg * eps_empty
 
-    loss = make_guidance_loss(model, guidance, outside, num_frames, fps, margin)
+    place = motion_placer(model, working_picture)
+    loss = make_guidance_loss(model, guidance, outside, num_frames, fps, margin, place)
     graphed = loss is None and cuda_graphs_enabled(device)
     step_noise = GraphedNoise(noise_fn) if graphed else noise_fn
     # A replayed CUDA graph runs no Python (and a step takes milliseconds): checks between passes do.
@@ -204,7 +208,7 @@ def sample_spectral_volume(
         )
         with torch.no_grad():
             pixels = latents_to_pixels(model, latents)[..., margin : margin + work_h, margin : margin + work_w]
-            pixels = anchor_start_frame(place_motion(model, pixels, working_picture))
+            pixels = anchor_start_frame(pixels if place is None else place(pixels))
     volume = SpectralVolume(pixels.float(), num_frames=num_frames, fps=float(fps)).resized(height, width)
     if mask is not None:
         binary = (_mask_nchw(mask, batch, height, width) >= 0.5).float()

@@ -8,6 +8,7 @@ the way back to the latent: latent -> MotionModel.decode -> normalized slices ->
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -29,9 +30,11 @@ class LoopGuidance:
         approximation about 2x cheaper per step.
 
     Scale (ours): L_g is `loop_seam_loss`, a mean over pixels in pixel units, so the gradient on
-    each latent element shrinks with the number of latent positions. u = 200 was checked on the
-    tiny test model (8x8 latent: L_g of the sampled motion about 4x lower); a full-size model
-    samples on a 64x40 latent, so its best u may be larger and should be checked once trained.
+    each latent element shrinks with the number of latent positions. u = 200 suits the tiny test
+    model (8x8 latent). On the shipped model (64x40 latent and more at 256x160) u = 200 leaves
+    the seam within sampling noise and u = 20,000 halves it, but 20,000 overshoots on the tiny
+    model and fails the image_to_loop workflow's seam check; until u is scaled with the latent
+    size the default stays 200 (MODEL_CARD.md, "Loop guidance on motion model v2").
     """
 
     u: float = 200.0
@@ -112,9 +115,15 @@ def mask_loss(pixels: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
 
 
 def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tensor | None,
-                       num_frames: int, fps: float, margin: int = 0):
+                       num_frames: int, fps: float, margin: int = 0,
+                       place: Callable[[torch.Tensor], torch.Tensor] | None = None):
     """The sampler's guidance loss z0_hat -> (B,), weights included, or None without guidance.
-    margin: pixels on every side of the decoded canvas that lie outside the picture (not guided)."""
+    margin: pixels on every side of the decoded canvas that lie outside the picture (not guided).
+    place: what the sampler does to the cropped coefficients (B, K, 4, H, W) before it returns
+        them (the motion-amplitude network's per-cell amplitudes). The loop loss is taken on its
+        result, the motion the user gets, as the network would otherwise undo what guidance did
+        to the amplitudes; the mask loss on the decoded motion, whose amplitude it must lower
+        (placing rescales every cell whatever its decoded amplitude). None: no placing."""
     if (guidance is None or guidance.u == 0) and outside is None:
         return None
     def loss(clean_latents: torch.Tensor) -> torch.Tensor:
@@ -123,7 +132,8 @@ def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tens
             pixels = pixels[..., margin:-margin, margin:-margin]
         total = pixels.new_zeros(pixels.shape[0])
         if guidance is not None and guidance.u > 0:
-            total = total + guidance.u * loop_loss(pixels, num_frames, fps)
+            placed = pixels if place is None else place(pixels)
+            total = total + guidance.u * loop_loss(placed, num_frames, fps)
         if outside is not None:
             total = total + MASK_GUIDANCE_WEIGHT * mask_loss(pixels, outside)
         return total
