@@ -85,7 +85,8 @@ class GIDLoopGuidance:
         return {
             "required": {
                 "u": ("FLOAT", {"default": 200.0, "min": 0.0, "max": 100000.0, "step": 1.0,
-                                "tooltip": "Guidance weight on the loop seam error (paper: 200). 0 turns it off."}),
+                                "tooltip": "Guidance weight on the loop seam error (paper: 200). It is weighted by the latent's "
+                                           "area, so one u acts alike at every picture size. 0 turns it off."}),
                 "self_recurrence": ("INT", {"default": 2, "min": 1, "max": 10,
                                             "tooltip": "Times each denoising step runs, re-noising in between "
                                                        "(paper: 2; 1 = none). Cost grows linearly."}),

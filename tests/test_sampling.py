@@ -9,7 +9,8 @@ from gid_models.normalization import denormalize, denormalize_tensor
 from gid_models.sampling import LoopGuidance, sample_spectral_volume, sampling_margin, working_size
 from gid_models.sampling.ddim import randn, sample_ddim
 from gid_models.sampling.guidance import (
-    amplitude_bound, loop_seam_loss, feathered_mask, limit_amplitudes, loop_loss, make_guidance_loss, seam_frames,
+    LOOP_REFERENCE_CELLS, amplitude_bound, loop_seam_loss, feathered_mask, limit_amplitudes, loop_loss, loop_weight,
+    make_guidance_loss, seam_frames,
 )
 from gid_models.spectral import anchor_start_frame, MotionError, SpectralVolume, spectral_to_trajectories
 
@@ -152,6 +153,23 @@ def test_loop_guidance_gradient_reaches_the_latent(tiny_model):
     loss = make_guidance_loss(tiny_model, LoopGuidance(), None, T, 30.0)(latents)
     (gradient,) = torch.autograd.grad(loss.sum(), latents)
     assert loss.shape == (1,) and gradient.abs().sum() > 0
+
+
+def test_loop_weight_grows_with_the_latent_area_so_one_u_fits_every_size(tiny_model):
+    """L_g is a mean over pixels, so its gradient on each latent element falls as the latent grows;
+    its weight is u x latent cells / 64: u itself on an 8x8 latent, 40 u on the shipped model's
+    64x40 latent (256x160 pixels, factor 4). The same motion per pixel over 4x the area weighs 4x."""
+    assert LOOP_REFERENCE_CELLS == 64
+    assert loop_weight(200.0, (16, 16), 2) == 200.0
+    assert loop_weight(200.0, (160, 256), 4) == 8000.0
+    tile = torch.randn(1, K, 4, 16, 16, generator=torch.Generator().manual_seed(7))
+    losses = []
+    for cells in (8, 16):  # latent side; the tiny model decodes 2x larger
+        latents = torch.zeros(1, K, 4, cells, cells)
+        same_motion = lambda pixels: tile.repeat(1, 1, 1, pixels.shape[-2] // 16, pixels.shape[-1] // 16)  # noqa: E731
+        losses.append(make_guidance_loss(tiny_model, LoopGuidance(), None, T, 30.0, place=same_motion)(latents))
+    torch.testing.assert_close(losses[1], 4.0 * losses[0], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(losses[0], 200.0 * loop_loss(tile, T, 30.0), rtol=1e-5, atol=1e-6)
 
 
 def test_loop_guidance_scores_the_placed_motion_and_mask_guidance_the_decoded(tiny_model):

@@ -17,7 +17,12 @@ from ..normalization import denormalize_tensor
 from ..spectral import MotionError, SpectralVolume, spectral_to_trajectories
 
 MASK_GUIDANCE_WEIGHT = 200.0
-"""u of the mask term: same scale as the loop term's default."""
+"""Weight of the mask term (a mean over the pixels that must stay still). Unlike the loop term
+it is not weighted by the latent's area: the sampler zeroes motion outside the mask afterwards
+anyway, and this term only steers the sampling toward it."""
+
+LOOP_REFERENCE_CELLS = 64
+"""Latent positions (an 8x8 latent) at which the loop term's weight is u itself; see LoopGuidance."""
 
 
 @dataclass(frozen=True)
@@ -29,12 +34,12 @@ class LoopGuidance:
     through_denoiser: differentiate L_g through the denoiser (exact, as the paper); False is an
         approximation about 2x cheaper per step.
 
-    Scale (ours): L_g is `loop_seam_loss`, a mean over pixels in pixel units, so the gradient on
-    each latent element shrinks with the number of latent positions. u = 200 suits the tiny test
-    model (8x8 latent). On the shipped model (64x40 latent and more at 256x160) u = 200 leaves
-    the seam within sampling noise and u = 20,000 halves it, but 20,000 overshoots on the tiny
-    model and fails the image_to_loop workflow's seam check; until u is scaled with the latent
-    size the default stays 200 (MODEL_CARD.md, "Loop guidance on motion model v2").
+    Scale (ours): L_g is `loop_seam_loss`, a mean over pixels in pixel units, so its gradient on
+    each latent element shrinks as 1 / (latent positions). The sampler therefore weights it by
+    u * positions / LOOP_REFERENCE_CELLS (positions: latent cells of the picture's working area,
+    margin excluded), which is u on an 8x8 latent (the tiny test model) and 40 u on the shipped
+    model's 64x40 latent at 256x160: one u acts alike at every size (MODEL_CARD.md, "Loop guidance
+    on motion model v2").
     """
 
     u: float = 200.0
@@ -114,6 +119,13 @@ def mask_loss(pixels: torch.Tensor, outside: torch.Tensor) -> torch.Tensor:
     return (amplitude_bound(pixels) * outside).flatten(1).sum(1) / area
 
 
+def loop_weight(u: float, size: tuple[int, int], latent_factor: int) -> float:
+    """Weight on L_g for motion of size (H, W) pixels decoded from latents latent_factor times
+    smaller: u * (latent positions) / LOOP_REFERENCE_CELLS, as L_g is a mean over pixels."""
+    height, width = size
+    return u * (height / latent_factor) * (width / latent_factor) / LOOP_REFERENCE_CELLS
+
+
 def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tensor | None,
                        num_frames: int, fps: float, margin: int = 0,
                        place: Callable[[torch.Tensor], torch.Tensor] | None = None):
@@ -133,7 +145,8 @@ def make_guidance_loss(model, guidance: LoopGuidance | None, outside: torch.Tens
         total = pixels.new_zeros(pixels.shape[0])
         if guidance is not None and guidance.u > 0:
             placed = pixels if place is None else place(pixels)
-            total = total + guidance.u * loop_loss(placed, num_frames, fps)
+            weight = loop_weight(guidance.u, pixels.shape[-2:], model.latent_factor)
+            total = total + weight * loop_loss(placed, num_frames, fps)
         if outside is not None:
             total = total + MASK_GUIDANCE_WEIGHT * mask_loss(pixels, outside)
         return total
