@@ -167,7 +167,7 @@ def test_loop_guidance_lowers_the_seam_of_the_placed_motion(generator):
     settings = dict(seed=5, steps=4, cfg=0.0, num_frames=30, fps=30.0)
     plain, _ = sample_spectral_volume(model, picture, **settings)
     # The weight on L_g is u x latent cells / 64 (16 x 24 cells here); this untrained model needs
-    # a weight of about 20,000 on L_g (u = 3,333) where the trained ones need far less.
+    # a weight of about 20,000 on L_g (u = 3,333), where the default u = 200 gives it 1,200.
     u = 20000.0 * LOOP_REFERENCE_CELLS / (16 * 24)
     guided, _ = sample_spectral_volume(model, picture, guidance=LoopGuidance(u=u, recurrence=1), **settings)
     assert float(seam_error(guided)) < 0.8 * float(seam_error(plain))
