@@ -257,6 +257,13 @@ class SpectralShardDataset(Dataset):
         return {"image": image, "coeffs": coeffs, "mask": mask,
                 "num_frames": int(record["num_frames"]), "fps": float(record["fps"])}
 
+    def example_key(self, i: int) -> str:
+        """A name of example i that changes when its file does (latent_store.example_key)."""
+        from .latent_store import example_key
+
+        path, row = self.index[i]
+        return example_key(path, row)
+
     @staticmethod
     def _read_scene(path: Path) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         from .scenes.records import read_record
