@@ -198,3 +198,19 @@ def test_vae_loss_and_smoothing_flags_reach_the_vae_stage(trained, tmp_path):
     assert train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "balanced"]).vae_loss == "balanced"
     with pytest.raises(SystemExit):
         train_all.build_parser().parse_args(["--out", "m", "--vae-loss", "l2"])
+
+
+def test_latent_store_is_filled_by_stage_1_and_reused_by_stage_2(trained, tmp_path):
+    shards = str(trained[0] / "shards")
+    store = tmp_path / "store"
+    argv = ["train", "--out", str(tmp_path / "m"), "--shards", shards, "--init", "scratch", "--size", "tiny",
+            "--stages", "normalization,vae,stage1", "--vae-steps", "2", "--stage1-steps", "2", "--batch-size", "2",
+            "--device", "cpu", "--latent-store", str(store)]
+    assert cli.main(argv) == 0
+    entries = sorted(store.glob("*/*.safetensors"))
+    assert len(entries) == len(SpectralShardDataset(shards)) > 0
+    stamps = [entry.stat().st_mtime_ns for entry in entries]
+    argv[argv.index("--stages") + 1] = "stage2"
+    assert cli.main(argv + ["--stage2-steps", "1"]) == 0
+    assert summary(tmp_path / "m")["stage2"]["status"] == "trained"
+    assert [entry.stat().st_mtime_ns for entry in sorted(store.glob("*/*.safetensors"))] == stamps

@@ -40,8 +40,8 @@ from .common import Runtime, cleanup, setup_runtime
 from .shards import SpectralShardDataset
 from .train_denoiser import DenoiserTraining, add_conditioning_arguments
 from .train_stages import (
-    MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, renderer_settings, stage_calibrate, stage_denoiser,
-    stage_normalization, stage_renderer, stage_vae,
+    LATENT_CACHE_MAX_EXAMPLES, MOTION_FILES, RENDERER_BATCH, RENDERER_FILE, Job, renderer_settings, stage_calibrate,
+    stage_denoiser, stage_normalization, stage_renderer, stage_vae,
 )
 from .train_vae import VaeTraining
 
@@ -112,6 +112,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help=f"denoiser checkpoint every N steps (default {DenoiserTraining.save_every})")
     parser.add_argument("--log-every", type=int, default=DenoiserTraining.log_every, metavar="N",
                         help=f"denoiser loss row every N steps (default {DenoiserTraining.log_every})")
+    parser.add_argument("--latent-store", default=None, metavar="DIR",
+                        help="cache the denoiser stages' latents in this folder on disk (about 6 MB per 256x160 "
+                             f"example): any data size, reused by stage 2 and by a resumed run; default: in memory "
+                             f"up to {LATENT_CACHE_MAX_EXAMPLES} examples, none above")
     add_conditioning_arguments(parser)
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser
