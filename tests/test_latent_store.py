@@ -111,3 +111,25 @@ def test_denoiser_cli_trains_from_the_store_and_reuses_it_in_stage_2(shard_folde
     denoiser_cli.main(common + ["--stage", "2", "--steps", "1"])
     assert [p.stat().st_mtime_ns for p in sorted(store.glob("*/*.safetensors"))] == stamps
     assert (out / "denoiser_stage2_losses.csv").is_file()
+
+
+def test_variants_of_an_odd_width_example_match_flipping_before_the_crop():
+    """The trainer flips the whole example, then crops to the VAE factor; the cache must agree."""
+    from gid_models.train.shards import flip_horizontal, reverse_time
+
+    model = conditioned_model()
+    generator = torch.Generator().manual_seed(2)
+    image, coeffs = torch.rand(3, SIZE, SIZE + 1, generator=generator), torch.randn(K, 4, SIZE, SIZE + 1, generator=generator)
+    cache = LatentCacheDataset([{"image": image, "coeffs": coeffs}], model, augment=True)
+    mask = torch.ones(1, SIZE, SIZE + 1)
+    for variant, (flip, reverse) in enumerate([(False, False), (True, False), (False, True), (True, True)]):
+        want_image, want_coeffs = image, coeffs
+        if flip:
+            want_image, want_coeffs, _ = flip_horizontal(image, coeffs, mask)
+        if reverse:
+            want_coeffs = reverse_time(want_coeffs)
+        plain = LatentCacheDataset([{"image": want_image, "coeffs": want_coeffs}], model, augment=False)
+        assert torch.equal(cache.images[0][variant], plain.images[0][0])
+        assert torch.allclose(cache.latents[0][variant], plain.latents[0][0], atol=1e-5)
+        for got, want in zip(cache.features[0][variant], plain.features[0][0]):
+            assert torch.allclose(got, want, atol=1e-6)

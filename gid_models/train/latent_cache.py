@@ -98,24 +98,33 @@ class LatentCacheDataset(Dataset):
 
 def _encode_variants(item: dict, model, variants, device) -> list[dict]:
     """Per (flip, reverse) variant: {"image", "latents", "features" (a tuple, empty when the
-    denoiser is not picture-conditioned)} of one example, cropped to the VAE factor."""
+    denoiser is not picture-conditioned)} of one example, cropped to the VAE factor after the flip,
+    as the trainer crops an augmented example.
+
+    The smoothing and normalization (training_slices) run once per crop: both commute with the
+    mirror and the sign changes of the variants (a symmetric Gaussian, per-bin scales)."""
     factor = model.downsample_factor
     height, width = item["coeffs"].shape[-2:]
-    rows, cols = slice(0, height - height % factor), slice(0, width - width % factor)
+    rows = slice(0, height - height % factor)
+    kept = width - width % factor
+    crops = {False: slice(0, kept), True: slice(width - kept, width)}  # columns a flip brings to the left
+    smoothed: dict[bool, torch.Tensor] = {}
+    no_mask = torch.ones(1, 1, 1)
     entries = []
     features_of_flip: dict[bool, tuple] = {}  # time reversal leaves the picture, so its features, as they are
     for flip, reverse in variants:
-        image, coeffs = item["image"], item["coeffs"]
-        mask = item.get("mask", torch.ones(1, *coeffs.shape[-2:]))
+        if flip not in smoothed:
+            coeffs = item["coeffs"][None, ..., rows, crops[flip]].float().to(device)
+            smoothed[flip] = training_slices(model, coeffs)[0]  # (K, 4, H', W')
+        image, normalized = item["image"][..., rows, crops[flip]].float(), smoothed[flip]
         if flip:
-            image, coeffs, mask = flip_horizontal(image, coeffs, mask)
+            image, normalized, _ = flip_horizontal(image, normalized, no_mask)
         if reverse:
-            coeffs = reverse_time(coeffs)
-        normalized = training_slices(model, coeffs[None, ..., rows, cols].float().to(device))
-        image = image[..., rows, cols].float().contiguous()
+            normalized = reverse_time(normalized)
+        image = image.contiguous()
         if flip not in features_of_flip:
             conditioned = model.denoiser.image_conditioning is not None
             features_of_flip[flip] = picture_features(model.denoiser, image) if conditioned else ()
-        features = features_of_flip[flip]
-        entries.append({"image": image, "latents": model.encode(normalized)[0].cpu(), "features": features})
+        entries.append({"image": image, "latents": model.encode(normalized[None])[0].cpu(),
+                        "features": features_of_flip[flip]})
     return entries

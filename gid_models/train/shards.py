@@ -180,13 +180,13 @@ def read_records(path: Path) -> list[dict]:
 
 def flip_horizontal(image: torch.Tensor, coeffs: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
     """Mirror left-right: pixels flip along W and x motion (channels Re x, Im x) changes sign."""
-    sign = torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=coeffs.dtype).view(1, 4, 1, 1)
+    sign = torch.tensor([-1.0, -1.0, 1.0, 1.0], dtype=coeffs.dtype, device=coeffs.device).view(1, 4, 1, 1)
     return image.flip(-1), coeffs.flip(-1) * sign, mask.flip(-1)
 
 
 def reverse_time(coeffs: torch.Tensor) -> torch.Tensor:
     """Play the motion backwards (F_t -> F_{-t mod T}): conjugate, i.e. negate Im x and Im y."""
-    sign = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=coeffs.dtype).view(1, 4, 1, 1)
+    sign = torch.tensor([1.0, -1.0, 1.0, -1.0], dtype=coeffs.dtype, device=coeffs.device).view(1, 4, 1, 1)
     return coeffs * sign
 
 
