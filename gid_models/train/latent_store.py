@@ -1,9 +1,9 @@
 """A folder of cached denoiser-training latents on disk, reused across runs, stages and sessions.
 
-Encoding 2,000 scene examples (4 flip x time-reversal variants each) through the motion VAE and
-the frozen image encoder takes about 50 minutes on 2 CPU cores; kept in memory, that work is lost
+Encoding 1,800 scene examples (4 flip x time-reversal variants each) through the motion VAE and
+the frozen image encoder takes about 70 minutes on 2 CPU cores; kept in memory, that work is lost
 with every restart of a resumable run, and the cache (about 5 MB per example at 256x160) no longer
-fits in memory. A LatentStore writes each example's variants once, as one safetensors file, and
+fits in memory. On disk an example takes about 4 MB. A LatentStore writes each example's variants once, as one safetensors file, and
 serves them back lazily:
 
     STORE/<model fingerprint>/<example key>.safetensors

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--log-every", type=int, default=DenoiserTraining.log_every, metavar="N",
                         help=f"denoiser loss row every N steps (default {DenoiserTraining.log_every})")
     parser.add_argument("--latent-store", default=None, metavar="DIR",
-                        help="cache the denoiser stages' latents in this folder on disk (about 6 MB per 256x160 "
+                        help="cache the denoiser stages' latents in this folder on disk (about 4 MB per 256x160 "
                              f"example): any data size, reused by stage 2 and by a resumed run; default: in memory "
                              f"up to {LATENT_CACHE_MAX_EXAMPLES} examples, none above")
     add_conditioning_arguments(parser)

@@ -244,7 +244,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--latent-store", default=None,
                         help="keep those cached latents in this folder on disk instead of memory (implies "
                              "--cache-latents): encoded once per model, reused by later runs, stage 2 and restarts; "
-                             "about 6 MB of disk per 256x160 example")
+                             "about 4 MB of disk per 256x160 example")
     add_conditioning_arguments(parser)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
