@@ -133,3 +133,14 @@ def test_variants_of_an_odd_width_example_match_flipping_before_the_crop():
         assert torch.allclose(cache.latents[0][variant], plain.latents[0][0], atol=1e-5)
         for got, want in zip(cache.features[0][variant], plain.features[0][0]):
             assert torch.allclose(got, want, atol=1e-6)
+
+
+def test_an_unwritable_store_is_refused_before_any_work(shard_folder, tmp_path):
+    from gid_models.train import train_denoiser as denoiser_cli
+
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    with pytest.raises(ValueError, match="--latent-store .*cannot write there"):
+        denoiser_cli.main(["--shards", str(shard_folder), "--out", str(tmp_path / "no_model"),
+                           "--latent-store", str(blocker / "store")])
+    assert not (tmp_path / "no_model").exists()

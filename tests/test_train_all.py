@@ -134,6 +134,7 @@ def test_fine_tune_from_the_shipped_model_copies_it_and_continues(trained, clips
     ("renderer without clips", "give --clips as well as --shards"),
     ("bad init", "is not a model folder"),
     ("bad export", "name the file gid_motion_NAME.safetensors"),
+    ("latent store is a file", "--latent-store"),
 ])
 def test_bad_calls_are_clear_errors(case, expected, trained, tmp_path, caplog):
     shards = str(trained[0] / "shards")
@@ -146,6 +147,7 @@ def test_bad_calls_are_clear_errors(case, expected, trained, tmp_path, caplog):
         "renderer without clips": ["--shards", shards, "--stages", "renderer"],
         "bad init": ["--shards", shards, "--init", str(tmp_path / "empty")],
         "bad export": ["--shards", shards, "--export", str(tmp_path / "mine.safetensors")],
+        "latent store is a file": ["--shards", shards, "--latent-store", str(trained[0] / "train_summary.json")],
     }[case]
     init = [] if case == "bad init" else ["--init", "scratch"]
     with caplog.at_level(logging.ERROR):

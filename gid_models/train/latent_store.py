@@ -65,12 +65,27 @@ def example_key(path: str | Path, row: int | None) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
+def check_store_folder(root: str | Path) -> Path:
+    """root made if missing and shown to be writable, else a ValueError that names --latent-store;
+    call it before any slow step."""
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        probe = root / f".write-test.{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as error:
+        raise ValueError(f"--latent-store {root}: cannot write there ({error.strerror or error}); "
+                         "give a writable folder (about 4 MB per 256x160 example).") from error
+    return root
+
+
 class LatentStore:
     """Entries (one example's cached variants) under root/<fingerprint>/."""
 
     def __init__(self, root: str | Path, fingerprint: str):
-        self.folder = Path(root) / fingerprint
-        self.folder.mkdir(parents=True, exist_ok=True)
+        self.folder = check_store_folder(root) / fingerprint
+        self.folder.mkdir(exist_ok=True)
 
     def path(self, key: str) -> Path:
         return self.folder / f"{key}.safetensors"

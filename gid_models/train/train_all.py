@@ -37,6 +37,7 @@ from ..networks.vae import RECONSTRUCTION_LOSSES
 from ..normalization import FrequencyNormalization
 from . import prepare
 from .common import Runtime, cleanup, setup_runtime
+from .latent_store import check_store_folder
 from .shards import SpectralShardDataset
 from .train_denoiser import DenoiserTraining, add_conditioning_arguments
 from .train_stages import (
@@ -274,6 +275,8 @@ def run(args: argparse.Namespace) -> Path:
     if not args.clips and not args.shards:
         raise ValueError("nothing to train on: give --clips (video files or folders) or --shards (gid prepare output).")
     check_export(args.export)
+    if args.latent_store:
+        check_store_folder(args.latent_store)
     init = init_folder(args.init)
     if init is not None and args.size:
         LOGGER.info("--size %s ignored for networks continued from %s", args.size, init)

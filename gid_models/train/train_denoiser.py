@@ -250,6 +250,10 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO)
     from .shards import SpectralShardDataset
 
+    if args.latent_store:
+        from .latent_store import check_store_folder
+
+        check_store_folder(args.latent_store)
     runtime = setup_runtime(args.device)
     out = Path(args.out)
     settings = DenoiserTraining(stage=args.stage, steps=args.steps, batch_size=args.batch_size,
