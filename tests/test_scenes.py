@@ -21,8 +21,8 @@ from gid_models.train.scenes.compose import compose, project
 from gid_models.train.scenes.engine import SceneConfig, generate, make_example, pack, write_log, write_record
 from gid_models.train.scenes.motion import spectral_volume, wind_rng
 from gid_models.train.scenes.oscillators import CANTILEVER, mode_shape, part_forces
-from gid_models.train.scenes.records import is_held_out
-from gid_models.train.scenes.render import blender_python, render
+from gid_models.train.scenes.records import is_held_out, read_record
+from gid_models.train.scenes.render import RenderFailed, blender_python, render
 from gid_models.train.shards import SpectralShardDataset
 
 PYTHON = blender_python()
@@ -162,6 +162,38 @@ def test_scenes_folder_loads_in_the_training_loader_without_its_held_out_seeds(s
     shutil.copytree(scenes_dir / "scenes", tmp_path / "no_held_out" / "scenes", ignore=shutil.ignore_patterns("*0009.npz"))
     with pytest.raises(MotionError, match="holds no held_out records"):
         SpectralShardDataset(tmp_path / "no_held_out", split="held_out")
+
+
+def _script(path, body):
+    path.write_text("#!/bin/sh\n" + body + "\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def test_a_seed_blender_fails_on_is_skipped_named_and_retried_by_the_next_run(scenes_dir, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    (out / "scenes").mkdir(parents=True)
+    shutil.copy(scenes_dir / "scenes" / f"scene-{SEED:07d}.npz", out / "scenes")
+    # Blender's Python, except that it fails on seed 4 (render() passes SCRIPT scene.npz scene.json out)
+    broken = _script(tmp_path / "python", f"if grep -qs '\"seed\": {SEED + 1},' \"$3\"; then echo stuck >&2; exit 3; fi\n"
+                     f"exec {PYTHON} \"$@\"")
+    monkeypatch.setenv("GID_BLENDER_PYTHON", broken)
+    with pytest.raises(MotionError, match=rf"failed on 1 of 2 scenes \(seeds {SEED + 1}; first: Blender failed on scene "
+                       rf"seed {SEED + 1} \(exit 3\).*The other 2 examples are saved.*run the same command again"):
+        generate(out, 3, CONFIG, workers=1, progress=False)
+    assert sorted(path.name for path in (out / "scenes").iterdir()) == [f"scene-{SEED:07d}.npz", f"scene-{SEED + 2:07d}.npz"]
+    log = [json.loads(line)["seed"] for line in (out / "scenes_log.jsonl").read_text().splitlines()]
+    assert log == [SEED, SEED + 2]
+    monkeypatch.setenv("GID_BLENDER_PYTHON", PYTHON)
+    assert generate(out, 3, CONFIG, workers=1, progress=False) == 3
+    np.testing.assert_array_equal(read_record(out / "scenes" / f"scene-{SEED + 1:07d}.npz")[0],
+                                  read_record(scenes_dir / "scenes" / f"scene-{SEED + 1:07d}.npz")[0])
+
+
+def test_a_render_past_its_time_limit_is_stopped_with_a_clear_error(tmp_path):
+    stuck = _script(tmp_path / "python", "exec sleep 60")
+    with pytest.raises(RenderFailed, match=f"ran past 1 s on scene seed {SEED} and was stopped"):
+        render(compose(SEED), WIDTH, HEIGHT, samples=4, python=stuck, timeout_s=1)
 
 
 def test_packed_shards_hold_the_records_with_the_held_out_seeds_apart(scenes_dir, tmp_path):

@@ -6,8 +6,10 @@ Writes one compact record per scene (DIR/scenes/, about 1 MB each) and DIR/scene
 The training commands read DIR directly: `gid train --shards DIR` takes its training seeds,
 `--val-shards DIR` every tenth seed (9, 19, ...), which `gid train-amplitude` holds out too;
 `--pack` also writes them as shards for tools that read only shards. Resumable (run it again with
-the same options to finish an interrupted run), deterministic per seed. Needs Blender's Python
-module (the `scenes` extra); see gid_models/train/scenes/render.py.
+the same options to finish an interrupted run), deterministic per seed. A scene that Blender fails
+on or that runs past 900 s is skipped; the others go on, and the run ends with exit code 2 naming
+the skipped seeds (run it again to retry them). Needs Blender's Python module (the `scenes`
+extra); see gid_models/train/scenes/render.py.
 """
 
 from __future__ import annotations

@@ -92,9 +92,17 @@ def write_record(out: Path, seed: int, config: SceneConfig, python: str | None =
     return example.record
 
 
-def _record_job(job: tuple) -> dict:
+def _record_job(job: tuple) -> tuple[int, str | None]:
+    """(seed, None) once its record is written, or (seed, why) when Blender failed on it: one stuck
+    or broken render must not stop the other seeds of a long run."""
+    from .render import RenderFailed
+
     out, seed, config, python = job
-    return write_record(Path(out), seed, config, python)
+    try:
+        write_record(Path(out), seed, config, python)
+    except RenderFailed as error:
+        return seed, str(error)
+    return seed, None
 
 
 def pending_seeds(out: Path, count: int, config: SceneConfig) -> list[int]:
@@ -151,7 +159,8 @@ def pack(out: str | Path, config: SceneConfig) -> tuple[int, int]:
 def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), workers: int = 1,
              progress: bool = True, pack_shards: bool = False) -> int:
     """Make `count` examples under out (resuming) and write scenes_log.jsonl; with pack_shards, also
-    shards of them (`pack`); returns the examples on disk."""
+    shards of them (`pack`); returns the examples on disk. A seed that Blender fails on (an error or
+    its time limit) is logged and skipped; once the others are written, MotionError lists them."""
     from tqdm import tqdm
 
     from .render import require_blender_python
@@ -163,20 +172,35 @@ def generate(out: str | Path, count: int, config: SceneConfig = SceneConfig(), w
     LOGGER.info("gid scenes: %d examples to make under %s (%d already there)", len(seeds), out, count - len(seeds))
     jobs = [(str(out), seed, config, python) for seed in seeds]
     began = time.perf_counter()
+    failed: dict[int, str] = {}
+
+    def finished(outcome: tuple[int, str | None]) -> None:
+        seed, why = outcome
+        if why is not None:
+            failed[seed] = why
+            LOGGER.warning("gid scenes: skipped seed %d: %s", seed, why)
+        bar.update(1)
+
     with tqdm(total=len(jobs), unit="scene", desc="scenes", disable=not progress) as bar:
         if workers <= 1:
             for job in jobs:
-                _record_job(job)
-                bar.update(1)
+                finished(_record_job(job))
         else:
             with multiprocessing.get_context("spawn").Pool(workers) as pool:
-                for _ in pool.imap_unordered(_record_job, jobs):
-                    bar.update(1)
+                for outcome in pool.imap_unordered(_record_job, jobs):
+                    finished(outcome)
     if jobs:
-        LOGGER.info("made %d examples in %.0f s wall", len(jobs), time.perf_counter() - began)
+        LOGGER.info("made %d examples in %.0f s wall", len(jobs) - len(failed), time.perf_counter() - began)
     made = write_log(out)
     if pack_shards:
         trained, held_out = pack(out, config)
         LOGGER.info("packed %d training examples into %s and %d held-out ones into %s",
                     trained, out / "shards", held_out, out / "held_out_shards")
+    if failed:
+        seeds = sorted(failed)
+        listed = ", ".join(map(str, seeds[:20])) + (", ..." if len(seeds) > 20 else "")
+        first_reason = failed[seeds[0]].splitlines()[0]
+        raise MotionError(f"gid scenes: Blender failed on {len(seeds)} of {len(jobs)} scenes (seeds {listed}; "
+                          f"first: {first_reason}). The other {made} examples are saved under {out}; run the same "
+                          "command again to retry the failed seeds.")
     return made

@@ -23,6 +23,11 @@ from .compose import Scene
 # a folder without __init__.py: the script needs bpy, so it must stay out of the importable package
 SCRIPT = Path(__file__).parent / "blender" / "render_scene.py"
 DEFAULT_VENV_PYTHON = Path.home() / ".cache" / "comfyui-gid" / "scenes-venv" / "bin" / "python"
+RENDER_TIMEOUT_S = 900.0  # a 256x160 scene takes 20-120 s of one core; 900 s means Blender is stuck
+
+
+class RenderFailed(RuntimeError):
+    """Blender exited with an error, wrote no picture or ran past its time limit, for one scene seed."""
 
 
 def blender_python() -> str | None:
@@ -54,9 +59,11 @@ class Rendered:
 
 
 def render(scene: Scene, width: int, height: int, samples: int = 16, python: str | None = None,
-           threads: int = 1, offsets: dict[str, np.ndarray] | None = None) -> Rendered:
+           threads: int = 1, offsets: dict[str, np.ndarray] | None = None,
+           timeout_s: float = RENDER_TIMEOUT_S) -> Rendered:
     """Render frame 0 at production quality plus the one-sample attribute pass; with offsets
-    (material -> (V, 3) m vertex displacements) also the moved scene's attribute pass."""
+    (material -> (V, 3) m vertex displacements) also the moved scene's attribute pass.
+    Raises RenderFailed when Blender fails or runs past timeout_s seconds (it is killed)."""
     import cv2
 
     python = python or require_blender_python()
@@ -77,14 +84,17 @@ def render(scene: Scene, width: int, height: int, samples: int = 16, python: str
             np.savez(work / "offsets.npz", **{f"{name}/offset": value for name, value in offsets.items()})
             extra = [str(work / "offsets.npz")]
         before = os.times()
-        result = subprocess.run([python, str(SCRIPT), str(work / "scene.npz"), str(work / "scene.json"), str(work / "out"), *extra],
-                                capture_output=True, text=True, timeout=900)
+        command = [python, str(SCRIPT), str(work / "scene.npz"), str(work / "scene.json"), str(work / "out"), *extra]
+        try:
+            result = subprocess.run(command, capture_output=True, text=True, timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise RenderFailed(f"Blender ran past {timeout_s:.0f} s on scene seed {scene.seed} and was stopped") from None
         after = os.times()
         if result.returncode != 0:
-            raise RuntimeError(f"Blender failed on scene seed {scene.seed} (exit {result.returncode}):\n{result.stderr[-3000:]}")
+            raise RenderFailed(f"Blender failed on scene seed {scene.seed} (exit {result.returncode}):\n{result.stderr[-3000:]}")
         image = cv2.imread(str(work / "out" / "beauty.png"), cv2.IMREAD_COLOR)
         if image is None:
-            raise RuntimeError(f"Blender wrote no picture for scene seed {scene.seed}:\n{result.stdout[-2000:]}")
+            raise RenderFailed(f"Blender wrote no picture for scene seed {scene.seed}:\n{result.stdout[-2000:]}")
         with np.load(work / "out" / "attributes.npz") as data:
             attributes = {key: data[key] for key in data.files}
         moved = None
