@@ -147,6 +147,28 @@ def test_output_limits_round_trip_and_older_calibrations_load_without_them(tmp_p
             MotionModel.load(tmp_path / "model")
 
 
+def test_saving_a_loaded_model_keeps_its_calibration_record_until_the_calibration_changes(tmp_path):
+    """`gid calibrate --limits-only` reads the record gid calibrate wrote; a load + save (fp16
+    export, a training run's copy) must not drop it, and must not keep it for new gains."""
+    from gid_models.train.calibrate import read_calibration_record, write_calibration
+
+    torch.manual_seed(0)
+    folder = MotionModel.create("tiny", num_frequencies=K, sample_size=(16, 16)).save(tmp_path / "model")
+    record = {"gains": [0.5, 1.0, 2.0, 0.25], "examples": 3, "limits_px": [9.0, 4.0, 2.0, 1.0]}
+    write_calibration(folder, torch.tensor([0.5, 1.0, 2.0, 0.25]), torch.tensor([9.0, 4.0, 2.0, 1.0]), record)
+
+    copy = MotionModel.load(folder).save(tmp_path / "copy")
+    assert read_calibration_record(copy) == record
+    torch.testing.assert_close(MotionModel.load(copy).output_gains, torch.tensor([0.5, 1.0, 2.0, 0.25]))
+
+    refitted = MotionModel.load(folder)
+    refitted.set_output_gains(torch.full((K,), 3.0))  # the record no longer describes these gains
+    assert read_calibration_record(refitted.save(tmp_path / "refitted")) == {}
+    relimited = MotionModel.load(folder)
+    relimited.set_output_limits(torch.full((K,), 5.0))
+    assert read_calibration_record(relimited.save(tmp_path / "relimited")) == {}
+
+
 @pytest.mark.parametrize("gains", [torch.ones(K + 1), torch.tensor([1.0, 0.0, 1.0, 1.0]), torch.tensor([1.0, float("nan"), 1.0, 1.0])])
 def test_bad_output_gains_are_refused(tmp_path, gains):
     from safetensors.torch import save_file

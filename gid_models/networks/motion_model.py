@@ -109,6 +109,9 @@ class MotionModel(nn.Module):
         self.register_buffer("output_gains", torch.ones(normalization.num_frequencies))
         self.register_buffer("output_limits", torch.full((normalization.num_frequencies,), float("inf")))
         self.quantile = normalization.quantile
+        # the calibration file's metadata (its "record": the per-bin powers the gains were fitted
+        # from), kept so that save() writes it back; cleared when the gains or limits change
+        self.calibration_metadata: dict[str, str] = {}
 
     # --- construction ---------------------------------------------------------------------
     @classmethod
@@ -150,10 +153,12 @@ class MotionModel(nn.Module):
     def set_output_gains(self, gains: torch.Tensor, source: str = "output gains") -> None:
         """Per-bin amplitude gains (K,) applied to sampled motion in pixels (see train/calibrate.py)."""
         self._set_per_bin(self.output_gains, gains, source, "finite positive gains", allow_inf=False)
+        self.calibration_metadata = {}
 
     def set_output_limits(self, limits: torch.Tensor, source: str = "output limits") -> None:
         """Per-bin amplitude limits (K,) in pixels (inf = none) on sampled motion (see train/calibrate.py)."""
         self._set_per_bin(self.output_limits, limits, source, "positive amplitude limits (pixels)", allow_inf=True)
+        self.calibration_metadata = {}
 
     @property
     def calibrated(self) -> bool:
@@ -163,11 +168,13 @@ class MotionModel(nn.Module):
         """{"output_gains", "output_limits"} as float32 CPU tensors (what calibration files hold)."""
         return {name: getattr(self, name).detach().float().cpu().contiguous() for name in ("output_gains", "output_limits")}
 
-    def load_calibration(self, tensors: dict[str, torch.Tensor], source: str) -> None:
-        """Gains (required) and limits (optional: older files have none) from a calibration's tensors."""
+    def load_calibration(self, tensors: dict[str, torch.Tensor], source: str, metadata: dict[str, str] | None = None) -> None:
+        """Gains (required) and limits (optional: older files have none) from a calibration's tensors;
+        metadata (the file's, with its fitting record) is kept for save()."""
         self.set_output_gains(tensors.get("output_gains", torch.empty(0)), source)
         if "output_limits" in tensors:
             self.set_output_limits(tensors["output_limits"], source)
+        self.calibration_metadata = {str(key): str(value) for key, value in (metadata or {}).items()}
 
     @property
     def num_frequencies(self) -> int:
@@ -218,7 +225,7 @@ class MotionModel(nn.Module):
         if self.calibrated:
             from safetensors.torch import save_file
 
-            save_file(self.calibration_tensors(), str(calibration))
+            save_file(self.calibration_tensors(), str(calibration), metadata=self.calibration_metadata or None)
         elif calibration.is_file():
             calibration.unlink()  # a stale file would calibrate the new weights with the old model's gains
         if self.amplitude is not None:
@@ -243,7 +250,8 @@ class MotionModel(nn.Module):
             amplitude = MotionAmplitudeNet.load(directory / AMPLITUDE_FILE).attach_encoder()
         model = cls(vae, denoiser, normalization, amplitude)
         if (directory / CALIBRATION_FILE).is_file():
-            model.load_calibration(open_safetensors(directory / CALIBRATION_FILE)["tensors"], str(directory / CALIBRATION_FILE))
+            calibration = open_safetensors(directory / CALIBRATION_FILE)
+            model.load_calibration(calibration["tensors"], str(directory / CALIBRATION_FILE), calibration["metadata"])
         return model.eval()
 
     # --- single file ---------------------------------------------------------------------------------
