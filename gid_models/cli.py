@@ -26,6 +26,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from . import cli_checks, pipeline
+from .heap import reuse_freed_memory
 from .rendering import NeuralRenderer
 from .spectral import MotionError, MotionTexture, SpectralVolume, spectral_to_motion
 from .video_io import write_video
@@ -379,7 +380,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _run_command(argv: Sequence[str] | None) -> None:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(message)s")
-    args.run(args)
+    with reuse_freed_memory():  # the CLI owns its process: keep freed memory for the next step
+        args.run(args)
 
 
 if __name__ == "__main__":

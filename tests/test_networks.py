@@ -37,6 +37,45 @@ def test_codec_encodes_and_decodes_frequency_slices_per_bin(tiny_model):
     torch.testing.assert_close(decoded[1, 2], alone[0], rtol=1e-4, atol=1e-5)
 
 
+def test_decode_bytes_per_slice_is_the_largest_activation_of_the_decoder():
+    """The size MotionModel.decode splits its slices by: the largest tensor any decoder layer
+    makes for one slice (the shipped VAE's shape and the tiny one's)."""
+    for config in (TINY_VAE, dict(block_out_channels=(16, 32, 64), layers_per_block=1, norm_num_groups=8)):
+        vae = MotionVAE(**config).eval()
+        largest = []
+        hooks = [m.register_forward_hook(lambda m, i, o: largest.append(o[0].numel())) for m in vae.modules()
+                 if m is not vae and not any(True for _ in m.children())]
+        with torch.no_grad():
+            vae.decode(torch.randn(1, 4, 11, 19))
+        for hook in hooks:
+            hook.remove()
+        encoder_layers = sum(1 for name, m in vae.named_modules() if name.startswith("encoder") and not any(m.children()))
+        assert encoder_layers > 0 and largest  # the decoder ran through its hooks
+        assert vae.decode_bytes_per_slice(11, 19) == 4 * max(largest)
+        assert vae.decode_bytes_per_slice(11, 19, element_size=2) == 2 * max(largest)
+
+
+def test_decode_on_the_cpu_in_parts_equals_one_decode_of_every_slice(tiny_model):
+    """Latents big enough that MotionModel.decode splits the slices (to keep every activation
+    within HEAP_BLOCK_BYTES) decode, and pass gradients back, as one call of the VAE on all of them."""
+    from gid_models.heap import HEAP_BLOCK_BYTES
+
+    latents = torch.randn(1, K, 4, 176, 150, generator=torch.Generator().manual_seed(2), requires_grad=True)
+    assert HEAP_BLOCK_BYTES // tiny_model.vae.decode_bytes_per_slice(176, 150) < K  # it does split
+    decoded = tiny_model.decode(latents)
+    weights = torch.randn(decoded.shape, generator=torch.Generator().manual_seed(3))
+    (gradient,) = torch.autograd.grad((decoded * weights).sum(), latents)
+
+    whole = latents.detach().clone().requires_grad_(True)
+    expected = tiny_model.vae.decode(whole[0] / tiny_model.latent_scale)[None]
+    (expected_gradient,) = torch.autograd.grad((expected * weights).sum(), whole)
+    assert decoded.shape == (1, K, 4, 352, 300) and decoded.is_contiguous()
+    # float32 sums in another order (channels last): differences of a few 1e-5 on values of about 1
+    assert float(expected.detach().abs().mean()) > 0.1
+    torch.testing.assert_close(decoded, expected, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(gradient, expected_gradient, rtol=1e-4, atol=1e-4)
+
+
 def test_default_sizes_fit_the_shipping_budget():
     denoiser, vae = MotionDenoiser(), MotionVAE()
     assert sum(p.numel() for p in denoiser.parameters()) <= 8_000_000  # <= 16 MB in fp16

@@ -319,12 +319,15 @@ def test_out_of_memory_halves_the_chunk(generator):
 
 
 def test_chunks_of_one_render_are_evened_out():
-    """10 frames at 400x200 with at most 7 per chunk (CPU_CHUNK_PIXELS) run as 5 + 5, not 7 + 3:
-    one shape for every chunk (a GPU autotunes its kernels once per shape)."""
+    """10 frames of a size that fits at most 7 per chunk (CPU_CHUNK_PIXELS) run as 5 + 5, not
+    7 + 3: one shape for every chunk (a GPU autotunes its kernels once per shape)."""
     from gid_models.rendering.render import CPU_CHUNK_PIXELS
 
-    assert CPU_CHUNK_PIXELS // (200 * 400) == 7
-    assert pick_chunk_size(200, 400, 10, torch.device("cpu")) == 5
-    assert pick_chunk_size(200, 400, 7, torch.device("cpu")) == 7
-    assert pick_chunk_size(200, 400, 15, torch.device("cpu")) == 5
+    height = 100
+    width = CPU_CHUNK_PIXELS // (7 * height)  # 7 frames fit, 8 do not
+    assert CPU_CHUNK_PIXELS // (height * width) == 7
+    assert pick_chunk_size(height, width, 10, torch.device("cpu")) == 5
+    assert pick_chunk_size(height, width, 7, torch.device("cpu")) == 7
+    assert pick_chunk_size(height, width, 15, torch.device("cpu")) == 5
+    assert pick_chunk_size(288, 512, 150, torch.device("cpu")) == 1  # the main job renders frame by frame
     assert pick_chunk_size(4000, 4000, 3, torch.device("cpu")) == 1

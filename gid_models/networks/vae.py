@@ -78,6 +78,19 @@ class MotionVAE(ModelMixin, ConfigMixin):
     def downsample_factor(self) -> int:
         return 2 ** (len(self.config.block_out_channels) - 1)
 
+    def decode_bytes_per_slice(self, height: int, width: int, element_size: int = 4) -> int:
+        """Bytes of the largest activation decode() makes per latent slice of height x width:
+        level l runs at (height * f / 2**l) x (width * f / 2**l) and holds up to its own channels
+        and those upsampled into it from level l + 1."""
+        channels = list(self.config.block_out_channels)
+        factor = self.downsample_factor
+        largest = 0
+        for level, width_channels in enumerate(channels):
+            held = max(width_channels, channels[level + 1] if level + 1 < len(channels) else 0)
+            scale = factor // 2**level
+            largest = max(largest, held * height * scale * width * scale)
+        return largest * element_size
+
     @staticmethod
     def _run(stage: nn.ModuleList, x: torch.Tensor) -> torch.Tensor:
         for layer in stage:

@@ -29,9 +29,11 @@ LOGGER = logging.getLogger(__name__)
 ASPECT_TOLERANCE = 0.02
 # Working memory per output pixel and frame, in bytes (measured peak, rounded up).
 PIXEL_RENDERER_BYTES_PER_PIXEL = 320
-# Pixels (frames x H x W) per chunk on CPU: larger chunks stop paying off (the temporaries fall
-# out of cache), measured on 2 cores: 512x288 runs as fast in chunks of 4 as of 8, slower at 16+.
-CPU_CHUNK_PIXELS = 600_000
+# Pixels (frames x H x W) per chunk on CPU: one 512x288 frame. Larger chunks only cost: their
+# temporaries fall out of cache, and above 32 MiB glibc maps each one afresh (zeroed pages) instead
+# of reusing the heap (gid_models/heap.py). 512x288 on 2 cores, s/frame in chunks of 1 and 4: neural
+# renderer 0.36 and 0.54, pixel renderer 0.061 and 0.073 (with heap reuse, as the CLI runs).
+CPU_CHUNK_PIXELS = 150_000
 # Pixels per chunk on GPUs: chunks of 6 to 15 M pixels ran at the same ~120 M pixels/s through
 # the neural renderer on an H200; larger ones only take more memory from other models.
 GPU_CHUNK_PIXELS = 16_000_000
