@@ -1,7 +1,6 @@
 """Rendering speed and peak memory: pixel and neural renderers at 256x160, 512x288 and 1920x1080.
 
 Run: python benchmarks/render.py [--threads N] [--repeats R] [--devices cpu,cuda] [--chunk FRAMES]
-                                 [--no-heap-reuse]
 
 Every (renderer, size, device) runs in its own subprocess so that the CPU peak memory (peak RSS
 growth over the idle process) belongs to that configuration alone; on CUDA the peak is
@@ -10,14 +9,13 @@ quarter of the resolution (what the motion model produces), resized by render_mo
 frames rendered into a buffer on the compute device; "to cpu" also copies them to the host (what
 the ComfyUI node does). The neural renderer is the bundled one (gid_models/weights/) when it ships,
 else an untrained one of the default size (the same network; its speed does not depend on its
-weights); the last line says which. Each run is inside gid_models.heap.reuse_freed_memory(), as
-the `gid` command renders; --no-heap-reuse times glibc's usual heap behaviour (a ComfyUI server).
+weights); the last line says which. On the CPU render_motion keeps freed memory for its next
+chunk (gid_models/heap.py), as it does wherever it is called from.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import resource
@@ -30,8 +28,6 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from gid_models.heap import reuse_freed_memory  # noqa: E402 - after the checkout is on the path
 
 SIZES = ((256, 160), (512, 288), (1920, 1080))
 RENDERERS = ("pixel", "neural")
@@ -121,15 +117,12 @@ def main() -> None:
     parser.add_argument("--renderers", default=",".join(RENDERERS))
     parser.add_argument("--sizes", default=",".join(f"{w}x{h}" for w, h in SIZES))
     parser.add_argument("--chunk", type=int, default=0, help="frames per chunk (default 0: render_motion picks)")
-    parser.add_argument("--no-heap-reuse", action="store_true", help="glibc's usual heap settings, not the CLI's")
     parser.add_argument("--single", nargs=4, metavar=("RENDERER", "WIDTH", "HEIGHT", "DEVICE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.single:
         renderer_name, width, height, device_name = args.single
-        with contextlib.nullcontext() if args.no_heap_reuse else reuse_freed_memory():
-            result = run_single(renderer_name, int(width), int(height), device_name, args.repeats, args.threads,
-                                args.chunk or None)
-        print(json.dumps(result))
+        print(json.dumps(run_single(renderer_name, int(width), int(height), device_name, args.repeats, args.threads,
+                                    args.chunk or None)))
         return
     header = (f"{'renderer':8} {'size':>10} {'device':6} {'frames':>6} {'fps best':>9} {'fps median':>10} "
               f"{'to cpu':>8} {'peak MB':>8}")
@@ -141,7 +134,6 @@ def main() -> None:
                 width, height = (int(v) for v in size.split("x"))
                 command = [sys.executable, __file__, "--single", renderer_name, str(width), str(height), device_name,
                            "--repeats", str(args.repeats), "--threads", str(args.threads), "--chunk", str(args.chunk)]
-                command += ["--no-heap-reuse"] if args.no_heap_reuse else []
                 completed = subprocess.run(command, capture_output=True, text=True, check=False)
                 if completed.returncode != 0:
                     print(f"{renderer_name:8} {size:>10} {device_name:6} failed: {completed.stderr.strip()[-300:]}")

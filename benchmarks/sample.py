@@ -5,10 +5,9 @@ depend on the weights) for 25, 50 and 250 DDIM steps, with and without loop guid
 CUDA graph; set GID_NO_CUDA_GRAPHS=1 to time them eagerly.
 
     python benchmarks/sample.py [--cpu-steps 2] [--devices cpu cuda] [--sizes default cpu] [--unguided-only]
-                                [--no-heap-reuse]
 
-It runs as the `gid` command does, inside gid_models.heap.reuse_freed_memory() (freed memory kept
-for the next step); --no-heap-reuse times glibc's usual behaviour instead (a ComfyUI server).
+On the CPU the sampler keeps freed memory for its next step (gid_models/heap.py) wherever it is
+called from, so these figures hold for the CLI and the nodes alike.
 
 On the CPU a full 250-step run takes many minutes, so by default the CPU figures are per-step
 times measured over --cpu-steps steps and multiplied out (marked "extrapolated"); pass
@@ -18,7 +17,6 @@ times measured over --cpu-steps steps and multiplied out (marked "extrapolated")
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import sys
 import time
@@ -28,7 +26,6 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from a checkout
 
-from gid_models.heap import reuse_freed_memory
 from gid_models.networks import MotionModel
 from gid_models.sampling import LoopGuidance, sample_spectral_volume
 from gid_models.sampling.cuda_graph import cuda_graphs_enabled
@@ -81,14 +78,12 @@ def main() -> None:
     parser.add_argument("--devices", nargs="+", default=None, help="cpu and/or cuda (default: both when present)")
     parser.add_argument("--sizes", nargs="+", default=["default", "cpu"], help="model sizes (default: default cpu)")
     parser.add_argument("--unguided-only", action="store_true", help="skip the loop-guidance timings")
-    parser.add_argument("--no-heap-reuse", action="store_true", help="glibc's usual heap settings, not the CLI's")
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     devices = args.devices or (["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
-    with contextlib.nullcontext() if args.no_heap_reuse else reuse_freed_memory():
-        for device in devices:
-            for size in args.sizes:
-                run(torch.device(device), args.cpu_steps if device == "cpu" else 0, size, args.unguided_only)
+    for device in devices:
+        for size in args.sizes:
+            run(torch.device(device), args.cpu_steps if device == "cpu" else 0, size, args.unguided_only)
 
 
 if __name__ == "__main__":

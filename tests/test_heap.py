@@ -49,3 +49,22 @@ def test_threads_share_one_setting():
     for thread in threads:
         thread.join()
     assert not errors and heap._depth == 0
+
+
+@pytest.mark.skipif(not heap.tuning_available(), reason="glibc only")
+def test_cpu_sampling_and_rendering_run_with_freed_memory_kept(tiny_model):
+    """Called from anywhere (a node, the CLI, evaluation), CPU sampling and rendering keep freed
+    memory for their next step, and give it back when they end."""
+    from gid_models.rendering import render_motion
+    from gid_models.sampling import sample_spectral_volume
+    from gid_models.spectral import MotionTexture
+
+    depths = []
+    picture = torch.rand(1, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    volume, _ = sample_spectral_volume(tiny_model, picture, seed=0, steps=2, num_frames=8,
+                                       callback=lambda step, steps: depths.append(heap._depth))
+    motion = MotionTexture(torch.randn(1, 3, 2, 16, 16, generator=torch.Generator().manual_seed(1)), fps=30.0)
+    frames = render_motion(picture, motion, callback=lambda index, total: depths.append(heap._depth))
+    assert depths == [1, 1, 1]  # two DDIM steps, then the three frames in one chunk
+    assert volume.coeffs.shape[-2:] == (16, 16) and frames.shape == (3, 3, 16, 16)
+    assert heap._depth == 0

@@ -9,6 +9,7 @@ halved whenever a chunk runs out of memory.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 from typing import Callable
@@ -16,6 +17,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..heap import reuse_freed_memory
 from ..interrupt import checks_inside
 from ..memory import free_memory_bytes, require_memory
 from ..spectral import MotionTexture
@@ -181,7 +183,8 @@ def render_motion(
     frames = torch.empty(total, height, width, 3, device=output_device)
     features = None
     start = 0
-    with torch.no_grad(), checks_inside(renderer, check_interrupt):
+    heap = reuse_freed_memory() if device.type == "cpu" else contextlib.nullcontext()
+    with torch.no_grad(), heap, checks_inside(renderer, check_interrupt):
         while start < total:
             stop = min(total, start + chunk)
             try:

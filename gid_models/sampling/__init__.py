@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
+from ..heap import reuse_freed_memory
 from ..networks.motion_amplitude import CELL
 from ..normalization import normalize
 from ..spectral import MotionError, SpectralVolume, anchor_start_frame
@@ -199,7 +200,8 @@ def sample_spectral_volume(
     graphed = loss is None and cuda_graphs_enabled(device)
     step_noise = GraphedNoise(noise_fn) if graphed else noise_fn
     # A replayed CUDA graph runs no Python (and a step takes milliseconds): checks between passes do.
-    with checks_inside(model, None if graphed else check_interrupt):
+    heap = reuse_freed_memory() if device.type == "cpu" else contextlib.nullcontext()
+    with heap, checks_inside(model, None if graphed else check_interrupt):
         latents = sample_ddim(
             step_noise, latents, steps=steps, generator=generator, guidance_loss=loss,
             recurrence=guidance.recurrence if guidance is not None else 1,
