@@ -172,6 +172,24 @@ def test_torch_is_not_a_plain_requirement():
     )
 
 
+
+def _requirement_names(lines) -> set[str]:
+    names = set()
+    for line in lines:
+        line = line.split("#", 1)[0].strip().strip('",')
+        if line:
+            names.add(line.replace(">", " ").replace("=", " ").replace("<", " ").split()[0].lower())
+    return names
+
+
+def test_pyav_is_installed_with_the_pack():
+    """A fresh install (README quick start, or requirements.txt) must write browser-playable H.264
+    .mp4 files, which needs PyAV: without it video_io falls back to OpenCV's MPEG-4 part 2."""
+    tomllib = pytest.importorskip("tomllib")
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    assert "av" in _requirement_names(project["dependencies"])
+    assert "av" in _requirement_names((REPO_ROOT / "requirements.txt").read_text().splitlines())
+
 def test_no_pickle_files_are_tracked():
     pickles = [str(path) for path in tracked_files()
                if path.suffix.lower() in PICKLE_SUFFIXES or is_pickle(REPO_ROOT / path)]  # fmt: skip
