@@ -184,7 +184,12 @@ def test_train_amplitude_command_refuses_bad_arguments_in_one_line(tmp_path, cap
     assert main(["--out", str(tmp_path / "run"), "--shards", str(tmp_path / "shards"),
                  "--photos", str(tmp_path / "no_photos"), "--masks", str(tmp_path / "no_masks")]) == 2
     assert "is not a folder" in caplog.text
+    assert main(["--out", str(tmp_path / "run"), "--shards", str(tmp_path / "shards"), "--kernel-size", "2"]) == 2
+    assert "--kernel-size must be odd" in caplog.text
     assert not (tmp_path / "run" / "motion_amplitude.safetensors").exists()
+    assert main(["--out", str(tmp_path / "k1"), "--shards", str(tmp_path / "shards"), "--kernel-size", "1",
+                 "--steps", "2", "--batch-size", "2", "--width", "4", "--colour-variants", "0", "--no-progress"]) == 0
+    assert MotionAmplitudeNet.load(tmp_path / "k1" / "motion_amplitude.safetensors").config.kernel_size == 1
 
 
 def test_the_bundled_motion_model_sees_the_picture_and_starts_at_rest():
@@ -266,6 +271,51 @@ def test_merged_network_predicts_the_mean_of_its_members(tmp_path, generator):
         torch.testing.assert_close(loaded(picture), (members[0](picture) + members[1](picture)) / 2, atol=2e-3, rtol=0)
     assert out.with_suffix(".json").is_file()
 
+
+
+def test_weighted_merge_of_different_kernels_predicts_the_weighted_mean(tmp_path, generator):
+    """A 1x1-kernel network merges with 3x3 ones (centred in the larger kernel), with weights; a
+    merged network can be a member again, keeping its own members' shares."""
+    from gid_models.train.merge_amplitude import main as merge_main, merge_networks
+
+    a = _random_net(seed=1)
+    torch.manual_seed(5)
+    per_cell = MotionAmplitudeNet(num_frequencies=4, width=4, kernel_size=1).attach_encoder()
+    for parameter in per_cell.parameters():
+        torch.nn.init.normal_(parameter, std=0.3)
+    per_cell.eval()
+    picture = torch.rand(1, 3, 32, 48, generator=generator)
+    with torch.no_grad():
+        merged = merge_networks([a, per_cell], weights=[0.25, 0.75]).attach_encoder()
+        assert merged.config.kernel_size == 3
+        torch.testing.assert_close(merged(picture), 0.25 * a(picture) + 0.75 * per_cell(picture), atol=1e-5, rtol=1e-5)
+        pair = merge_networks([a, a])  # as the shipped file: two members at 0.5
+        nested = merge_networks([pair, per_cell], weights=[0.5, 0.5]).attach_encoder()
+        torch.testing.assert_close(nested(picture), 0.5 * a(picture) + 0.5 * per_cell(picture), atol=1e-5, rtol=1e-5)
+
+    a.save(tmp_path / "a.safetensors")
+    per_cell.save(tmp_path / "c.safetensors")
+    files = [str(tmp_path / "a.safetensors"), str(tmp_path / "c.safetensors")]
+    out = tmp_path / "w.safetensors"
+    assert merge_main([*files, "--weights", "0.25", "0.75", "--out", str(out)]) == 0
+    loaded = [MotionAmplitudeNet.load(path).attach_encoder() for path in files]  # float16 files, as merged
+    with torch.no_grad():
+        torch.testing.assert_close(MotionAmplitudeNet.load(out).attach_encoder()(picture),
+                                   0.25 * loaded[0](picture) + 0.75 * loaded[1](picture), atol=2e-3, rtol=0)
+
+
+def test_merge_refuses_weights_that_are_not_a_weighted_mean(tmp_path, caplog):
+    from gid_models.train.merge_amplitude import main as merge_main
+
+    _random_net().save(tmp_path / "a.safetensors")
+    files = [str(tmp_path / "a.safetensors")] * 2
+    out = str(tmp_path / "m.safetensors")
+    assert merge_main([*files, "--weights", "0.5", "--out", out]) == 2
+    assert "1 weights for 2 networks" in caplog.text
+    assert merge_main([*files, "--weights", "0.7", "0.7", "--out", out]) == 2
+    assert merge_main([*files, "--weights", "1.5", "-0.5", "--out", out]) == 2
+    assert caplog.text.count("must be positive and sum to 1") == 2
+    assert not (tmp_path / "m.safetensors").exists()
 
 def test_merge_refuses_mismatched_networks_and_overwriting_an_input(tmp_path, caplog):
     from gid_models.train.merge_amplitude import main as merge_main

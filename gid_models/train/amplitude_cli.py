@@ -27,6 +27,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="pictures per step")
     parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate, help="peak (one-cycle)")
     parser.add_argument("--width", type=int, default=defaults.width, help="channels of the network")
+    parser.add_argument("--kernel-size", type=int, default=defaults.kernel_size,
+                        help="odd size of its convolutions' kernels (1: each cell judged from its own features)")
     parser.add_argument("--dropout", type=float, default=defaults.dropout, help="channel dropout of its input")
     parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay, help="AdamW weight decay")
     parser.add_argument("--colour-variants", type=int, default=defaults.colour_variants,
@@ -60,6 +62,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     if args.steps < 1 or args.batch_size < 1 or args.width < 1 or not 0 <= args.dropout < 1 or not 0 <= args.film_share <= 1:
         raise MotionError("--steps, --batch-size and --width must be >= 1, --dropout in [0, 1) and --film-share in [0, 1].")
+    if args.kernel_size < 1 or args.kernel_size % 2 == 0:
+        raise MotionError(f"--kernel-size must be odd and >= 1 (the convolutions pad by half), not {args.kernel_size}.")
     if bool(args.photos) != bool(args.masks):
         raise MotionError("--photos and --masks go together.")
     if args.threads:
@@ -67,7 +71,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     config = AmplitudeTraining(
         out=Path(args.out), scenes=[Path(p) for p in args.scenes], shards=[Path(p) for p in args.shards],
         steps=args.steps, batch_size=args.batch_size, learning_rate=args.learning_rate, width=args.width,
-        dropout=args.dropout, weight_decay=args.weight_decay, colour_variants=args.colour_variants,
+        kernel_size=args.kernel_size, dropout=args.dropout, weight_decay=args.weight_decay,
+        colour_variants=args.colour_variants,
         held_out_every=args.held_out_every, film_share=args.film_share, log_every=args.log_every, seed=args.seed,
         photos=Path(args.photos) if args.photos else None, masks=Path(args.masks) if args.masks else None,
     )
