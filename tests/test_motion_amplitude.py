@@ -193,10 +193,13 @@ def test_train_amplitude_command_refuses_bad_arguments_in_one_line(tmp_path, cap
 
 
 def test_the_bundled_motion_model_sees_the_picture_and_starts_at_rest():
+    """The shipped network is fp16 and small: since session 30 it merges six members (block-diagonal
+    layers, 2.4 MB of which 89 % zero blocks), so the bound is 3 MiB (was 1 MiB for two members);
+    the 30 MB budget of all weights is test_pack_layout's."""
     from gid_models.networks.motion_model import BUNDLED_DIR
 
     path = BUNDLED_DIR / "motion_amplitude.safetensors"
-    assert path.is_file() and path.stat().st_size < 1 * 2**20
+    assert path.is_file() and path.stat().st_size < 3 * 2**20
     assert {t.dtype for t in load_file(str(path)).values()} == {torch.float16}
     model = MotionModel.from_bundled()
     assert isinstance(model.amplitude, MotionAmplitudeNet)
