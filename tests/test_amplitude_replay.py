@@ -118,3 +118,10 @@ def test_command_line_scores_and_refuses_bad_candidates(setup, recording, tmp_pa
     assert "is not a file" in capsys.readouterr().err
     assert amplitude_replay.main(["score", str(tmp_path / "a.safetensors"), "--candidate", "a"]) == 2
     assert "not an amplitude_replay recording" in capsys.readouterr().err
+    out = tmp_path / "new.safetensors"
+    assert amplitude_replay.main(["record", str(out), "--photos", str(root / "photos"), "--masks", str(root / "masks"),
+                                  "--scenes", str(tmp_path / "no_scenes")]) == 2  # refused before any sampling
+    assert "not a `gid scenes` output folder" in capsys.readouterr().err and not out.exists()
+    assert amplitude_replay.main(["record", str(tmp_path / "no_dir" / "r.safetensors"), "--scenes",
+                                  str(root / "scenes_dir")]) == 2
+    assert "does not exist" in capsys.readouterr().err

@@ -26,22 +26,21 @@ import json
 import math
 import sys
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Sequence
 from unittest import mock
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from gid_models.evaluation import metrics
 from gid_models.evaluation.photo_score import find_photo_pairs, load_mask, map_auc, mask_classes
 from gid_models.evaluation.scene_score import _truth, held_out_records
 from gid_models.networks import MotionModel
-from gid_models.networks.motion_amplitude import CELL, MotionAmplitudeNet
+from gid_models.networks.motion_amplitude import MotionAmplitudeNet
 from gid_models.pipeline import load_picture
 from gid_models import sampling
-from gid_models.sampling.amplitude import impose_amplitude
 from gid_models.spectral import MotionError, SpectralVolume, anchor_start_frame
 
 PHOTO_FRAMES, PHOTO_FPS = 150, 30.0  # sample_spectral_volume's defaults, which gid eval --photos uses
@@ -70,14 +69,28 @@ def unplaced_sample(model: MotionModel, picture: torch.Tensor, seed: int, steps:
     return seen["working"], seen["pixels"]
 
 
+def record_inputs(out: Path, photos: Path | None, masks: Path | None, scenes: Path | None,
+                  scene_count: int) -> tuple[list[tuple[Path, Path]], list[Path]]:
+    """(photo and mask pairs, held-out scene records) that `record` samples; MotionError, before any
+    sampling, for an output folder that does not exist, photo folders or a scenes folder that are not."""
+    if not Path(out).parent.is_dir():
+        raise MotionError(f"amplitude_replay record: the folder of {out} does not exist.")
+    pairs = find_photo_pairs(photos, masks) if photos is not None else []
+    records = held_out_records(scenes, scene_count) if scenes is not None else []
+    if not pairs and not records:
+        raise MotionError("amplitude_replay record: nothing to sample; give --photos and --masks and/or --scenes.")
+    return pairs, records
+
+
 def record(model: MotionModel, out: Path, steps: int, photos: Path | None = None, masks: Path | None = None,
            photo_seeds: int = 4, scenes: Path | None = None, scene_count: int = 40, scene_seeds: int = 1,
            progress=print) -> None:
     """Sample every photo (with a mask of both classes) and held-out scene once per seed; write
     out (.safetensors: the working pictures, coefficients and masks; metadata: what each item is)."""
+    pairs, records = record_inputs(out, photos, masks, scenes, scene_count)
     tensors, items = {}, []
     if photos is not None:
-        for picture_path, mask_path in find_photo_pairs(photos, masks):
+        for picture_path, mask_path in pairs:
             mask = load_mask(mask_path)
             moves, still = mask_classes(mask)
             if not moves.any() or not still.any():
@@ -92,7 +105,7 @@ def record(model: MotionModel, out: Path, steps: int, photos: Path | None = None
                                   size=list(picture.shape[-2:]), num_frames=PHOTO_FRAMES, fps=PHOTO_FPS))
             progress(f"{picture_path.stem}: {photo_seeds} sample(s)")
     if scenes is not None:
-        for path in held_out_records(scenes, scene_count):
+        for path in records:
             picture, truth = _truth(path)
             for seed in range(scene_seeds):
                 working, coeffs = unplaced_sample(model, picture, seed, steps, truth.num_frames, truth.fps)
@@ -134,13 +147,9 @@ Candidate = list[tuple[MotionAmplitudeNet, float]]
 @torch.no_grad()
 def placed(candidate: Candidate, working: torch.Tensor, coeffs: torch.Tensor, item: dict) -> SpectralVolume:
     """The recorded sample placed by the candidate's weighted log amplitudes and anchored, at the
-    picture's size, as sample_spectral_volume returns it."""
-    h, w = working.shape[-2:]
-    size = (max(CELL, round(h / CELL) * CELL), max(CELL, round(w / CELL) * CELL))
-    picture = working if size == (h, w) else F.interpolate(working, size=size, mode="bilinear",
-                                                            align_corners=False, antialias=True)
-    log_amplitude = sum(weight * network(picture.float()) for network, weight in candidate)
-    pixels = anchor_start_frame(impose_amplitude(coeffs, log_amplitude))
+    picture's size, as sample_spectral_volume returns it (through the sampler's own motion_placer)."""
+    weighted = SimpleNamespace(amplitude=lambda picture: sum(weight * network(picture) for network, weight in candidate))
+    pixels = anchor_start_frame(sampling.motion_placer(weighted, working)(coeffs))
     return SpectralVolume(pixels, num_frames=item["num_frames"], fps=float(item["fps"])).resized(*item["size"])
 
 
@@ -223,6 +232,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 raise MotionError(f"{args.out} must end in .safetensors.")
             if (args.photos is None) != (args.masks is None):
                 raise MotionError("give --photos and --masks together.")
+            record_inputs(args.out, args.photos, args.masks, args.scenes, args.scene_count)  # before the model loads
             model = (MotionModel.load(args.model) if args.model else MotionModel.from_bundled()).eval()
             record(model, args.out, args.steps, args.photos, args.masks, args.photo_seeds, args.scenes,
                    args.scene_count, args.scene_seeds, progress=lambda text: print(text, flush=True))
